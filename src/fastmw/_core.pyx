@@ -1,0 +1,830 @@
+# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False, cdivision=True
+"""Compiled core of fastmw. ``fastmw._core_py`` is its specification: same names,
+signatures, results, exceptions and messages. Change both in one commit."""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
+from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_XDECREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsLatin1String
+from libc.stdint cimport uint8_t
+from libc.string cimport memcpy
+
+import os
+import uuid
+from collections.abc import Mapping, MutableMapping
+
+from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
+
+from fastmw._storage import REQUEST_CONTEXT
+from fastmw.errors import ConfigurationError, ContextDoesNotExistError
+
+cdef extern from "Python.h":
+    int PyUnicode_IS_ASCII(object)
+    void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
+
+cdef extern from "<time.h>" nogil:
+    ctypedef int clockid_t
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(clockid_t, timespec*)
+    clockid_t CLOCK_MONOTONIC
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_atfork(void (*prepare)(), void (*parent)(), void (*child)())
+
+__all__ = [
+    "MutableHeaders",
+    "ReceiveRecorder",
+    "SendRecorder",
+    "_Context",
+    "add_vary_header",
+    "context_get",
+    "context_reset",
+    "context_set",
+    "encode_header_name",
+    "encode_header_value",
+    "header_append",
+    "header_contains",
+    "header_delete",
+    "header_get",
+    "header_getlist",
+    "header_items",
+    "header_keys",
+    "header_set",
+    "header_setdefault",
+    "header_update",
+    "header_values",
+    "is_uuid",
+    "is_uuid4",
+    "is_visible_ascii",
+    "message_headers",
+    "monotonic",
+    "new_request_id",
+]
+
+cdef enum:
+    SHOWN_CHARS = 64
+    RANDOM_POOL = 4096
+
+cdef object _MISSING = object()
+cdef object _context_var = REQUEST_CONTEXT
+
+# 1 for an RFC 9110 token byte (allowed in a header name).
+cdef uint8_t TOKEN_TABLE[256]
+# 1 for a control byte refused in a header value (all CTLs but HTAB).
+cdef uint8_t VALUE_FORBIDDEN_TABLE[256]
+# value of a hex digit, or 255.
+cdef uint8_t HEX_VALUE[256]
+cdef const char* HEX_CHARS = b"0123456789abcdef"
+
+
+cdef void _init_tables():
+    cdef int c
+    cdef bytes token = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    for c in range(256):
+        TOKEN_TABLE[c] = 0
+        VALUE_FORBIDDEN_TABLE[c] = 1 if (c < 0x20 and c != 0x09) or c == 0x7F else 0
+        HEX_VALUE[c] = 255
+    for c in token:
+        TOKEN_TABLE[c] = 1
+    for c in range(10):
+        HEX_VALUE[ord("0") + c] = c
+    for c in range(6):
+        HEX_VALUE[ord("a") + c] = 10 + c
+        HEX_VALUE[ord("A") + c] = 10 + c
+
+
+_init_tables()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+cdef str _shown(value):
+    text = repr(value[:SHOWN_CHARS])
+    return text + "..." if len(value) > SHOWN_CHARS else text
+
+
+cdef inline str _type_name(value):
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- header names and values
+
+
+cdef bytes _ascii_lower(bytes raw):
+    """``raw.lower()`` that returns ``raw`` itself when it has no upper-case byte."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i
+    cdef const unsigned char* src = <const unsigned char*>PyBytes_AS_STRING(raw)
+    cdef unsigned char* dst
+    for i in range(n):
+        if 65 <= src[i] <= 90:
+            break
+    else:
+        return raw
+    result = PyBytes_FromStringAndSize(NULL, n)
+    dst = <unsigned char*>PyBytes_AS_STRING(result)
+    for i in range(n):
+        dst[i] = src[i] + 32 if 65 <= src[i] <= 90 else src[i]
+    return result
+
+
+cdef bytes _lookup_key(name):
+    if PyBytes_Check(name):
+        return _ascii_lower(<bytes>name)
+    if isinstance(name, str):
+        try:
+            return _ascii_lower(PyUnicode_AsLatin1String(name))
+        except UnicodeEncodeError:
+            pass
+        raise ValueError(f"HTTP header name {_shown(name)} is not latin-1 encodable")
+    raise TypeError(f"header name must be str or bytes, not {_type_name(name)}")
+
+
+cpdef bytes encode_header_name(name):
+    """Lower-cased latin-1 bytes of ``name``; refuses anything but an RFC 9110 token."""
+    cdef bytes key = _lookup_key(name)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(key), i
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(key)
+    if n == 0:
+        raise ValueError(f"invalid HTTP header name {_shown(name)}: only RFC 9110 token characters are allowed")
+    for i in range(n):
+        if not TOKEN_TABLE[p[i]]:
+            raise ValueError(f"invalid HTTP header name {_shown(name)}: only RFC 9110 token characters are allowed")
+    return key
+
+
+cpdef bytes encode_header_value(value):
+    """Latin-1 bytes of ``value``; refuses CR, LF, NUL and other control characters."""
+    cdef bytes raw
+    if PyBytes_Check(value):
+        raw = <bytes>value
+    elif isinstance(value, str):
+        try:
+            raw = PyUnicode_AsLatin1String(value)
+        except UnicodeEncodeError:
+            raw = None
+        if raw is None:
+            raise ValueError(f"HTTP header value {_shown(value)} is not latin-1 encodable")
+    else:
+        raise TypeError(f"header value must be str or bytes, not {_type_name(value)}")
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    for i in range(n):
+        if VALUE_FORBIDDEN_TABLE[p[i]]:
+            raise ValueError(
+                f"invalid HTTP header value {_shown(value)}: control characters (CR, LF, NUL, ...) are not allowed"
+            )
+    return raw
+
+
+cdef int _entry(object entry, PyObject** name, PyObject** value) except -1:
+    """Borrow the name and value of a raw header entry after checking its shape."""
+    cdef Py_ssize_t size
+    if type(entry) is tuple:
+        size = PyTuple_GET_SIZE(entry)
+        if size == 2:
+            name[0] = PyTuple_GET_ITEM(entry, 0)
+            value[0] = PyTuple_GET_ITEM(entry, 1)
+        else:
+            raise TypeError(f"ASGI header entry must have 2 items, not {size}")
+    elif isinstance(entry, (tuple, list)):
+        size = len(entry)
+        if size != 2:
+            raise TypeError(f"ASGI header entry must have 2 items, not {size}")
+        if isinstance(entry, list):
+            name[0] = PyList_GET_ITEM(entry, 0)
+            value[0] = PyList_GET_ITEM(entry, 1)
+        else:
+            name[0] = PyTuple_GET_ITEM(entry, 0)
+            value[0] = PyTuple_GET_ITEM(entry, 1)
+    else:
+        raise TypeError(f"ASGI header entry must be a (name, value) pair, not {_type_name(entry)}")
+    if not PyBytes_Check(<object>name[0]):
+        raise TypeError(f"ASGI header name must be bytes, not {_type_name(<object>name[0])}")
+    if not PyBytes_Check(<object>value[0]):
+        raise TypeError(f"ASGI header value must be bytes, not {_type_name(<object>value[0])}")
+    return 0
+
+
+cdef inline bint _same_name(PyObject* name, bytes key):
+    """Case-insensitive ASCII comparison of a header name with a lower-case key, allocation free."""
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(<object>name), i
+    if n != PyBytes_GET_SIZE(key):
+        return False
+    cdef const unsigned char* a = <const unsigned char*>PyBytes_AS_STRING(<object>name)
+    cdef const unsigned char* b = <const unsigned char*>PyBytes_AS_STRING(key)
+    cdef unsigned char c
+    for i in range(n):
+        c = a[i]
+        if 65 <= c <= 90:
+            c += 32
+        if c != b[i]:
+            return False
+    return True
+
+
+cdef inline list _mutable(headers):
+    if type(headers) is list or isinstance(headers, list):
+        return <list>headers
+    raise TypeError(f"headers must be a list, not {_type_name(headers)}")
+
+
+cdef object _find(headers, bytes key, object default):
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef Py_ssize_t i
+    if type(headers) is list:
+        # No Python code runs inside this loop, so the list cannot change under it.
+        for i in range(PyList_GET_SIZE(headers)):
+            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
+            if _same_name(name, key):
+                return <object>value
+        return default
+    for entry in headers:
+        _entry(entry, &name, &value)
+        if _same_name(name, key):
+            return <object>value
+    return default
+
+
+cpdef object header_get(headers, name, object default=None):
+    """Value of the first header called ``name`` (any case), or ``default``."""
+    return _find(headers, _lookup_key(name), default)
+
+
+cpdef list header_getlist(headers, name):
+    """Values of every header called ``name``, in order."""
+    cdef bytes key = _lookup_key(name)
+    cdef PyObject* item_name
+    cdef PyObject* item_value
+    cdef list found = []
+    for entry in headers:
+        _entry(entry, &item_name, &item_value)
+        if _same_name(item_name, key):
+            found.append(<object>item_value)
+    return found
+
+
+cpdef bint header_contains(headers, name) except -1:
+    """Whether a header called ``name`` is present."""
+    return _find(headers, _lookup_key(name), _MISSING) is not _MISSING
+
+
+cdef int _set(list items, bytes key, bytes raw) except -1:
+    cdef PyObject* item_name
+    cdef PyObject* item_value
+    cdef Py_ssize_t first = -1, index = 0
+    while index < PyList_GET_SIZE(items):
+        _entry(<object>PyList_GET_ITEM(items, index), &item_name, &item_value)
+        if _same_name(item_name, key):
+            if first < 0:
+                first = index
+            else:
+                del items[index]
+                continue
+        index += 1
+    if first < 0:
+        items.append((key, raw))
+    else:
+        items[first] = (key, raw)
+    return 0
+
+
+cpdef header_set(headers, name, value):
+    """Replace the first ``name`` header in place, drop its duplicates, or append."""
+    cdef list items = _mutable(headers)
+    cdef bytes key = encode_header_name(name)
+    _set(items, key, encode_header_value(value))
+
+
+cpdef bytes header_setdefault(headers, name, value):
+    """The existing value of ``name``, or append ``value`` and return it."""
+    cdef list items = _mutable(headers)
+    cdef bytes key = encode_header_name(name)
+    cdef bytes raw = encode_header_value(value)
+    existing = _find(items, key, _MISSING)
+    if existing is not _MISSING:
+        return existing
+    items.append((key, raw))
+    return raw
+
+
+cpdef header_append(headers, name, value):
+    """Append a header, keeping any existing ones of the same name."""
+    cdef list items = _mutable(headers)
+    cdef bytes key = encode_header_name(name)
+    items.append((key, encode_header_value(value)))
+
+
+cpdef Py_ssize_t header_delete(headers, name) except -1:
+    """Remove every ``name`` header; return how many were removed."""
+    cdef list items = _mutable(headers)
+    cdef bytes key = _lookup_key(name)
+    cdef PyObject* item_name
+    cdef PyObject* item_value
+    cdef Py_ssize_t index = 0, removed = 0
+    while index < PyList_GET_SIZE(items):
+        _entry(<object>PyList_GET_ITEM(items, index), &item_name, &item_value)
+        if _same_name(item_name, key):
+            del items[index]
+            removed += 1
+        else:
+            index += 1
+    return removed
+
+
+cpdef header_update(headers, other):
+    """``header_set`` each pair of a mapping or an iterable of pairs."""
+    cdef list items = _mutable(headers)
+    pairs = other.items() if isinstance(other, Mapping) else other
+    for name, value in pairs:
+        header_set(items, name, value)
+
+
+cpdef list header_items(headers):
+    """(name, value) pairs decoded from latin-1."""
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef list pairs = []
+    for entry in headers:
+        _entry(entry, &name, &value)
+        pairs.append(((<bytes>name).decode("latin-1"), (<bytes>value).decode("latin-1")))
+    return pairs
+
+
+cpdef list header_keys(headers):
+    """Header names decoded from latin-1."""
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef list keys = []
+    for entry in headers:
+        _entry(entry, &name, &value)
+        keys.append((<bytes>name).decode("latin-1"))
+    return keys
+
+
+cpdef list header_values(headers):
+    """Header values decoded from latin-1."""
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef list values = []
+    for entry in headers:
+        _entry(entry, &name, &value)
+        values.append((<bytes>value).decode("latin-1"))
+    return values
+
+
+cpdef add_vary_header(headers, vary):
+    """Join ``vary`` onto an existing Vary header (``", "``) or add one."""
+    cdef list items = _mutable(headers)
+    cdef bytes raw = encode_header_value(vary)
+    existing = _find(items, b"vary", None)
+    if existing is not None:
+        raw = <bytes>existing + b", " + raw
+    _set(items, b"vary", raw)
+
+
+cpdef list message_headers(message):
+    """The header list of an ASGI message or scope, made a list in place if needed."""
+    if not isinstance(message, dict):
+        raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+    cdef PyObject* found = PyDict_GetItem(message, "headers")
+    if found != NULL and type(<object>found) is list:
+        return <list>found
+    if found == NULL or <object>found is None:
+        headers = []
+    elif isinstance(<object>found, (list, tuple)):
+        headers = list(<object>found)
+    else:
+        raise TypeError(f"ASGI 'headers' must be a list or tuple, not {_type_name(<object>found)}")
+    PyDict_SetItem(message, "headers", headers)
+    return headers
+
+
+class MutableHeaders(_StarletteMutableHeaders):
+    """Starlette's ``MutableHeaders`` with case-insensitive lookups and validated writes."""
+
+    def __init__(self, headers=None, raw=None, scope=None):
+        if scope is not None and headers is None and raw is None:
+            _StarletteMutableHeaders.__init__(self, raw=message_headers(scope))
+        else:
+            _StarletteMutableHeaders.__init__(self, headers, raw, scope)
+
+    def __getitem__(self, key):
+        value = _find(self._list, _lookup_key(key), None)
+        if value is None:
+            raise KeyError(key)
+        return (<bytes>value).decode("latin-1")
+
+    def get(self, key, default=None):
+        value = _find(self._list, _lookup_key(key), None)
+        return default if value is None else (<bytes>value).decode("latin-1")
+
+    def __contains__(self, key):
+        return header_contains(self._list, key)
+
+    def getlist(self, key):
+        return [(<bytes>value).decode("latin-1") for value in header_getlist(self._list, key)]
+
+    def mutablecopy(self):
+        return MutableHeaders(raw=self._list[:])
+
+    def __setitem__(self, key, value):
+        header_set(self._list, key, value)
+
+    def __delitem__(self, key):
+        header_delete(self._list, key)
+
+    def setdefault(self, key, value):
+        return header_setdefault(self._list, key, value).decode("latin-1")
+
+    def update(self, other=(), /, **kwargs):
+        header_update(self._list, other)
+        if kwargs:
+            header_update(self._list, kwargs)
+
+    def append(self, key, value):
+        header_append(self._list, key, value)
+
+    def add_vary_header(self, vary):
+        add_vary_header(self._list, vary)
+
+
+# --------------------------------------------------------------------------- ids and clock
+
+
+cpdef double monotonic():
+    """Seconds on the monotonic clock (``time.monotonic``'s clock)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+# A pool of CSPRNG bytes (os.urandom) consumed 16 at a time; emptied in a forked
+# child so parent and child never hand out the same ids.
+cdef unsigned char _random_pool[RANDOM_POOL]
+cdef Py_ssize_t _random_used = RANDOM_POOL
+
+
+cdef void _forget_random_pool() noexcept nogil:
+    global _random_used
+    _random_used = RANDOM_POOL
+
+
+pthread_atfork(NULL, NULL, _forget_random_pool)
+
+
+cpdef str new_request_id():
+    """A random (CSPRNG) uuid4 as 32 lower-case hex characters."""
+    global _random_used
+    cdef bytes fresh
+    cdef unsigned char raw[16]
+    cdef Py_ssize_t i
+    if _random_used + 16 > RANDOM_POOL:
+        fresh = os.urandom(RANDOM_POOL)
+        memcpy(_random_pool, PyBytes_AS_STRING(fresh), RANDOM_POOL)
+        _random_used = 0
+    memcpy(raw, _random_pool + _random_used, 16)
+    _random_used += 16
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    result = PyUnicode_New(32, 127)
+    cdef char* out = <char*>PyUnicode_DATA(result)
+    for i in range(16):
+        out[2 * i] = HEX_CHARS[raw[i] >> 4]
+        out[2 * i + 1] = HEX_CHARS[raw[i] & 0x0F]
+    return result
+
+
+cdef int _fast_uuid_version(str value):
+    """Version of a plain (32 hex) or canonical (8-4-4-4-12) UUID string;
+    -1 when it is neither, so the caller falls back to ``uuid.UUID``."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i, digits = 0
+    cdef const unsigned char* p
+    cdef int version_nibble = -1, variant_nibble = -1
+    if not PyUnicode_IS_ASCII(value) or (n != 32 and n != 36):
+        return -1
+    p = <const unsigned char*>PyUnicode_DATA(value)
+    for i in range(n):
+        if n == 36 and (i == 8 or i == 13 or i == 18 or i == 23):
+            if p[i] != 45:  # '-'
+                return -1
+            continue
+        if HEX_VALUE[p[i]] == 255:
+            return -1
+        if digits == 12:
+            version_nibble = HEX_VALUE[p[i]]
+        elif digits == 16:
+            variant_nibble = HEX_VALUE[p[i]]
+        digits += 1
+    # uuid.UUID.version is None (here 0) unless the variant is RFC 4122 (10xx).
+    if (variant_nibble & 0xC) != 0x8:
+        return 0
+    return version_nibble
+
+
+cdef int _uuid_version(value):
+    if not isinstance(value, str):
+        return -1
+    cdef int version = _fast_uuid_version(<str>value)
+    if version >= 0:
+        return version
+    try:
+        parsed = uuid.UUID(value)
+    except (ValueError, TypeError):
+        return -1
+    return parsed.version or 0
+
+
+cpdef bint is_uuid(value) except -1:
+    """Whether ``uuid.UUID(value)`` accepts ``value`` (any form, any version)."""
+    return _uuid_version(value) >= 0
+
+
+cpdef bint is_uuid4(value) except -1:
+    """Whether ``value`` parses as a UUID whose version is 4."""
+    return _uuid_version(value) == 4
+
+
+cpdef bint is_visible_ascii(value, Py_ssize_t max_length) except -1:
+    """Whether ``value`` is a non-empty str of printable ASCII (0x21-0x7E) no longer than ``max_length``."""
+    if not isinstance(value, str):
+        return False
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i
+    if n == 0 or n > max_length or not PyUnicode_IS_ASCII(value):
+        return False
+    cdef const unsigned char* p = <const unsigned char*>PyUnicode_DATA(value)
+    for i in range(n):
+        if p[i] < 0x21 or p[i] > 0x7E:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- send / receive wrapping
+
+
+@cython.freelist(16)
+cdef class SendRecorder:
+    """Wraps an ASGI ``send``: records the response as it passes, never buffers it.
+
+    Headers registered with ``add_header``/``set_header`` and the ``on_start``
+    callback are applied to ``http.response.start`` (and ``websocket.accept``).
+    """
+
+    cdef readonly object send
+    cdef public object on_start
+    cdef readonly bint started, complete, accepted
+    cdef readonly object status, headers, close_code
+    cdef readonly Py_ssize_t body_bytes
+    cdef readonly double t_start, t_first_byte, t_last_byte
+    cdef list _pending
+
+    def __init__(self, send, on_start=None):
+        self.send = send
+        self.on_start = on_start
+        self.started = False
+        self.complete = False
+        self.accepted = False
+        self.status = None
+        self.headers = None
+        self.close_code = None
+        self.body_bytes = 0
+        self.t_start = monotonic()
+        self.t_first_byte = 0.0
+        self.t_last_byte = 0.0
+        self._pending = None
+
+    def add_header(self, name, value):
+        """Append this header to the response start (duplicates kept)."""
+        entry = (False, encode_header_name(name), encode_header_value(value))
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(entry)
+
+    def set_header(self, name, value):
+        """Set this header on the response start (replacing the app's)."""
+        entry = (True, encode_header_name(name), encode_header_value(value))
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(entry)
+
+    cdef list _apply(self, dict message):
+        cdef list headers = message_headers(message)
+        cdef tuple entry
+        if self._pending is not None:
+            for entry in self._pending:
+                if entry[0]:
+                    _set(headers, <bytes>entry[1], <bytes>entry[2])
+                else:
+                    headers.append((entry[1], entry[2]))
+        if self.on_start is not None:
+            self.on_start(self, message)
+        return headers
+
+    def __call__(self, message):
+        if not isinstance(message, dict):
+            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+        cdef dict msg = <dict>message
+        kind = msg.get("type")
+        if kind == "http.response.body" or kind == "websocket.http.response.body":
+            body = msg.get("body", b"")
+            if PyBytes_Check(body):
+                self.body_bytes += PyBytes_GET_SIZE(body)
+            elif isinstance(body, bytearray):
+                self.body_bytes += len(body)
+            else:
+                raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
+            if not msg.get("more_body", False):
+                self.complete = True
+                self.t_last_byte = monotonic()
+        elif kind == "http.response.start" or kind == "websocket.http.response.start":
+            if self.started:
+                raise RuntimeError(f"{kind} was already sent for this request")
+            status = msg.get("status")
+            if not isinstance(status, int):
+                raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
+            self.headers = self._apply(msg)
+            self.status = status
+            self.started = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.accept":
+            self.headers = self._apply(msg)
+            self.accepted = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.close":
+            self.close_code = msg.get("code", 1000)
+            self.t_last_byte = monotonic()
+        return self.send(message)
+
+
+@cython.freelist(16)
+cdef class ReceiveRecorder:
+    """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
+    and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
+
+    cdef readonly object receive
+    cdef readonly Py_ssize_t body_limit, body_bytes
+    cdef readonly bint body_truncated, disconnected
+    cdef bytearray _copy
+
+    def __init__(self, receive, body_limit=0):
+        if type(body_limit) is not int or body_limit < 0:
+            raise ValueError("body_limit must be a non-negative int")
+        self.receive = receive
+        self.body_limit = body_limit
+        self.body_bytes = 0
+        self.body_truncated = False
+        self.disconnected = False
+        self._copy = bytearray()
+
+    @property
+    def body(self):
+        """The copy of the request body read so far (at most ``body_limit`` bytes)."""
+        return bytes(self._copy)
+
+    def release(self):
+        """Drop the body copy."""
+        self._copy = bytearray()
+
+    async def __call__(self):
+        message = await self.receive()
+        kind = message.get("type")
+        cdef Py_ssize_t size, room
+        if kind == "http.request":
+            body = message.get("body", b"")
+            size = len(body)
+            self.body_bytes += size
+            room = self.body_limit - len(self._copy)
+            if size > room:
+                self.body_truncated = True
+                size = room
+            if size > 0:
+                self._copy += body[:size]
+        elif kind == "http.disconnect" or kind == "websocket.disconnect":
+            self.disconnected = True
+        return message
+
+
+# --------------------------------------------------------------------------- context storage
+
+
+cpdef context_set(data):
+    """Make ``data`` the current request context; returns the token to reset it."""
+    if not isinstance(data, dict):
+        raise TypeError(f"context data must be a dict, not {_type_name(data)}")
+    return PyContextVar_Set(_context_var, data)
+
+
+cpdef context_reset(token):
+    """Restore the context that was current before ``context_set`` returned ``token``."""
+    PyContextVar_Reset(_context_var, token)
+
+
+cdef inline object _current_or_none():
+    cdef PyObject* value = NULL
+    PyContextVar_Get(_context_var, NULL, &value)
+    if value == NULL:
+        return None
+    result = <object>value
+    Py_XDECREF(value)
+    return result
+
+
+cpdef object context_get():
+    """The current request context dict; raises ``ContextDoesNotExistError`` outside a request."""
+    data = _current_or_none()
+    if data is None:
+        raise ContextDoesNotExistError()
+    return data
+
+
+cdef class _Context:
+    """A dict-like view of the current request's context (starlette-context's ``context``)."""
+
+    def __init__(self, *args, **kwargs):
+        if args or kwargs:
+            raise ConfigurationError("Can't instantiate with attributes")
+
+    @property
+    def data(self):
+        """The context dict itself, for dumping (e.g. to JSON)."""
+        return context_get()
+
+    def exists(self):
+        """Whether a request context is active."""
+        return _current_or_none() is not None
+
+    def copy(self):
+        """A shallow copy of the context dict."""
+        return context_get().copy()
+
+    def __getitem__(self, key):
+        return context_get()[key]
+
+    def __setitem__(self, key, value):
+        context_get()[key] = value
+
+    def __delitem__(self, key):
+        del context_get()[key]
+
+    def __contains__(self, key):
+        return key in context_get()
+
+    def __len__(self):
+        return len(context_get())
+
+    def __iter__(self):
+        return iter(context_get())
+
+    def __eq__(self, other):
+        data = context_get()
+        if isinstance(other, _Context):
+            return data == other.data
+        return data == other
+
+    def get(self, key, default=None):
+        return context_get().get(key, default)
+
+    def keys(self):
+        return context_get().keys()
+
+    def values(self):
+        return context_get().values()
+
+    def items(self):
+        return context_get().items()
+
+    def pop(self, key, *default):
+        return context_get().pop(key, *default)
+
+    def popitem(self):
+        return context_get().popitem()
+
+    def setdefault(self, key, default=None):
+        return context_get().setdefault(key, default)
+
+    def update(self, other=(), /, **kwargs):
+        context_get().update(other, **kwargs)
+
+    def clear(self):
+        context_get().clear()
+
+    def __repr__(self):
+        data = _current_or_none()
+        return f"<fastmw.ctx._Context {data if data is not None else {}}>"
+
+    def __str__(self):
+        data = _current_or_none()
+        return str(data if data is not None else {})
+
+
+MutableMapping.register(_Context)

@@ -1,0 +1,626 @@
+"""Pure-Python twin of ``fastmw._core``: the specification of the core.
+
+Every public name here exists in the compiled module with the same signature,
+defaults, results, exception types and messages. Change both in one commit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
+from contextvars import Token
+from typing import Any
+
+from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
+
+from fastmw._storage import REQUEST_CONTEXT
+from fastmw.errors import ConfigurationError, ContextDoesNotExistError
+
+__all__ = [
+    "MutableHeaders",
+    "ReceiveRecorder",
+    "SendRecorder",
+    "_Context",
+    "add_vary_header",
+    "context_get",
+    "context_reset",
+    "context_set",
+    "encode_header_name",
+    "encode_header_value",
+    "header_append",
+    "header_contains",
+    "header_delete",
+    "header_get",
+    "header_getlist",
+    "header_items",
+    "header_keys",
+    "header_set",
+    "header_setdefault",
+    "header_update",
+    "header_values",
+    "is_uuid",
+    "is_uuid4",
+    "is_visible_ascii",
+    "message_headers",
+    "monotonic",
+    "new_request_id",
+]
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+SHOWN_CHARS = 64
+# RFC 9110 token characters: the only bytes allowed in a header name.
+TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+# Control characters refused in a header value; HTAB (0x09) is allowed by RFC 9110.
+VALUE_FORBIDDEN = frozenset([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
+RESPONSE_START_TYPES = ("http.response.start", "websocket.http.response.start")
+RESPONSE_BODY_TYPES = ("http.response.body", "websocket.http.response.body")
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _shown(value: str | bytes) -> str:
+    """A short, escaped rendering of a value for error messages."""
+    text = repr(value[:SHOWN_CHARS])
+    return text + "..." if len(value) > SHOWN_CHARS else text
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+# --------------------------------------------------------------------------- header names and values
+
+
+def _lookup_key(name: object) -> bytes:
+    """The lower-cased latin-1 bytes a lookup compares against."""
+    if isinstance(name, bytes):
+        return name.lower()
+    if isinstance(name, str):
+        try:
+            return name.encode("latin-1").lower()
+        except UnicodeEncodeError:
+            raise ValueError(f"HTTP header name {_shown(name)} is not latin-1 encodable") from None
+    raise TypeError(f"header name must be str or bytes, not {_type_name(name)}")
+
+
+def encode_header_name(name: str | bytes) -> bytes:
+    """Lower-cased latin-1 bytes of ``name``; refuses anything but an RFC 9110 token."""
+    key = _lookup_key(name)
+    if not key or not TOKEN_CHARS.issuperset(key):
+        raise ValueError(f"invalid HTTP header name {_shown(name)}: only RFC 9110 token characters are allowed")
+    return key
+
+
+def encode_header_value(value: str | bytes) -> bytes:
+    """Latin-1 bytes of ``value``; refuses CR, LF, NUL and other control characters."""
+    if isinstance(value, bytes):
+        raw = value
+    elif isinstance(value, str):
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ValueError(f"HTTP header value {_shown(value)} is not latin-1 encodable") from None
+    else:
+        raise TypeError(f"header value must be str or bytes, not {_type_name(value)}")
+    if not VALUE_FORBIDDEN.isdisjoint(raw):
+        raise ValueError(f"invalid HTTP header value {_shown(value)}: control characters (CR, LF, NUL, ...) are not allowed")
+    return raw
+
+
+def _entry(entry: object) -> tuple[bytes, bytes]:
+    """Check one raw header entry and return it as a (name, value) pair."""
+    if not isinstance(entry, (tuple, list)):
+        raise TypeError(f"ASGI header entry must be a (name, value) pair, not {_type_name(entry)}")
+    if len(entry) != 2:
+        raise TypeError(f"ASGI header entry must have 2 items, not {len(entry)}")
+    name, value = entry
+    if not isinstance(name, bytes):
+        raise TypeError(f"ASGI header name must be bytes, not {_type_name(name)}")
+    if not isinstance(value, bytes):
+        raise TypeError(f"ASGI header value must be bytes, not {_type_name(value)}")
+    return name, value
+
+
+def _mutable(headers: object) -> list[Any]:
+    if not isinstance(headers, list):
+        raise TypeError(f"headers must be a list, not {_type_name(headers)}")
+    return headers
+
+
+def _same_name(name: bytes, key: bytes) -> bool:
+    return name == key or (len(name) == len(key) and name.lower() == key)
+
+
+# --------------------------------------------------------------------------- raw header lists
+
+
+def header_get(headers: Iterable[Any], name: str | bytes, default: Any = None) -> Any:
+    """Value of the first header called ``name`` (any case), or ``default``."""
+    key = _lookup_key(name)
+    for entry in headers:
+        item_name, item_value = _entry(entry)
+        if _same_name(item_name, key):
+            return item_value
+    return default
+
+
+def header_getlist(headers: Iterable[Any], name: str | bytes) -> list[bytes]:
+    """Values of every header called ``name``, in order."""
+    key = _lookup_key(name)
+    found = []
+    for entry in headers:
+        item_name, item_value = _entry(entry)
+        if _same_name(item_name, key):
+            found.append(item_value)
+    return found
+
+
+def header_contains(headers: Iterable[Any], name: str | bytes) -> bool:
+    """Whether a header called ``name`` is present."""
+    key = _lookup_key(name)
+    for entry in headers:
+        item_name, _ = _entry(entry)
+        if _same_name(item_name, key):
+            return True
+    return False
+
+
+def header_set(headers: RawHeaders, name: str | bytes, value: str | bytes) -> None:
+    """Replace the first ``name`` header in place, drop its duplicates, or append."""
+    items = _mutable(headers)
+    key = encode_header_name(name)
+    raw = encode_header_value(value)
+    first = -1
+    index = 0
+    while index < len(items):
+        item_name, _ = _entry(items[index])
+        if _same_name(item_name, key):
+            if first < 0:
+                first = index
+            else:
+                del items[index]
+                continue
+        index += 1
+    if first < 0:
+        items.append((key, raw))
+    else:
+        items[first] = (key, raw)
+
+
+def header_setdefault(headers: RawHeaders, name: str | bytes, value: str | bytes) -> bytes:
+    """The existing value of ``name``, or append ``value`` and return it."""
+    items = _mutable(headers)
+    key = encode_header_name(name)
+    raw = encode_header_value(value)
+    for entry in items:
+        item_name, item_value = _entry(entry)
+        if _same_name(item_name, key):
+            return item_value
+    items.append((key, raw))
+    return raw
+
+
+def header_append(headers: RawHeaders, name: str | bytes, value: str | bytes) -> None:
+    """Append a header, keeping any existing ones of the same name."""
+    items = _mutable(headers)
+    items.append((encode_header_name(name), encode_header_value(value)))
+
+
+def header_delete(headers: RawHeaders, name: str | bytes) -> int:
+    """Remove every ``name`` header; return how many were removed."""
+    items = _mutable(headers)
+    key = _lookup_key(name)
+    removed = 0
+    index = 0
+    while index < len(items):
+        item_name, _ = _entry(items[index])
+        if _same_name(item_name, key):
+            del items[index]
+            removed += 1
+        else:
+            index += 1
+    return removed
+
+
+def header_update(headers: RawHeaders, other: Mapping[Any, Any] | Iterable[tuple[Any, Any]]) -> None:
+    """``header_set`` each pair of a mapping or an iterable of pairs."""
+    _mutable(headers)
+    pairs = other.items() if isinstance(other, Mapping) else other
+    for name, value in pairs:
+        header_set(headers, name, value)
+
+
+def header_items(headers: Iterable[Any]) -> list[tuple[str, str]]:
+    """(name, value) pairs decoded from latin-1."""
+    pairs = []
+    for entry in headers:
+        item_name, item_value = _entry(entry)
+        pairs.append((item_name.decode("latin-1"), item_value.decode("latin-1")))
+    return pairs
+
+
+def header_keys(headers: Iterable[Any]) -> list[str]:
+    """Header names decoded from latin-1."""
+    return [_entry(entry)[0].decode("latin-1") for entry in headers]
+
+
+def header_values(headers: Iterable[Any]) -> list[str]:
+    """Header values decoded from latin-1."""
+    return [_entry(entry)[1].decode("latin-1") for entry in headers]
+
+
+def add_vary_header(headers: RawHeaders, vary: str | bytes) -> None:
+    """Join ``vary`` onto an existing Vary header (``", "``) or add one."""
+    items = _mutable(headers)
+    raw = encode_header_value(vary)
+    existing = header_get(items, b"vary")
+    if existing is not None:
+        raw = existing + b", " + raw
+    header_set(items, b"vary", raw)
+
+
+def message_headers(message: MutableMapping[str, Any]) -> RawHeaders:
+    """The header list of an ASGI message or scope, made a list in place if needed."""
+    if not isinstance(message, dict):
+        raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+    headers = message.get("headers", _MISSING)
+    if type(headers) is list:
+        return headers
+    if headers is _MISSING or headers is None:
+        headers = []
+    elif isinstance(headers, (list, tuple)):
+        headers = list(headers)
+    else:
+        raise TypeError(f"ASGI 'headers' must be a list or tuple, not {_type_name(headers)}")
+    message["headers"] = headers
+    return headers
+
+
+class MutableHeaders(_StarletteMutableHeaders):
+    """Starlette's ``MutableHeaders`` with case-insensitive lookups and validated writes."""
+
+    def __init__(
+        self,
+        headers: Mapping[str, str] | None = None,
+        raw: RawHeaders | None = None,
+        scope: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        if scope is not None and headers is None and raw is None:
+            super().__init__(raw=message_headers(scope))
+        else:
+            super().__init__(headers, raw, scope)
+
+    def __getitem__(self, key: str) -> str:
+        value = header_get(self._list, key)
+        if value is None:
+            raise KeyError(key)
+        return value.decode("latin-1")  # type: ignore[no-any-return]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = header_get(self._list, key)
+        return default if value is None else value.decode("latin-1")
+
+    def __contains__(self, key: Any) -> bool:
+        return header_contains(self._list, key)
+
+    def getlist(self, key: str) -> list[str]:
+        return [value.decode("latin-1") for value in header_getlist(self._list, key)]
+
+    def mutablecopy(self) -> MutableHeaders:
+        return MutableHeaders(raw=self._list[:])
+
+    def __setitem__(self, key: str, value: str) -> None:
+        header_set(self._list, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        header_delete(self._list, key)
+
+    def setdefault(self, key: str, value: str) -> str:
+        return header_setdefault(self._list, key, value).decode("latin-1")
+
+    def update(self, other: Any = (), /, **kwargs: str) -> None:  # type: ignore[override]
+        header_update(self._list, other)
+        if kwargs:
+            header_update(self._list, kwargs)
+
+    def append(self, key: str, value: str) -> None:
+        header_append(self._list, key, value)
+
+    def add_vary_header(self, vary: str) -> None:
+        add_vary_header(self._list, vary)
+
+
+# --------------------------------------------------------------------------- ids and clock
+
+monotonic = time.monotonic
+
+
+def new_request_id() -> str:
+    """A random (CSPRNG) uuid4 as 32 lower-case hex characters."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
+def _uuid_version(value: object) -> int:
+    """The UUID's version (0 when not RFC 4122), or -1 if ``uuid.UUID`` refuses it."""
+    if not isinstance(value, str):
+        return -1
+    try:
+        parsed = uuid.UUID(value)
+    except (ValueError, TypeError):
+        return -1
+    return parsed.version or 0
+
+
+def is_uuid(value: object) -> bool:
+    """Whether ``uuid.UUID(value)`` accepts ``value`` (any form, any version)."""
+    return _uuid_version(value) >= 0
+
+
+def is_uuid4(value: object) -> bool:
+    """Whether ``value`` parses as a UUID whose version is 4."""
+    return _uuid_version(value) == 4
+
+
+def is_visible_ascii(value: object, max_length: int) -> bool:
+    """Whether ``value`` is a non-empty str of printable ASCII (0x21-0x7E) no longer than ``max_length``."""
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        return False
+    return all("!" <= char <= "~" for char in value)
+
+
+# --------------------------------------------------------------------------- send / receive wrapping
+
+
+class SendRecorder:
+    """Wraps an ASGI ``send``: records the response as it passes, never buffers it.
+
+    Headers registered with ``add_header``/``set_header`` and the ``on_start``
+    callback are applied to ``http.response.start`` (and ``websocket.accept``).
+    """
+
+    __slots__ = (
+        "_pending",
+        "accepted",
+        "body_bytes",
+        "close_code",
+        "complete",
+        "headers",
+        "on_start",
+        "send",
+        "started",
+        "status",
+        "t_first_byte",
+        "t_last_byte",
+        "t_start",
+    )
+
+    def __init__(
+        self,
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        on_start: Callable[[SendRecorder, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.send = send
+        self.on_start = on_start
+        self.started = False
+        self.complete = False
+        self.accepted = False
+        self.status: int | None = None
+        self.headers: RawHeaders | None = None
+        self.close_code: int | None = None
+        self.body_bytes = 0
+        self.t_start = monotonic()
+        self.t_first_byte = 0.0
+        self.t_last_byte = 0.0
+        self._pending: list[tuple[bool, bytes, bytes]] = []
+
+    def add_header(self, name: str | bytes, value: str | bytes) -> None:
+        """Append this header to the response start (duplicates kept)."""
+        self._pending.append((False, encode_header_name(name), encode_header_value(value)))
+
+    def set_header(self, name: str | bytes, value: str | bytes) -> None:
+        """Set this header on the response start (replacing the app's)."""
+        self._pending.append((True, encode_header_name(name), encode_header_value(value)))
+
+    def _apply(self, message: dict[str, Any]) -> RawHeaders:
+        headers = message_headers(message)
+        for replace, name, value in self._pending:
+            if replace:
+                header_set(headers, name, value)
+            else:
+                headers.append((name, value))
+        if self.on_start is not None:
+            self.on_start(self, message)
+        return headers
+
+    def __call__(self, message: dict[str, Any]) -> Awaitable[None]:
+        if not isinstance(message, dict):
+            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+        kind = message.get("type")
+        if kind in RESPONSE_BODY_TYPES:
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray)):
+                raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
+            self.body_bytes += len(body)
+            if not message.get("more_body", False):
+                self.complete = True
+                self.t_last_byte = monotonic()
+        elif kind in RESPONSE_START_TYPES:
+            if self.started:
+                raise RuntimeError(f"{kind} was already sent for this request")
+            status = message.get("status")
+            if not isinstance(status, int):
+                raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
+            self.headers = self._apply(message)
+            self.status = status
+            self.started = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.accept":
+            self.headers = self._apply(message)
+            self.accepted = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.t_last_byte = monotonic()
+        return self.send(message)
+
+
+class ReceiveRecorder:
+    """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
+    and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
+
+    __slots__ = ("_copy", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
+
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], body_limit: int = 0) -> None:
+        if type(body_limit) is not int or body_limit < 0:
+            raise ValueError("body_limit must be a non-negative int")
+        self.receive = receive
+        self.body_limit = body_limit
+        self.body_bytes = 0
+        self.body_truncated = False
+        self.disconnected = False
+        self._copy = bytearray()
+
+    @property
+    def body(self) -> bytes:
+        """The copy of the request body read so far (at most ``body_limit`` bytes)."""
+        return bytes(self._copy)
+
+    def release(self) -> None:
+        """Drop the body copy."""
+        self._copy = bytearray()
+
+    async def __call__(self) -> dict[str, Any]:
+        message = await self.receive()
+        kind = message.get("type")
+        if kind == "http.request":
+            body = message.get("body", b"")
+            size = len(body)
+            self.body_bytes += size
+            room = self.body_limit - len(self._copy)
+            if size > room:
+                self.body_truncated = True
+                size = room
+            if size > 0:
+                self._copy += body[:size]
+        elif kind == "http.disconnect" or kind == "websocket.disconnect":
+            self.disconnected = True
+        return message
+
+
+# --------------------------------------------------------------------------- context storage
+
+
+def context_set(data: dict[Any, Any]) -> Token[dict[Any, Any]]:
+    """Make ``data`` the current request context; returns the token to reset it."""
+    if not isinstance(data, dict):
+        raise TypeError(f"context data must be a dict, not {_type_name(data)}")
+    return REQUEST_CONTEXT.set(data)
+
+
+def context_reset(token: Token[dict[Any, Any]]) -> None:
+    """Restore the context that was current before ``context_set`` returned ``token``."""
+    REQUEST_CONTEXT.reset(token)
+
+
+def context_get() -> dict[Any, Any]:
+    """The current request context dict; raises ``ContextDoesNotExistError`` outside a request."""
+    data = REQUEST_CONTEXT.get(None)
+    if data is None:
+        raise ContextDoesNotExistError()
+    return data
+
+
+class _Context:
+    """A dict-like view of the current request's context (starlette-context's ``context``)."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            raise ConfigurationError("Can't instantiate with attributes")
+
+    @property
+    def data(self) -> dict[Any, Any]:
+        """The context dict itself, for dumping (e.g. to JSON)."""
+        return context_get()
+
+    def exists(self) -> bool:
+        """Whether a request context is active."""
+        return REQUEST_CONTEXT.get(None) is not None
+
+    def copy(self) -> dict[Any, Any]:
+        """A shallow copy of the context dict."""
+        return context_get().copy()
+
+    def __getitem__(self, key: Any) -> Any:
+        return context_get()[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        context_get()[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del context_get()[key]
+
+    def __contains__(self, key: Any) -> bool:
+        return key in context_get()
+
+    def __len__(self) -> int:
+        return len(context_get())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(context_get())
+
+    def __eq__(self, other: object) -> bool:
+        data = context_get()
+        if isinstance(other, _Context):
+            return data == other.data
+        return data == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return context_get().get(key, default)
+
+    def keys(self) -> Any:
+        return context_get().keys()
+
+    def values(self) -> Any:
+        return context_get().values()
+
+    def items(self) -> Any:
+        return context_get().items()
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        return context_get().pop(key, *default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        return context_get().popitem()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        return context_get().setdefault(key, default)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        context_get().update(other, **kwargs)
+
+    def clear(self) -> None:
+        context_get().clear()
+
+    def __repr__(self) -> str:
+        data = REQUEST_CONTEXT.get(None)
+        return f"<fastmw.ctx._Context {data if data is not None else {}}>"
+
+    def __str__(self) -> str:
+        data = REQUEST_CONTEXT.get(None)
+        return str(data if data is not None else {})
+
+
+MutableMapping.register(_Context)

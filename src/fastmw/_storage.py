@@ -1,0 +1,12 @@
+"""The one ContextVar that holds the per-request context dict.
+
+Both core twins read and write this same variable, so data stored through the
+compiled core is visible through the pure one and vice versa.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+REQUEST_CONTEXT: ContextVar[dict[Any, Any]] = ContextVar("fastmw_context")
