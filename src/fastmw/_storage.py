@@ -10,3 +10,6 @@ from contextvars import ContextVar
 from typing import Any
 
 REQUEST_CONTEXT: ContextVar[dict[Any, Any]] = ContextVar("fastmw_context")
+
+# The current request/correlation id (asgi-correlation-id's ``correlation_id``).
+CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
