@@ -48,7 +48,7 @@ def core(request: pytest.FixtureRequest) -> ModuleType:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def twins() -> tuple[ModuleType, ModuleType]:
     """(compiled, pure), for differential tests; skipped when there is no compiled core."""
     if _core_c is None or PURE_RUN:
@@ -169,3 +169,15 @@ async def plain_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     await send({"type": "http.response.body", "body": b"ok"})
+
+
+# --------------------------------------------------------------------------- hypothesis profiles
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("default", max_examples=200, deadline=None)
+# The dedicated hostile-input run: FASTMW_HYPOTHESIS_PROFILE=deep.
+settings.register_profile(
+    "deep", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("FASTMW_HYPOTHESIS_PROFILE", "default"))
