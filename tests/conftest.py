@@ -177,7 +177,5 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("default", max_examples=200, deadline=None)
 # The dedicated hostile-input run: FASTMW_HYPOTHESIS_PROFILE=deep.
-settings.register_profile(
-    "deep", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("deep", max_examples=100_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("FASTMW_HYPOTHESIS_PROFILE", "default"))

@@ -1,7 +1,9 @@
 """fastmw: Cython-accelerated ASGI middleware for Starlette, FastAPI and any ASGI app."""
 
 from fastmw._impl import COMPILED
-from fastmw._storage import REQUEST_CONTEXT as _request_scope_context_storage
+
+# starlette-context's private name for the context variable: real user plugins read it.
+from fastmw._storage import REQUEST_CONTEXT as _request_scope_context_storage  # noqa: F401
 
 __version__ = "0.1.0"
 

@@ -109,7 +109,9 @@ def encode_header_value(value: str | bytes) -> bytes:
     else:
         raise TypeError(f"header value must be str or bytes, not {_type_name(value)}")
     if not VALUE_FORBIDDEN.isdisjoint(raw):
-        raise ValueError(f"invalid HTTP header value {_shown(value)}: control characters (CR, LF, NUL, ...) are not allowed")
+        raise ValueError(
+            f"invalid HTTP header value {_shown(value)}: control characters (CR, LF, NUL, ...) are not allowed"
+        )
     return raw
 
 

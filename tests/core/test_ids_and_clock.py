@@ -63,8 +63,17 @@ def test_uuid_checks_follow_uuid_module(core: ModuleType, value: object, any_uui
 
 @pytest.mark.parametrize(
     ("value", "limit", "expected"),
-    [("abc-123_XYZ", 128, True), ("", 128, False), ("a b", 128, False), ("a\r\n", 128, False),
-     ("é", 128, False), ("x" * 129, 128, False), ("x" * 128, 128, True), ("\x7f", 5, False), (b"abc", 5, False)],
+    [
+        ("abc-123_XYZ", 128, True),
+        ("", 128, False),
+        ("a b", 128, False),
+        ("a\r\n", 128, False),
+        ("é", 128, False),
+        ("x" * 129, 128, False),
+        ("x" * 128, 128, True),
+        ("\x7f", 5, False),
+        (b"abc", 5, False),
+    ],
 )
 def test_visible_ascii(core: ModuleType, value: object, limit: int, expected: bool) -> None:
     assert core.is_visible_ascii(value, limit) is expected

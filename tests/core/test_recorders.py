@@ -75,7 +75,7 @@ def test_second_start_is_refused(core: ModuleType) -> None:
     downstream = Recorder()
     wrapper = core.SendRecorder(downstream)
     run(_send_all(wrapper, [dict(START)]))
-    with pytest.raises(RuntimeError, match="http.response.start was already sent"):
+    with pytest.raises(RuntimeError, match=r"http\.response\.start was already sent"):
         wrapper(dict(START))
     assert len(downstream.messages) == 1
 
