@@ -1,0 +1,37 @@
+"""Core operations do not leak: run in a subprocess, bounded RSS growth, exact refcounts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ITERATIONS = 200_000
+RSS_BUDGET_KIB = 2048
+
+
+def run_script(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow
+def test_core_operations_do_not_leak(core: ModuleType) -> None:
+    twin = "pure" if core.__name__.endswith("_py") else "compiled"
+    figures = run_script("tests.leak_scripts.core_ops", twin, str(ITERATIONS))
+    assert figures["ref_deltas"] == {"name": 0, "value": 0, "headers": 0, "context": 0}
+    assert figures["rss_growth_kib"] < RSS_BUDGET_KIB, figures
