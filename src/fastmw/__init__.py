@@ -2,7 +2,19 @@
 
 from fastmw._impl import COMPILED
 from fastmw._storage import REQUEST_CONTEXT as _request_scope_context_storage
+from fastmw.ctx import context, request_cycle_context
+
+from fastmw import plugins  # noqa: E402  (isort: after ctx, which plugins import)
+from fastmw.middleware import ContextMiddleware, RawContextMiddleware  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["COMPILED", "__version__"]
+__all__ = [
+    "COMPILED",
+    "ContextMiddleware",
+    "RawContextMiddleware",
+    "__version__",
+    "context",
+    "plugins",
+    "request_cycle_context",
+]
