@@ -108,8 +108,9 @@ class ContextMiddlewareBase:
         echo = [p for p in self.plugins if type(p).enrich_response is PluginUUIDBase.enrich_response]
         self._enrichers = [p for p in self.plugins if type(p).enrich_response is not Plugin.enrich_response]
         self._custom_enrich = len(echo) != len(self._enrichers)
-        self._echo_keys = [plugin.key for plugin in echo]
-        self._put = core.header_set if self.replace_echo_headers else core.header_append
+        # (context key, encoded header name) of each built-in echo, in plugin order.
+        self._echo = [(plugin.key, core.encode_header_name(plugin.key)) for plugin in echo]
+        self._put = _SendRecorder.set_header if self.replace_echo_headers else _SendRecorder.add_header
 
     @staticmethod
     def _check_key(plugin: Plugin) -> None:
@@ -153,8 +154,8 @@ class ContextMiddlewareBase:
             return
         if self._custom_enrich:
             send = EnrichingSend(self, send)
-        elif self._echo_keys:
-            send = _SendRecorder(send, self._echo)
+        elif self._echo:
+            send = self._echoing(send, data)
         token = _context_set(data)
         await self.app(scope, receive, send)
         # Reached only when the app returns: like starlette-context, an exception
@@ -191,17 +192,23 @@ class ContextMiddlewareBase:
             return
         await self._send_error(scope, receive, send, response)
 
-    def _echo(self, recorder: Any, message: Message) -> None:
-        """SendRecorder start callback: the built-in UUID plugins' ``enrich_response``."""
-        data = _context_get()
-        headers = _message_headers(message)
+    def _echoing(self, send: Send, data: dict[Any, Any]) -> Send:
+        """A ``send`` that adds the UUID plugins' echo headers to the response start.
+
+        The built-in ``enrich_response`` without a coroutine: the values are
+        registered once with the core ``SendRecorder``, which applies them to
+        ``http.response.start`` / ``websocket.accept`` in C.
+        """
+        recorder = _SendRecorder(send)
         put = self._put
-        for key in self._echo_keys:
+        for key, name in self._echo:
+            value = data.get(key)
             try:
-                put(headers, key, str(data.get(key)))
+                put(recorder, name, value if type(value) is str else str(value))
             except ValueError:
-                # The app stored a value that cannot be a header (CR/LF/...): not echoed.
+                # Only a value set by overridden hooks can get here (CR/LF/...): not echoed.
                 continue
+        return recorder  # type: ignore[no-any-return]
 
 
 class EnrichingSend:

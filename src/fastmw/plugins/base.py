@@ -58,6 +58,18 @@ def echoable(value: str) -> bool:
     return True
 
 
+def echoable_uuid_header(value: str) -> bool:
+    """Whether an unvalidated UUID header may be stored and echoed (bounded, no CR/LF/NUL)."""
+    return len(value) <= MAX_UUID_HEADER and echoable(value)
+
+
+def valid_uuid_header(value: str) -> bool:
+    """Whether ``uuid.UUID`` accepts ``value`` and it is safe to echo (bounded, printable)."""
+    # uuid.UUID (via int()) tolerates surrounding whitespace, so CR/LF/NUL can
+    # hide in an accepted value: isprintable() refuses every control character.
+    return len(value) <= MAX_UUID_HEADER and _is_uuid(value) and value.isprintable()
+
+
 class Plugin(metaclass=abc.ABCMeta):
     """Extracts one thing from the request; ``key`` names the header (and the context key)."""
 
@@ -116,9 +128,7 @@ class PluginUUIDBase(Plugin):
 
     def validate_uuid(self, uuid_to_validate: str) -> None:
         """Raise ``WrongUUIDError`` unless the value is a well-formed UUID (any form, any version)."""
-        if len(uuid_to_validate) > MAX_UUID_HEADER or not (
-            _is_uuid(uuid_to_validate) and echoable(uuid_to_validate)
-        ):
+        if not valid_uuid_header(uuid_to_validate):
             raise WrongUUIDError("Wrong uuid", error_response=self.error_response)
 
     def get_new_uuid(self) -> str:
@@ -129,7 +139,7 @@ class PluginUUIDBase(Plugin):
 
     def _check_unvalidated(self, value: str) -> None:
         # Even with validate=False a value that cannot be echoed safely is refused.
-        if len(value) > MAX_UUID_HEADER or not echoable(value):
+        if not echoable_uuid_header(value):
             raise WrongUUIDError("Wrong uuid", error_response=self.error_response)
 
     async def extract_value_from_header_by_key(self, request: Request | HTTPConnection) -> str | None:
@@ -156,9 +166,11 @@ class PluginUUIDBase(Plugin):
         ):
             return None
         lookup = lookup_key(self.key)
-        custom_new = overrides(self, PluginUUIDBase, "get_new_uuid")
-        custom_check = overrides(self, PluginUUIDBase, "validate_uuid", "_check_unvalidated")
-        if custom_new or custom_check or type(self).uuid_functions_mapper is not PluginUUIDBase.uuid_functions_mapper:
+        if (
+            overrides(self, PluginUUIDBase, "get_new_uuid", "validate_uuid", "_check_unvalidated")
+            or self.version != 4
+            or self.uuid_functions_mapper[4] is not uuid.uuid4
+        ):
             return self._read_with_hooks
         plugin = self
 
@@ -166,12 +178,10 @@ class PluginUUIDBase(Plugin):
             raw = None if plugin.force_new_uuid else _header_get(headers, lookup)
             if not raw:
                 # A fresh id from the core is always a valid 32-hex uuid4.
-                return _new_request_id() if plugin.version == 4 else plugin.get_new_uuid()
+                return _new_request_id()
             value: str = raw.decode("latin-1")
-            if plugin.validate:
-                plugin.validate_uuid(value)
-            else:
-                plugin._check_unvalidated(value)
+            if not (valid_uuid_header(value) if plugin.validate else echoable_uuid_header(value)):
+                raise WrongUUIDError("Wrong uuid", error_response=plugin.error_response)
             return value
 
         return read
