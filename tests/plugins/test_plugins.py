@@ -159,7 +159,7 @@ def test_bad_date(value: bytes) -> None:
 
 def test_plugin_without_key_is_a_configuration_error() -> None:
     class NoKey(Plugin):
-        pass
+        key = 1  # type: ignore[assignment]
 
     with pytest.raises(ConfigurationError, match="Plugin NoKey is missing a valid key."):
         slow(NoKey(), [])
