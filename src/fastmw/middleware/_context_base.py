@@ -108,7 +108,11 @@ class ContextMiddlewareBase:
         echo = [p for p in self.plugins if type(p).enrich_response is PluginUUIDBase.enrich_response]
         self._enrichers = [p for p in self.plugins if type(p).enrich_response is not Plugin.enrich_response]
         self._custom_enrich = len(echo) != len(self._enrichers)
-        # (context key, encoded header name) of each built-in echo, in plugin order.
+        # (context key, encoded header name) of each built-in echo, in plugin order:
+        # the UUID plugins' enrich_response done by registering the value with the
+        # core SendRecorder, which applies it on the response start in C. The value
+        # echoed is the one in the context when the app starts (starlette-context
+        # reads it again at response time; see docs/context.md).
         self._echo = [(plugin.key, core.encode_header_name(plugin.key)) for plugin in echo]
         self._put = _SendRecorder.set_header if self.replace_echo_headers else _SendRecorder.add_header
 
@@ -152,10 +156,21 @@ class ContextMiddlewareBase:
         except MiddleWareValidationError as exc:
             await self._refuse(scope, receive, send, exc.error_response or self.error_response)
             return
-        if self._custom_enrich:
+        if self._echo:
+            if self._custom_enrich:
+                send = EnrichingSend(self, send)
+            else:
+                # The built-in echo: values registered with the C recorder, no coroutine.
+                recorder = send = _SendRecorder(send)
+                put = self._put
+                for key, name in self._echo:
+                    value = data.get(key)
+                    try:
+                        put(recorder, name, value if type(value) is str else str(value))
+                    except ValueError:
+                        continue
+        elif self._custom_enrich:
             send = EnrichingSend(self, send)
-        elif self._echo:
-            send = self._echoing(send, data)
         token = _context_set(data)
         await self.app(scope, receive, send)
         # Reached only when the app returns: like starlette-context, an exception
@@ -191,25 +206,6 @@ class ContextMiddlewareBase:
                 await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
         await self._send_error(scope, receive, send, response)
-
-    def _echoing(self, send: Send, data: dict[Any, Any]) -> Send:
-        """A ``send`` that adds the UUID plugins' echo headers to the response start.
-
-        The built-in ``enrich_response`` without a coroutine: the values are
-        registered once with the core ``SendRecorder``, which applies them to
-        ``http.response.start`` / ``websocket.accept`` in C.
-        """
-        recorder = _SendRecorder(send)
-        put = self._put
-        for key, name in self._echo:
-            value = data.get(key)
-            try:
-                put(recorder, name, value if type(value) is str else str(value))
-            except ValueError:
-                # Only a value set by overridden hooks can get here (CR/LF/...): not echoed.
-                continue
-        return recorder  # type: ignore[no-any-return]
-
 
 class EnrichingSend:
     """A ``send`` that runs the plugins' ``enrich_response`` hooks once, on the response start."""
