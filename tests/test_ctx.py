@@ -29,10 +29,16 @@ def test_ctx_exports_the_live_core_class() -> None:
 def test_outside_a_request(core: ModuleType) -> None:
     context = core._Context()
     with pytest.raises(ContextDoesNotExistError) as info:
-        context.data
+        _ = context.data
     assert str(info.value) == MESSAGE and info.value.message == MESSAGE
-    for operation in (lambda: context["a"], lambda: len(context), lambda: context.get("a"), context.copy,
-                      lambda: context.update(a=1), lambda: bool(context)):
+    for operation in (
+        lambda: context["a"],
+        lambda: len(context),
+        lambda: context.get("a"),
+        context.copy,
+        lambda: context.update(a=1),
+        lambda: bool(context),
+    ):
         with pytest.raises(ContextDoesNotExistError):
             operation()
     assert context.exists() is False

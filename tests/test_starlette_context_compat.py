@@ -50,23 +50,43 @@ def test_public_names(lib: Lib) -> None:
     assert callable(lib.root.request_cycle_context)
     for name in ("ContextMiddleware", "RawContextMiddleware"):
         assert hasattr(lib.middleware, name)
-    for name in ("Plugin", "RequestIdPlugin", "CorrelationIdPlugin", "UserAgentPlugin", "ForwardedForPlugin",
-                 "DateHeaderPlugin", "ApiKeyPlugin"):
+    for name in (
+        "Plugin",
+        "RequestIdPlugin",
+        "CorrelationIdPlugin",
+        "UserAgentPlugin",
+        "ForwardedForPlugin",
+        "DateHeaderPlugin",
+        "ApiKeyPlugin",
+    ):
         assert hasattr(lib.plugins, name)
-    for name in ("ConfigurationError", "ContextDoesNotExistError", "MiddleWareValidationError", "WrongUUIDError",
-                 "DateFormatError"):
+    for name in (
+        "ConfigurationError",
+        "ContextDoesNotExistError",
+        "MiddleWareValidationError",
+        "WrongUUIDError",
+        "DateFormatError",
+    ):
         assert issubclass(getattr(lib.errors, name), Exception)
     assert [(m.name, m.value) for m in lib.header_keys.HeaderKeys] == [
-        ("api_key", "X-API-Key"), ("correlation_id", "X-Correlation-ID"), ("request_id", "X-Request-ID"),
-        ("date", "Date"), ("forwarded_for", "X-Forwarded-For"), ("user_agent", "User-Agent"),
+        ("api_key", "X-API-Key"),
+        ("correlation_id", "X-Correlation-ID"),
+        ("request_id", "X-Request-ID"),
+        ("date", "Date"),
+        ("forwarded_for", "X-Forwarded-For"),
+        ("user_agent", "User-Agent"),
     ]
 
 
 def test_every_plugin_reads_its_header(lib: Lib, middleware_name: str) -> None:
     app = build(lib, middleware_name, all_plugins(lib))
     sent = {
-        "X-Request-ID": UUID_HEX, "X-Correlation-ID": str(uuid.UUID(UUID_HEX)), "User-Agent": "ua/1",
-        "X-Forwarded-For": "10.0.0.1", "X-API-Key": "secret", "Date": "Wed, 01 Jan 2020 04:27:12 GMT",
+        "X-Request-ID": UUID_HEX,
+        "X-Correlation-ID": str(uuid.UUID(UUID_HEX)),
+        "User-Agent": "ua/1",
+        "X-Forwarded-For": "10.0.0.1",
+        "X-API-Key": "secret",
+        "Date": "Wed, 01 Jan 2020 04:27:12 GMT",
     }
     rec = get(app, "/", sent)
     assert rec.status == 200
@@ -80,15 +100,26 @@ def test_missing_headers(lib: Lib, middleware_name: str) -> None:
     rec = get(build(lib, middleware_name, all_plugins(lib)))
     data = json.loads(rec.body)
     assert {k: v for k, v in data.items() if "ID" not in k} == {
-        "User-Agent": "None", "X-Forwarded-For": "None", "X-API-Key": "None", "Date": "None",
+        "User-Agent": "None",
+        "X-Forwarded-For": "None",
+        "X-API-Key": "None",
+        "Date": "None",
     }
     for key in ("X-Request-ID", "X-Correlation-ID"):
         assert uuid.UUID(data[key]).version == 4 and len(data[key]) == 32
         assert header_values(rec, key.lower().encode()) == [data[key].encode()]
 
 
-@pytest.mark.parametrize("value", [UUID_HEX.upper(), "{" + UUID_HEX + "}", "urn:uuid:" + str(uuid.UUID(UUID_HEX)),
-                                   str(uuid.uuid1()), "00000000-0000-0000-0000-000000000000"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        UUID_HEX.upper(),
+        "{" + UUID_HEX + "}",
+        "urn:uuid:" + str(uuid.UUID(UUID_HEX)),
+        str(uuid.uuid1()),
+        "00000000-0000-0000-0000-000000000000",
+    ],
+)
 def test_uuid_forms_accepted_and_echoed_as_sent(lib: Lib, middleware_name: str, value: str) -> None:
     rec = get(build(lib, middleware_name, (lib.plugins.RequestIdPlugin(),)), "/", {"X-Request-ID": value})
     assert json.loads(rec.body) == {"X-Request-ID": value}
@@ -108,8 +139,11 @@ def test_plugin_error_response_and_default_error_response(lib: Lib, middleware_n
     rec = get(build(lib, middleware_name, (plugin,)), "/", {"X-Correlation-ID": "x"})
     assert (rec.status, rec.body) == (418, b"tea")
     gone = Response("gone", status_code=410)
-    rec = get(build(lib, middleware_name, (lib.plugins.RequestIdPlugin(),), default_error_response=gone), "/",
-              {"X-Request-ID": "x"})
+    rec = get(
+        build(lib, middleware_name, (lib.plugins.RequestIdPlugin(),), default_error_response=gone),
+        "/",
+        {"X-Request-ID": "x"},
+    )
     assert (rec.status, rec.body) == (410, b"gone")
 
 
@@ -128,7 +162,9 @@ def test_bad_date(lib: Lib, middleware_name: str, value: str) -> None:
 
 
 def test_date_without_zone(lib: Lib, middleware_name: str) -> None:
-    rec = get(build(lib, middleware_name, (lib.plugins.DateHeaderPlugin(),)), "/", {"Date": "Wed, 01 Jan 2020 04:27:12"})
+    rec = get(
+        build(lib, middleware_name, (lib.plugins.DateHeaderPlugin(),)), "/", {"Date": "Wed, 01 Jan 2020 04:27:12"}
+    )
     assert json.loads(rec.body) == {"Date": "2020-01-01 04:27:12"}
 
 

@@ -1,11 +1,10 @@
 """fastmw: Cython-accelerated ASGI middleware for Starlette, FastAPI and any ASGI app."""
 
+from fastmw import plugins
 from fastmw._impl import COMPILED
-from fastmw._storage import REQUEST_CONTEXT as _request_scope_context_storage
+from fastmw._storage import REQUEST_CONTEXT as _request_scope_context_storage  # noqa: F401
 from fastmw.ctx import context, request_cycle_context
-
-from fastmw import plugins  # noqa: E402  (isort: after ctx, which plugins import)
-from fastmw.middleware import ContextMiddleware, RawContextMiddleware  # noqa: E402
+from fastmw.middleware import ContextMiddleware, RawContextMiddleware
 
 __version__ = "0.1.0"
 

@@ -26,12 +26,20 @@ def test_module_paths() -> None:
 
 def test_echo_replaces_the_app_header() -> None:
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"x-request-id", b"a"), (b"x-request-id", b"b")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"x-request-id", b"a"), (b"x-request-id", b"b")],
+            }
+        )
         await send({"type": "http.response.body", "body": b""})
 
-    rec = run(call_app(ContextMiddleware(app, plugins=(RequestIdPlugin(),)),
-                       http_scope(headers=[(b"x-request-id", HEX.encode())])))
+    rec = run(
+        call_app(
+            ContextMiddleware(app, plugins=(RequestIdPlugin(),)), http_scope(headers=[(b"x-request-id", HEX.encode())])
+        )
+    )
     assert [v for k, v in rec.headers if k == b"x-request-id"] == [HEX.encode()]
 
 
@@ -48,7 +56,9 @@ def test_enrich_receives_a_response_and_can_change_status() -> None:
 
     rec = run(call_app(ContextMiddleware(plain_app, plugins=(Inspect(),)), http_scope()))
     assert got == [(True, "http.response.start", 200)]
-    assert rec.status == 203 and rec.header(b"set-cookie", ).startswith(b"session=abc")  # type: ignore[union-attr]
+    assert rec.status == 203 and rec.header(
+        b"set-cookie",
+    ).startswith(b"session=abc")  # type: ignore[union-attr]
 
 
 def test_plugins_get_a_request_and_a_read_body_is_replayed() -> None:
@@ -66,8 +76,10 @@ def test_plugins_get_a_request_and_a_read_body_is_replayed() -> None:
         received.append(context["body"])
         await plain_app(scope, receive, send)
 
-    chunks = [{"type": "http.request", "body": b"he", "more_body": True},
-              {"type": "http.request", "body": b"llo", "more_body": False}]
+    chunks = [
+        {"type": "http.request", "body": b"he", "more_body": True},
+        {"type": "http.request", "body": b"llo", "more_body": False},
+    ]
     run(call_app(ContextMiddleware(app, plugins=(Body(),)), http_scope(method="POST"), chunks))
     assert received == [b"hello", "hello"]
 
@@ -83,8 +95,14 @@ def test_websocket_plugins_get_a_connection() -> None:
             return request.url.path
 
     scope = http_scope("/ws", scope_type="websocket")
-    run(call_app(ContextMiddleware(plain_app, plugins=(Conn(),)), scope, [{"type": "websocket.connect"}],
-                 then={"type": "websocket.disconnect"}))
+    run(
+        call_app(
+            ContextMiddleware(plain_app, plugins=(Conn(),)),
+            scope,
+            [{"type": "websocket.connect"}],
+            then={"type": "websocket.disconnect"},
+        )
+    )
     assert got == [HTTPConnection]
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from starlette.datastructures import MutableHeaders
@@ -13,8 +12,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from fastmw import context
 from fastmw.errors import ConfigurationError
-from fastmw.middleware import ContextMiddleware, RawContextMiddleware
-from fastmw.middleware import raw_middleware
+from fastmw.middleware import ContextMiddleware, RawContextMiddleware, raw_middleware
 from fastmw.plugins import Plugin, RequestIdPlugin, UserAgentPlugin
 from tests.helpers import Message, Recorder, call_app, http_scope, plain_app, run
 
@@ -99,8 +97,7 @@ def test_streaming_is_not_buffered_and_context_lives_to_the_last_byte(cls: type[
         await rec(message)
 
     run(cls(app, plugins=(RequestIdPlugin(),))(http_scope(headers=RID), lambda: None, spying_send))
-    assert observed == [("http.response.start", HEX), ("http.response.body", HEX), 2,
-                        ("http.response.body", HEX), HEX]
+    assert observed == [("http.response.start", HEX), ("http.response.body", HEX), 2, ("http.response.body", HEX), HEX]
     assert rec.body == b"ab"
 
 
@@ -129,7 +126,11 @@ def test_enrich_response_runs_once_per_response(cls: type[RawContextMiddleware])
 
 def test_validation_failure_sends_only_the_error_response(cls: type[RawContextMiddleware]) -> None:
     spy = Spy()
-    rec = run(call_app(cls(spy, plugins=(UserAgentPlugin(), RequestIdPlugin())), http_scope(headers=[(b"x-request-id", b"x")])))
+    rec = run(
+        call_app(
+            cls(spy, plugins=(UserAgentPlugin(), RequestIdPlugin())), http_scope(headers=[(b"x-request-id", b"x")])
+        )
+    )
     assert spy.calls == 0
     assert [m["type"] for m in rec.messages] == ["http.response.start", "http.response.body"]
     assert rec.status == 400 and rec.header(b"x-request-id") is None
@@ -199,7 +200,7 @@ def test_configuration_errors_at_construction(cls: type[RawContextMiddleware]) -
     class NoKey(Plugin):
         pass
 
-    with pytest.raises(ConfigurationError, match="Plugin NoKey is missing a valid key."):
+    with pytest.raises(ConfigurationError, match=r"Plugin NoKey is missing a valid key\."):
         cls(plain_app, plugins=[NoKey()])
     mw = cls(plain_app)
     assert mw.plugins == () and mw.error_response.status_code == 400
@@ -222,7 +223,9 @@ def test_fast_path_builds_no_request_object(cls: type[RawContextMiddleware], mon
     spy = Spy()
     run(call_app(cls(spy, plugins=(RequestIdPlugin(), UserAgentPlugin())), http_scope()))
     assert built == []
-    run(call_app(cls(spy, plugins=(RequestIdPlugin(), Custom(), Custom())), http_scope(headers=[(b"user-agent", b"u")])))
+    run(
+        call_app(cls(spy, plugins=(RequestIdPlugin(), Custom(), Custom())), http_scope(headers=[(b"user-agent", b"u")]))
+    )
     assert len(built) == 1
     assert spy.seen[-1]["User-Agent"] == "custom:u"
 
@@ -252,8 +255,12 @@ def test_error_response_background_and_streaming(cls: type[RawContextMiddleware]
 
     ran: list[bool] = []
     refusal = PlainTextResponse("nope", status_code=403, background=BackgroundTask(lambda: ran.append(True)))
-    rec = run(call_app(cls(Spy(), plugins=(RequestIdPlugin(error_response=refusal),)),
-                       http_scope(headers=[(b"x-request-id", b"x")])))
+    rec = run(
+        call_app(
+            cls(Spy(), plugins=(RequestIdPlugin(error_response=refusal),)),
+            http_scope(headers=[(b"x-request-id", b"x")]),
+        )
+    )
     assert (rec.status, rec.body, ran) == (403, b"nope", [True])
 
     async def chunks() -> Any:
@@ -261,8 +268,12 @@ def test_error_response_background_and_streaming(cls: type[RawContextMiddleware]
         yield b"ream"
 
     streaming = StreamingResponse(chunks(), status_code=401)
-    rec = run(call_app(cls(Spy(), plugins=(RequestIdPlugin(error_response=streaming),)),
-                       http_scope(headers=[(b"x-request-id", b"x")])))
+    rec = run(
+        call_app(
+            cls(Spy(), plugins=(RequestIdPlugin(error_response=streaming),)),
+            http_scope(headers=[(b"x-request-id", b"x")]),
+        )
+    )
     assert (rec.status, rec.body) == (401, b"stream")
 
 
@@ -302,7 +313,7 @@ def test_raw_appends_echo_headers() -> None:
 
 def test_raw_overrides_get_request_object_and_send_response() -> None:
     class Mine(RawContextMiddleware):
-        sent: list[int] = []
+        sent: ClassVar[list[int]] = []
 
         @staticmethod
         def get_request_object(scope: Any, receive: Any, send: Any) -> Any:

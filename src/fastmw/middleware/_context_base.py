@@ -97,9 +97,7 @@ class ContextMiddlewareBase:
             self._check_key(plugin)
             reader = plugin._fast_reader()
             self._readers.append((plugin.key if hasattr(plugin, "key") else None, reader, plugin))
-        custom_setup = (
-            type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
-        )
+        custom_setup = type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
         self._custom_setup = custom_setup
         # The fast path: every value read straight from the raw headers.
         self._fast: list[tuple[Any, FastReader]] | None = None
@@ -119,9 +117,7 @@ class ContextMiddlewareBase:
     @staticmethod
     def _check_key(plugin: Plugin) -> None:
         """A plugin on the default ``process_request`` needs a str key: fail at startup."""
-        if type(plugin).process_request is Plugin.process_request and not isinstance(
-            getattr(plugin, "key", None), str
-        ):
+        if type(plugin).process_request is Plugin.process_request and not isinstance(getattr(plugin, "key", None), str):
             raise ConfigurationError(f"Plugin {plugin.__class__.__name__} is missing a valid key.")
 
     def _custom_request_object(self) -> bool:
@@ -161,7 +157,8 @@ class ContextMiddlewareBase:
                 send = EnrichingSend(self, send)
             else:
                 # The built-in echo: values registered with the C recorder, no coroutine.
-                recorder = send = _SendRecorder(send)
+                recorder = _SendRecorder(send)
+                send = recorder  # type: ignore[assignment]
                 put = self._put
                 for key, name in self._echo:
                     value = data.get(key)
@@ -206,6 +203,7 @@ class ContextMiddlewareBase:
                 await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
         await self._send_error(scope, receive, send, response)
+
 
 class EnrichingSend:
     """A ``send`` that runs the plugins' ``enrich_response`` hooks once, on the response start."""

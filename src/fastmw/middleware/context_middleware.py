@@ -11,7 +11,7 @@ from fastmw.middleware._context_base import ContextMiddlewareBase, ResponseStart
 __all__ = ["ContextMiddleware"]
 
 
-class _ResponseStartAsResponse(ResponseStart, Response):  # type: ignore[misc]
+class _ResponseStartAsResponse(ResponseStart, Response):  # type: ignore[misc,override]
     """The start message as a ``Response`` instance, as ContextMiddleware plugins expect."""
 
     __slots__ = ()

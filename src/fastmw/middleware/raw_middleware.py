@@ -25,7 +25,9 @@ class RawContextMiddleware(ContextMiddlewareBase):
 
     async def send_response(self, error_response: Response, send: Send) -> None:
         """Send a plain ``Response`` as the refusal of an http request."""
-        await send({"type": "http.response.start", "status": error_response.status_code, "headers": error_response.raw_headers})
+        await send(
+            {"type": "http.response.start", "status": error_response.status_code, "headers": error_response.raw_headers}
+        )
         await send({"type": "http.response.body", "body": error_response.body})
 
     def _custom_request_object(self) -> bool:

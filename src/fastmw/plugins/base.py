@@ -85,7 +85,7 @@ class Plugin(metaclass=abc.ABCMeta):
             raise ConfigurationError(f"Plugin {self.__class__.__name__} is missing a valid key.")
         return await self.extract_value_from_header_by_key(request)
 
-    async def enrich_response(self, arg: Response | Message) -> None:
+    async def enrich_response(self, arg: Response | Message) -> None:  # noqa: B027 - optional hook
         """Runs once per response (on its start message); does nothing by default."""
 
     # ----------------------------------------------------------------- fastmw fast path
@@ -150,7 +150,7 @@ class PluginUUIDBase(Plugin):
             self.validate_uuid(value)
         else:
             self._check_unvalidated(value)
-        return value  # type: ignore[no-any-return]
+        return value
 
     async def enrich_response(self, arg: Any) -> None:
         """Echo the context value: set on a Response, appended to a start message."""

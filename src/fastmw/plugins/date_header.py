@@ -8,9 +8,10 @@ from typing import Any
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from fastmw._impl import core
 from fastmw.errors import DateFormatError
 from fastmw.header_keys import HeaderKeys
-from fastmw.plugins.base import FastReader, Plugin, RawHeaders, core, lookup_key, overrides
+from fastmw.plugins.base import FastReader, Plugin, RawHeaders, lookup_key, overrides
 
 __all__ = ["DateHeaderPlugin"]
 
