@@ -1,0 +1,200 @@
+"""Plugin base classes (starlette-context's ``starlette_context.plugins.base``).
+
+A plugin extracts one value from the request (stored in the context under its
+``key``) and may enrich the response. Plugins that keep the default hooks are
+served by the fastmw middlewares straight from the raw ASGI headers through
+``_fast_reader``; overriding ``process_request`` or
+``extract_value_from_header_by_key`` switches the plugin to the compatible
+(slower) path that builds a Starlette ``Request``.
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+from starlette.types import Message
+
+from fastmw._impl import core
+from fastmw.ctx import context
+from fastmw.errors import ConfigurationError, WrongUUIDError
+
+__all__ = ["Plugin", "PluginUUIDBase"]
+
+# A UUID header longer than this is refused before it is parsed (8 KiB).
+MAX_UUID_HEADER = 8 * 1024
+# Raw ASGI request headers, as in scope["headers"].
+RawHeaders = Any
+FastReader = Callable[[RawHeaders], Any]
+
+_header_get = core.header_get
+_is_uuid = core.is_uuid
+_new_request_id = core.new_request_id
+_encode_header_value = core.encode_header_value
+
+
+def overrides(obj: object, base: type, *names: str) -> bool:
+    """Whether ``type(obj)`` replaces any of ``base``'s methods called ``names``."""
+    cls = type(obj)
+    return any(getattr(cls, name) is not getattr(base, name) for name in names)
+
+
+def lookup_key(key: str) -> bytes:
+    """The lower-cased latin-1 bytes raw headers are searched with."""
+    return key.lower().encode("latin-1")
+
+
+def echoable(value: str) -> bool:
+    """Whether ``value`` may go back out in a response header (no CR, LF, NUL, ...)."""
+    try:
+        _encode_header_value(value)
+    except ValueError:
+        return False
+    return True
+
+
+def echoable_uuid_header(value: str) -> bool:
+    """Whether an unvalidated UUID header may be stored and echoed (bounded, no CR/LF/NUL)."""
+    return len(value) <= MAX_UUID_HEADER and echoable(value)
+
+
+def valid_uuid_header(value: str) -> bool:
+    """Whether ``uuid.UUID`` accepts ``value`` and it is safe to echo (bounded, printable)."""
+    # uuid.UUID (via int()) tolerates surrounding whitespace, so CR/LF/NUL can
+    # hide in an accepted value: isprintable() refuses every control character.
+    return len(value) <= MAX_UUID_HEADER and _is_uuid(value) and value.isprintable()
+
+
+class Plugin(metaclass=abc.ABCMeta):
+    """Extracts one thing from the request; ``key`` names the header (and the context key)."""
+
+    key: str
+
+    async def extract_value_from_header_by_key(self, request: Request | HTTPConnection) -> Any | None:
+        """The value of the ``key`` header, or None."""
+        return request.headers.get(self.key)
+
+    async def process_request(self, request: Request | HTTPConnection) -> Any | None:
+        """Runs on every request; returns the value stored under ``key``."""
+        if not isinstance(self.key, str):
+            raise ConfigurationError(f"Plugin {self.__class__.__name__} is missing a valid key.")
+        return await self.extract_value_from_header_by_key(request)
+
+    async def enrich_response(self, arg: Response | Message) -> None:  # noqa: B027 - optional hook
+        """Runs once per response (on its start message); does nothing by default."""
+
+    # ----------------------------------------------------------------- fastmw fast path
+
+    def _fast_reader(self) -> FastReader | None:
+        """A sync ``(raw_headers) -> value`` equivalent to ``process_request``, or None.
+
+        None means a hook was overridden and the middleware must call the
+        async hooks with a Starlette request object.
+        """
+        if overrides(self, Plugin, "process_request", "extract_value_from_header_by_key"):
+            return None
+        lookup = lookup_key(self.key)
+
+        def read(headers: RawHeaders) -> str | None:
+            raw = _header_get(headers, lookup)
+            return None if raw is None else raw.decode("latin-1")
+
+        return read
+
+
+class PluginUUIDBase(Plugin):
+    """A plugin whose value is a UUID: taken from the header or generated, validated, echoed."""
+
+    uuid_functions_mapper: ClassVar[dict[int, Callable[[], uuid.UUID]]] = {4: uuid.uuid4}
+
+    def __init__(
+        self,
+        force_new_uuid: bool = False,
+        version: int = 4,
+        validate: bool = True,
+        error_response: Response | None = None,
+    ) -> None:
+        if version not in self.uuid_functions_mapper:
+            raise ConfigurationError(f"UUID version {version} is not supported.")
+        self.force_new_uuid = force_new_uuid
+        self.version = version
+        self.validate = validate
+        self.error_response = error_response
+
+    def validate_uuid(self, uuid_to_validate: str) -> None:
+        """Raise ``WrongUUIDError`` unless the value is a well-formed UUID (any form, any version)."""
+        if not valid_uuid_header(uuid_to_validate):
+            raise WrongUUIDError("Wrong uuid", error_response=self.error_response)
+
+    def get_new_uuid(self) -> str:
+        """A new UUID as 32 hex characters."""
+        if self.version == 4 and self.uuid_functions_mapper[4] is uuid.uuid4:
+            return _new_request_id()
+        return self.uuid_functions_mapper[self.version]().hex
+
+    def _check_unvalidated(self, value: str) -> None:
+        # Even with validate=False a value that cannot be echoed safely is refused.
+        if not echoable_uuid_header(value):
+            raise WrongUUIDError("Wrong uuid", error_response=self.error_response)
+
+    async def extract_value_from_header_by_key(self, request: Request | HTTPConnection) -> str | None:
+        value = await super().extract_value_from_header_by_key(request)
+        if self.force_new_uuid or not value:
+            value = self.get_new_uuid()
+        if self.validate:
+            self.validate_uuid(value)
+        else:
+            self._check_unvalidated(value)
+        return value
+
+    async def enrich_response(self, arg: Any) -> None:
+        """Echo the context value: set on a Response, appended to a start message."""
+        value = str(context.get(self.key))
+        if isinstance(arg, Response):
+            arg.headers[self.key] = value
+        elif arg["type"] in ("http.response.start", "websocket.accept"):
+            MutableHeaders(scope=arg).append(self.key, value)
+
+    def _fast_reader(self) -> FastReader | None:
+        if overrides(self, Plugin, "process_request") or overrides(
+            self, PluginUUIDBase, "extract_value_from_header_by_key"
+        ):
+            return None
+        lookup = lookup_key(self.key)
+        if (
+            overrides(self, PluginUUIDBase, "get_new_uuid", "validate_uuid", "_check_unvalidated")
+            or self.version != 4
+            or self.uuid_functions_mapper[4] is not uuid.uuid4
+        ):
+            return self._read_with_hooks
+        plugin = self
+
+        def read(headers: RawHeaders) -> str:
+            raw = None if plugin.force_new_uuid else _header_get(headers, lookup)
+            if not raw:
+                # A fresh id from the core is always a valid 32-hex uuid4.
+                return _new_request_id()
+            value: str = raw.decode("latin-1")
+            if plugin.validate:
+                # valid_uuid_header, inlined: this runs on every request.
+                if len(value) <= MAX_UUID_HEADER and _is_uuid(value) and value.isprintable():
+                    return value
+            elif echoable_uuid_header(value):
+                return value
+            raise WrongUUIDError("Wrong uuid", error_response=plugin.error_response)
+
+        return read
+
+    def _read_with_hooks(self, headers: RawHeaders) -> str:
+        raw = None if self.force_new_uuid else _header_get(headers, lookup_key(self.key))
+        value = raw.decode("latin-1") if raw else self.get_new_uuid()
+        if self.validate:
+            self.validate_uuid(value)
+        else:
+            self._check_unvalidated(value)
+        return value

@@ -1,0 +1,121 @@
+"""ContextMiddleware specifics: Response-style plugins, set semantics, request objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from fastmw import context
+from fastmw.middleware import ContextMiddleware
+from fastmw.middleware.context_middleware import ContextMiddleware as ByModulePath
+from fastmw.middleware.raw_middleware import RawContextMiddleware as RawByModulePath
+from fastmw.plugins import Plugin, RequestIdPlugin
+from tests.helpers import call_app, http_scope, plain_app, run
+
+HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"
+
+
+def test_module_paths() -> None:
+    import fastmw
+
+    assert ByModulePath is ContextMiddleware is fastmw.ContextMiddleware
+    assert RawByModulePath is fastmw.RawContextMiddleware
+
+
+def test_echo_replaces_the_app_header() -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"x-request-id", b"a"), (b"x-request-id", b"b")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    rec = run(
+        call_app(
+            ContextMiddleware(app, plugins=(RequestIdPlugin(),)), http_scope(headers=[(b"x-request-id", HEX.encode())])
+        )
+    )
+    assert [v for k, v in rec.headers if k == b"x-request-id"] == [HEX.encode()]
+
+
+def test_enrich_receives_a_response_and_can_change_status() -> None:
+    got: list[Any] = []
+
+    class Inspect(Plugin):
+        key = "inspect"
+
+        async def enrich_response(self, arg: Any) -> None:
+            got.append((isinstance(arg, Response), arg["type"], arg.status_code))
+            arg.status_code = 203
+            arg.set_cookie("session", "abc")
+
+    rec = run(call_app(ContextMiddleware(plain_app, plugins=(Inspect(),)), http_scope()))
+    assert got == [(True, "http.response.start", 200)]
+    assert rec.status == 203 and rec.header(
+        b"set-cookie",
+    ).startswith(b"session=abc")  # type: ignore[union-attr]
+
+
+def test_plugins_get_a_request_and_a_read_body_is_replayed() -> None:
+    class Body(Plugin):
+        key = "body"
+
+        async def process_request(self, request: Any) -> Any:
+            assert isinstance(request, Request)
+            return (await request.body()).decode()
+
+    received: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        received.append((await receive())["body"])
+        received.append(context["body"])
+        await plain_app(scope, receive, send)
+
+    chunks = [
+        {"type": "http.request", "body": b"he", "more_body": True},
+        {"type": "http.request", "body": b"llo", "more_body": False},
+    ]
+    run(call_app(ContextMiddleware(app, plugins=(Body(),)), http_scope(method="POST"), chunks))
+    assert received == [b"hello", "hello"]
+
+
+def test_websocket_plugins_get_a_connection() -> None:
+    got: list[Any] = []
+
+    class Conn(Plugin):
+        key = "conn"
+
+        async def process_request(self, request: Any) -> Any:
+            got.append(type(request))
+            return request.url.path
+
+    scope = http_scope("/ws", scope_type="websocket")
+    run(
+        call_app(
+            ContextMiddleware(plain_app, plugins=(Conn(),)),
+            scope,
+            [{"type": "websocket.connect"}],
+            then={"type": "websocket.disconnect"},
+        )
+    )
+    assert got == [HTTPConnection]
+
+
+def test_set_context_result_is_copied() -> None:
+    stored: dict[str, Any] = {}
+
+    class Mine(ContextMiddleware):
+        async def set_context(self, request: Any) -> dict[Any, Any]:
+            return stored
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        context["x"] = 1
+        await plain_app(scope, receive, send)
+
+    run(call_app(Mine(app), http_scope()))
+    assert stored == {}
