@@ -114,7 +114,8 @@ class AccessLogMiddleware:
         )
         if gone:
             return STATUS_CLIENT_GONE
-        if recorder.started and raised is None:
+        # Started but cut short by the app: the client got this status line.
+        if recorder.started:
             return recorder.status  # type: ignore[no-any-return]
         return STATUS_APP_ERROR
 
