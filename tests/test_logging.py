@@ -70,3 +70,20 @@ def test_works_through_a_real_handler() -> None:
     finally:
         logger.removeHandler(handler)
     assert stream == ["[r1] inside", "[-] outside"]
+
+
+def test_documented_dict_config_example() -> None:
+    import logging.config
+
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request": {"()": "fastmw.logging.ContextFilter", "keys": ["user_id"], "default": "-"}},
+        "handlers": {"null": {"class": "logging.NullHandler", "filters": ["request"]}},
+        "loggers": {"fastmw.test.dictconfig": {"handlers": ["null"], "level": "INFO", "propagate": False}},
+    }
+    logging.config.dictConfig(config)
+    handler = logging.getLogger("fastmw.test.dictconfig").handlers[0]
+    rec = record()
+    assert handler.filter(rec) and (rec.request_id, rec.user_id) == ("-", "-")  # type: ignore[attr-defined]
+    logging.getLogger("fastmw.test.dictconfig").handlers.clear()
