@@ -100,7 +100,9 @@ def test_middleware_list_order_is_outermost_first() -> None:
 
         return Tag
 
-    app = Starlette(routes=[Route("/", lambda r: PlainTextResponse("ok"))], middleware=[Middleware(tag("a")), Middleware(tag("b"))])
+    app = Starlette(
+        routes=[Route("/", lambda r: PlainTextResponse("ok"))], middleware=[Middleware(tag("a")), Middleware(tag("b"))]
+    )
     app.add_middleware(tag("c"))
     get(app, "/")
     assert order == ["c", "a", "b"]

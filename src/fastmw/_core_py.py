@@ -671,7 +671,7 @@ def encode_access_record(keys: Sequence[str], values: Sequence[Any]) -> bytes:
     if len(keys) != len(values):
         raise ValueError(f"{len(values)} values for {len(keys)} keys")
     parts = []
-    for key, value in zip(keys, values):
+    for key, value in zip(keys, values, strict=True):
         if not isinstance(key, str):
             raise TypeError(f"access record key must be str, not {_type_name(key)}")
         parts.append(_json_string(key) + ":" + _json_value(key, value))

@@ -64,7 +64,7 @@ def test_twins_agree_and_lines_parse(twins: tuple[ModuleType, ModuleType], pairs
     assert line == pure.encode_access_record(keys, values)
     assert line.endswith(b"\n") and line.count(b"\n") == 1 and line.isascii()
     decoded = json.loads(line)
-    for key, value in pairs:
+    for key, _ in pairs:
         assert key in decoded
     last = dict(pairs)
     for key, value in last.items():

@@ -94,14 +94,21 @@ def test_hostile_ids_are_never_echoed_or_logged(hostile: bytes, caplog: pytest.L
 
 
 def test_validator_none_accepts_any_visible_ascii() -> None:
-    sent = run(call_app(RequestIdMiddleware(plain_app, validator=None), http_scope(headers=[(b"x-request-id", b"req-1")])))
+    sent = run(
+        call_app(RequestIdMiddleware(plain_app, validator=None), http_scope(headers=[(b"x-request-id", b"req-1")]))
+    )
     assert sent.header(b"x-request-id") == b"req-1"
 
 
 def test_max_length() -> None:
     middleware = RequestIdMiddleware(plain_app, validator=None, max_length=5)
-    assert run(call_app(middleware, http_scope(headers=[(b"x-request-id", b"12345")]))).header(b"x-request-id") == b"12345"
-    assert run(call_app(middleware, http_scope(headers=[(b"x-request-id", b"123456")]))).header(b"x-request-id") != b"123456"
+    assert (
+        run(call_app(middleware, http_scope(headers=[(b"x-request-id", b"12345")]))).header(b"x-request-id") == b"12345"
+    )
+    assert (
+        run(call_app(middleware, http_scope(headers=[(b"x-request-id", b"123456")]))).header(b"x-request-id")
+        != b"123456"
+    )
 
 
 def test_reject_sends_configured_400_http_and_closes_websocket() -> None:
@@ -154,7 +161,9 @@ def test_stores_in_request_context_when_present() -> None:
 
 
 def test_websocket_accept_carries_the_id() -> None:
-    sent = run(call_app(RequestIdMiddleware(websocket_app), ws_scope(headers=[(b"x-request-id", VALID.encode())]), WS_IN))
+    sent = run(
+        call_app(RequestIdMiddleware(websocket_app), ws_scope(headers=[(b"x-request-id", VALID.encode())]), WS_IN)
+    )
     accept = sent.messages[0]
     assert accept["type"] == "websocket.accept"
     assert (b"x-request-id", VALID.encode()) in accept["headers"] and (b"x-ws", b"1") in accept["headers"]
@@ -249,12 +258,14 @@ def test_compat_appends_on_http_and_leaves_websocket_alone() -> None:
 
 def test_compat_positional_and_validator_none_still_sanitises() -> None:
     middleware = CorrelationIdMiddleware(plain_app, "X-Correlation-ID", True, lambda: "generated", None, None)
-    assert run(call_app(middleware, http_scope(headers=[(b"x-correlation-id", b"free-form")]))).header(
-        b"x-correlation-id"
-    ) == b"free-form"
-    assert run(call_app(middleware, http_scope(headers=[(b"x-correlation-id", b"a\r\nb")]))).header(
-        b"x-correlation-id"
-    ) == b"generated"
+    assert (
+        run(call_app(middleware, http_scope(headers=[(b"x-correlation-id", b"free-form")]))).header(b"x-correlation-id")
+        == b"free-form"
+    )
+    assert (
+        run(call_app(middleware, http_scope(headers=[(b"x-correlation-id", b"a\r\nb")]))).header(b"x-correlation-id")
+        == b"generated"
+    )
 
 
 def test_correlation_id_filter_like_asgi_correlation_id() -> None:

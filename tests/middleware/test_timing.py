@@ -54,7 +54,9 @@ def test_headers_measure_time_to_response_start() -> None:
 def test_header_switches_and_precision() -> None:
     only_server = run(call_app(TimingMiddleware(plain_app, header_name=None), http_scope()))
     assert only_server.header(b"x-process-time") is None and only_server.header(b"server-timing") is not None
-    only_header = run(call_app(TimingMiddleware(plain_app, server_timing=False, header_name="X-Time", precision=7), http_scope()))
+    only_header = run(
+        call_app(TimingMiddleware(plain_app, server_timing=False, header_name="X-Time", precision=7), http_scope())
+    )
     assert only_header.header(b"server-timing") is None
     assert len(only_header.header(b"x-time").split(b".")[1]) == 7  # type: ignore[union-attr]
     neither = run(call_app(TimingMiddleware(plain_app, server_timing=False, header_name=None), http_scope()))

@@ -34,7 +34,7 @@ class JsonLinesSink:
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
     ) -> None:
         if isinstance(target, (str, os.PathLike)):
-            self._stream: Any = open(target, "ab")  # noqa: SIM115 - owned until close()
+            self._stream: Any = open(target, "ab")
             self._owned = True
         else:
             self._stream = target

@@ -7,7 +7,7 @@ entry ending in ``*`` is a plain string prefix (``/static*`` matches ``/static2`
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastmw.errors import ConfigurationError
@@ -47,7 +47,7 @@ class PathFilter:
         # The common case (no lists) skips the lookup entirely.
         self.everything = not (self._in_exact or self._in_prefix or self._ex_exact or self._ex_prefix)
 
-    def applies(self, scope: dict[str, Any]) -> bool:
+    def applies(self, scope: Mapping[str, Any]) -> bool:
         """Whether the middleware should act on this scope's path."""
         if self.everything:
             return True

@@ -153,7 +153,7 @@ class AccessLogMiddleware:
         values[1] = _printable(path)
         values[2] = query if query is not None else None
         client = values[9] or "-"
-        extra = dict(zip(FIELDS, values))
+        extra = dict(zip(FIELDS, values, strict=True))
         self.logger.log(self.level, TEXT_FORMAT, client, method, target, http_version, status, duration_ms, extra=extra)
 
     def _finish(self, scope: Scope, recorder: Any, receiver: Any, raised: BaseException | None) -> None:
@@ -203,8 +203,8 @@ class AccessLogMiddleware:
         if not self._paths.applies(scope):
             await self.app(scope, receive, send)
             return
-        recorder = SendRecorder(send)
-        receiver = ReceiveRecorder(receive)
+        recorder: Any = SendRecorder(send)
+        receiver: Any = ReceiveRecorder(receive)  # type: ignore[arg-type]
         raised: BaseException | None = None
         try:
             await self.app(scope, receiver, recorder)

@@ -63,7 +63,7 @@ class BodyCacheMiddleware:
         if scope["type"] != "http" or not self._paths.applies(scope):
             await self.app(scope, receive, send)
             return
-        recorder = ReceiveRecorder(receive, self.max_bytes)
+        recorder: Any = ReceiveRecorder(receive, self.max_bytes)  # type: ignore[arg-type]
         token = BODY_RECORDER.set(recorder)
         state = scope.get("state")
         if isinstance(state, dict):

@@ -84,7 +84,7 @@ class ErrorMiddleware:
         if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
             await self.app(scope, receive, send)
             return
-        recorder = SendRecorder(send)
+        recorder: Any = SendRecorder(send)
         try:
             await self.app(scope, receive, recorder)
         except Exception as exc:
@@ -96,7 +96,7 @@ class ErrorMiddleware:
                 logger.error("app raised after the response started (%s %s)", scope.get("method"), scope.get("path"))
                 raise
             else:
-                await self._respond(scope, receive, SendRecorder(send), exc)
+                await self._respond(scope, receive, SendRecorder(send), exc)  # type: ignore[arg-type]
             if self.reraise:
                 raise
             logger.exception("app raised; sent an error response instead")

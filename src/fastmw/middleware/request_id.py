@@ -161,7 +161,7 @@ class RequestIdMiddleware:
         data = REQUEST_CONTEXT.get(None)
         if data is not None:
             data[self.header_name] = value
-        recorder = SendRecorder(send)
+        recorder: Any = SendRecorder(send)
         if kind == "http" or self._echo_websocket:
             if self._append_header:
                 recorder.add_header(self._key, encoded)

@@ -113,7 +113,7 @@ class TimingMiddleware:
         if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
             await self.app(scope, receive, send)
             return
-        recorder = SendRecorder(send, self._on_start_hook)
+        recorder: Any = SendRecorder(send, self._on_start_hook)
         token = TIMING_RECORDER.set(recorder)
         try:
             await self.app(scope, receive, recorder)
