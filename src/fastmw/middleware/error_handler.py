@@ -1,0 +1,102 @@
+"""Errors: a 500 (or websocket close 1011) when the app raises before responding.
+
+The error response is sent through the ``send`` this middleware was given, so
+the middleware outside it (request id, timing) put their headers on it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fastmw._impl import core
+from fastmw._storage import CORRELATION_ID
+from fastmw.errors import ConfigurationError
+from fastmw.middleware._paths import PathFilter
+
+STATUS = 500
+ERROR_CODE = "internal_error"
+WEBSOCKET_INTERNAL_ERROR = 1011
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+logger = logging.getLogger("fastmw.error")
+
+SendRecorder = core.SendRecorder
+
+# handler(scope, exc) -> an ASGI app to send instead (a Starlette Response is one), sync or async.
+ErrorHandler = Callable[[Scope, BaseException], "ASGIApp | Awaitable[ASGIApp]"]
+
+
+def default_body(request_id: str | None) -> bytes:
+    """The default 500 body: ``{"error": "internal_error", "request_id": ...}``."""
+    return json.dumps({"error": ERROR_CODE, "request_id": request_id}).encode()
+
+
+async def _send_default(send: Send) -> None:
+    body = default_body(CORRELATION_ID.get())
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": STATUS, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ErrorMiddleware:
+    """Turns an exception raised before the response started into a 500 (re-raised by default)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        handler: ErrorHandler | None = None,
+        reraise: bool = True,
+        include_paths: list[str] | None = None,
+        exclude_paths: list[str] | None = None,
+    ) -> None:
+        if handler is not None and not callable(handler):
+            raise ConfigurationError(f"handler must be callable or None, got {handler!r}")
+        self.app = app
+        self.handler = handler
+        self.reraise = bool(reraise)
+        self._paths = PathFilter(include_paths, exclude_paths)
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send, exc: BaseException) -> None:
+        if self.handler is not None:
+            try:
+                response: Any = self.handler(scope, exc)
+                if inspect.isawaitable(response):
+                    response = await response
+                await response(scope, receive, send)
+                return
+            except Exception:
+                # The handler failed: fall back to the default body (nothing was sent
+                # unless the handler's response itself started, which SendRecorder tracks).
+                logger.exception("error handler %r failed", self.handler)
+                if getattr(send, "started", False):
+                    return
+        await _send_default(send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
+            await self.app(scope, receive, send)
+            return
+        recorder: Any = SendRecorder(send)
+        try:
+            await self.app(scope, receive, recorder)
+        except Exception as exc:
+            if kind == "websocket":
+                if not recorder.accepted and not recorder.started and recorder.close_code is None:
+                    await send({"type": "websocket.close", "code": WEBSOCKET_INTERNAL_ERROR})
+            elif recorder.started:
+                # Never a second start: the server closes the connection when we re-raise.
+                logger.error("app raised after the response started (%s %s)", scope.get("method"), scope.get("path"))
+                raise
+            else:
+                await self._respond(scope, receive, SendRecorder(send), exc)  # type: ignore[arg-type]
+            if self.reraise:
+                raise
+            logger.exception("app raised; sent an error response instead")

@@ -1,0 +1,217 @@
+"""Request id: read or make one per request, keep it in a ContextVar, echo it back.
+
+``RequestIdMiddleware`` is the fastmw one; ``CorrelationIdMiddleware`` takes
+asgi-correlation-id's arguments and defaults so its users can switch imports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from fastmw._impl import core
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw.errors import ConfigurationError
+from fastmw.middleware._paths import PathFilter
+
+DEFAULT_HEADER = "X-Request-ID"
+DEFAULT_MAX_LENGTH = 128
+REJECT_STATUS = 400
+REJECT_BODY = json.dumps({"error": "invalid_request_id"}).encode()
+WEBSOCKET_POLICY_VIOLATION = 1008
+# asgi-correlation-id's warning, so log searches keep working after a switch.
+FAILED_VALIDATION_MESSAGE = "Generated new request ID (%s), since request header value failed validation"
+ON_INVALID = ("regenerate", "reject")
+
+logger = logging.getLogger("fastmw.request_id")
+
+header_get = core.header_get
+header_set = core.header_set
+is_visible_ascii = core.is_visible_ascii
+SendRecorder = core.SendRecorder
+
+
+def _check_callable(value: object, option: str, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if not callable(value):
+        raise ConfigurationError(f"{option} must be callable{' or None' if optional else ''}, got {value!r}")
+
+
+class RequestIdMiddleware:
+    """Takes the request id from ``header_name`` (or makes one), validates and sanitises it,
+    exposes it as ``fastmw.correlation_id`` and in the request context, and echoes it on
+    ``http.response.start`` and ``websocket.accept``."""
+
+    # asgi-correlation-id appends on http responses only; fastmw sets on both.
+    _append_header = False
+    _echo_websocket = True
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        header_name: str = DEFAULT_HEADER,
+        generator: Callable[[], str] = core.new_request_id,
+        validator: Callable[[str], bool] | None = core.is_uuid4,
+        transformer: Callable[[str], str] | None = None,
+        update_request_header: bool = True,
+        on_invalid: Literal["regenerate", "reject"] = "regenerate",
+        reject_status: int = REJECT_STATUS,
+        reject_body: bytes = REJECT_BODY,
+        reject_media_type: str = "application/json",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        include_paths: list[str] | None = None,
+        exclude_paths: list[str] | None = None,
+    ) -> None:
+        self.app = app
+        if not isinstance(header_name, str):
+            raise ConfigurationError(f"header_name must be a str, got {header_name!r}")
+        try:
+            self._key = core.encode_header_name(header_name)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        self.header_name = header_name
+        _check_callable(generator, "generator", optional=False)
+        _check_callable(validator, "validator", optional=True)
+        _check_callable(transformer, "transformer", optional=True)
+        if on_invalid not in ON_INVALID:
+            raise ConfigurationError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
+        if type(max_length) is not int or max_length < 1:
+            raise ConfigurationError(f"max_length must be a positive int, got {max_length!r}")
+        if type(reject_status) is not int or not 400 <= reject_status <= 599:
+            raise ConfigurationError(f"reject_status must be a 4xx/5xx int, got {reject_status!r}")
+        if not isinstance(reject_body, bytes):
+            raise ConfigurationError("reject_body must be bytes")
+        self.generator = generator
+        self.validator = validator
+        self.transformer = transformer
+        self.update_request_header = bool(update_request_header)
+        self.reject = on_invalid == "reject"
+        self.max_length = max_length
+        self._reject_headers = [
+            (b"content-type", core.encode_header_value(reject_media_type)),
+            (b"content-length", str(len(reject_body)).encode()),
+        ]
+        self._reject_body = reject_body
+        self._reject_status = reject_status
+        self._paths = PathFilter(include_paths, exclude_paths)
+
+    # ------------------------------------------------------------------ request step
+
+    def _fresh(self) -> str:
+        """A generated (and transformed) id, falling back to the core's if either misbehaves."""
+        value = self.generator()
+        if self.transformer is not None:
+            value = self.transformer(value)
+        if not is_visible_ascii(value, self.max_length):
+            logger.warning("request id generator/transformer gave an unusable id; using a random one")
+            return core.new_request_id()
+        return value
+
+    def resolve(self, raw: bytes | None) -> str | None:
+        """The id for a request whose header held ``raw``; None means reject the request."""
+        if not raw:
+            return self._fresh()
+        # Hostile values (CR/LF/NUL, non-ASCII, oversize) never reach the validator or a log.
+        value = raw.decode("latin-1")
+        if is_visible_ascii(value, self.max_length) and (self.validator is None or self.validator(value)):
+            if self.transformer is not None:
+                value = self.transformer(value)
+                if not is_visible_ascii(value, self.max_length):
+                    return self._fresh()
+            return value
+        if self.reject:
+            return None
+        value = self._fresh()
+        logger.warning(FAILED_VALIDATION_MESSAGE, value)
+        return value
+
+    async def _send_reject(self, scope: Scope, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
+            return
+        headers = [*self._reject_headers, (self._key, self._fresh().encode("latin-1"))]
+        await send({"type": "http.response.start", "status": self._reject_status, "headers": headers})
+        await send({"type": "http.response.body", "body": self._reject_body})
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
+            await self.app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        raw = header_get(headers, self._key)
+        value = self.resolve(raw)
+        if value is None:
+            await self._send_reject(scope, send)
+            return
+        encoded = value.encode("ascii")
+        if self.update_request_header and encoded != raw:
+            # A copy: the server's header list is not ours to mutate.
+            headers = scope["headers"] = list(headers)
+            header_set(headers, self._key, encoded)
+        token = CORRELATION_ID.set(value)
+        data = REQUEST_CONTEXT.get(None)
+        if data is not None:
+            data[self.header_name] = value
+        recorder: Any = SendRecorder(send)
+        if kind == "http" or self._echo_websocket:
+            if self._append_header:
+                recorder.add_header(self._key, encoded)
+            else:
+                recorder.set_header(self._key, encoded)
+        try:
+            await self.app(scope, receive, recorder)
+        finally:
+            CORRELATION_ID.reset(token)
+
+
+def is_valid_uuid4(value: str) -> bool:
+    """asgi-correlation-id's check: anything ``uuid.UUID`` parses (any 32 hex digits)."""
+    return core.is_uuid(value)
+
+
+def _uuid4_hex() -> str:
+    return core.new_request_id()
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+class CorrelationIdMiddleware(RequestIdMiddleware):
+    """Drop-in for ``asgi_correlation_id.CorrelationIdMiddleware`` (same arguments and defaults).
+
+    Like the original it appends the id to http responses only; unlike it, hostile or
+    oversize ids are always replaced (sanitising cannot be switched off).
+    """
+
+    _append_header = True
+    _echo_websocket = False
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        header_name: str = DEFAULT_HEADER,
+        update_request_header: bool = True,
+        generator: Callable[[], str] = _uuid4_hex,
+        validator: Callable[[str], bool] | None = is_valid_uuid4,
+        transformer: Callable[[str], str] | None = _identity,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            app,
+            header_name=header_name,
+            update_request_header=update_request_header,
+            generator=generator,
+            validator=validator,
+            transformer=transformer,
+            **options,
+        )

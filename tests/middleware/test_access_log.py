@@ -1,0 +1,190 @@
+"""AccessLogMiddleware: one record per request, to logging or the JSON-lines sink."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from fastmw import AccessLogMiddleware, ErrorMiddleware, RequestIdMiddleware, TimingMiddleware
+from fastmw.errors import ConfigurationError
+from fastmw.middleware._json_sink import JsonLinesSink
+from tests.helpers import call_app, http_scope, plain_app, run
+from tests.middleware.apps import (
+    CHUNK,
+    CHUNKS,
+    WS_IN,
+    Boom,
+    LifespanApp,
+    cancel_after_start,
+    disconnecting_app,
+    hanging_app,
+    raise_after_start,
+    raise_before_start,
+    run_lifespan,
+    streaming_app,
+    websocket_app,
+    websocket_raises,
+    ws_scope,
+)
+
+UA = (b"user-agent", b"curl/8")
+
+
+def records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "fastmw.access"]
+
+
+@pytest.fixture
+def caplog_info(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="fastmw.access")
+    return caplog
+
+
+def test_one_record_with_fields_and_uvicorn_style_line(caplog_info: pytest.LogCaptureFixture) -> None:
+    app = RequestIdMiddleware(AccessLogMiddleware(streaming_app))
+    body = [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.request", "body": b"de"}]
+    sent = run(call_app(app, http_scope("/items/1", method="POST", query_string=b"q=1", headers=[UA]), body))
+    (record,) = records(caplog_info)
+    assert record.getMessage().startswith('127.0.0.1:50000 - "POST /items/1?q=1 HTTP/1.1" 200 ')
+    assert record.getMessage().endswith("ms")
+    fields: Any = record
+    assert (fields.method, fields.path, fields.query, fields.http_version, fields.status) == (
+        "POST",
+        "/items/1",
+        "q=1",
+        "1.1",
+        200,
+    )
+    assert fields.response_bytes == len(CHUNK) * CHUNKS and fields.request_bytes == 5
+    assert fields.client_addr == "127.0.0.1:50000" and fields.user_agent == "curl/8"
+    assert fields.request_id == sent.header(b"x-request-id").decode()  # type: ignore[union-attr]
+    assert 0 <= fields.ttfb_ms <= fields.duration_ms
+    assert len(sent.messages) == CHUNKS + 1  # streamed, not buffered
+
+
+def test_optional_fields_and_hostile_text(caplog_info: pytest.LogCaptureFixture) -> None:
+    app = AccessLogMiddleware(plain_app, include_query=False, include_user_agent=False)
+    run(call_app(app, http_scope("/a\r\nb", query_string=b"x=\r\n", headers=[UA], client=None)))
+    (record,) = records(caplog_info)
+    fields: Any = record
+    assert fields.query is None and fields.user_agent is None and fields.client_addr is None
+    assert "\r" not in record.getMessage() and "\n" not in record.getMessage()
+    caplog_info.clear()
+    run(call_app(AccessLogMiddleware(plain_app), http_scope("/p", headers=[(b"user-agent", b"evil\r\nline\xff")])))
+    assert "\n" not in records(caplog_info)[0].user_agent  # type: ignore[attr-defined]
+
+
+def test_statuses_for_errors_disconnects_and_cancellation(caplog_info: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(Boom):
+        run(call_app(AccessLogMiddleware(raise_before_start), http_scope()))
+    with pytest.raises(Boom):
+        run(call_app(AccessLogMiddleware(raise_after_start), http_scope()))
+    with pytest.raises(Boom):
+        run(call_app(AccessLogMiddleware(ErrorMiddleware(raise_before_start)), http_scope()))
+    run(call_app(AccessLogMiddleware(disconnecting_app), http_scope()))
+    run(cancel_after_start(AccessLogMiddleware(hanging_app), http_scope()))
+    assert [r.status for r in records(caplog_info)] == [500, 200, 500, 499, 499]  # type: ignore[attr-defined]
+
+
+def test_uses_timing_start_when_present(caplog_info: pytest.LogCaptureFixture) -> None:
+    sent = run(call_app(TimingMiddleware(AccessLogMiddleware(plain_app)), http_scope()))
+    fields: Any = records(caplog_info)[0]
+    header_ms = float(sent.header(b"server-timing").split(b"=")[1])  # type: ignore[union-attr]
+    assert fields.ttfb_ms >= header_ms - 0.01
+
+
+def test_websocket(caplog_info: pytest.LogCaptureFixture) -> None:
+    run(call_app(AccessLogMiddleware(websocket_app), ws_scope(), WS_IN))
+    with pytest.raises(Boom):
+        run(call_app(AccessLogMiddleware(websocket_raises), ws_scope(), WS_IN))
+    assert [(r.method, r.status) for r in records(caplog_info)] == [("WEBSOCKET", 101), ("WEBSOCKET", 403)]  # type: ignore[attr-defined]
+
+
+def test_disabled_logger_skips_work(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.WARNING, logger="fastmw.access")
+    middleware = AccessLogMiddleware(plain_app)
+    monkeypatch.setattr(middleware, "_values", lambda *a: pytest.fail("built a record"))
+    assert run(call_app(middleware, http_scope())).status == 200
+    assert records(caplog) == []
+
+
+def test_exclude_paths_and_validation(caplog_info: pytest.LogCaptureFixture) -> None:
+    middleware = AccessLogMiddleware(plain_app, exclude_paths=["/health", "/metrics"])
+    for path in ("/health", "/metrics", "/x"):
+        run(call_app(middleware, http_scope(path)))
+    assert [r.path for r in records(caplog_info)] == ["/x"]  # type: ignore[attr-defined]
+    for options in ({"logger": 3}, {"level": "INFO"}, {"sink": object()}):
+        with pytest.raises(ConfigurationError):
+            AccessLogMiddleware(plain_app, **options)  # type: ignore[arg-type]
+
+
+def test_lifespan_passthrough_without_sink() -> None:
+    inner = LifespanApp()
+    sent = run(run_lifespan(AccessLogMiddleware(inner)))
+    assert [m["type"] for m in sent.messages] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+# --------------------------------------------------------------------------- JSON-lines sink
+
+
+def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown() -> None:
+    stream = io.BytesIO()
+    sink = JsonLinesSink(stream, batch_lines=100, flush_interval=3600)
+    app = AccessLogMiddleware(LifespanRouter(), sink=sink)
+    hostile = bytes(range(256))
+    run(call_app(app, http_scope("/é", query_string=b'"\\\x00', headers=[(b"user-agent", hostile)])))
+    run(call_app(app, http_scope("/2")))
+    assert stream.getvalue() == b""  # batched
+    run(run_lifespan(app))
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    first = json.loads(lines[0])
+    assert first["user_agent"] == hostile.decode("latin-1") and first["query"] == '"\\\x00'
+    assert first["path"] == "/é" and first["status"] == 200 and first["response_bytes"] == 2
+    assert isinstance(first["time"], float)
+
+
+def test_json_sink_file_path_and_close(tmp_path: Any) -> None:
+    target = tmp_path / "access.jsonl"
+    sink = JsonLinesSink(str(target), batch_lines=2)
+    app = AccessLogMiddleware(plain_app, sink=sink)
+    for _ in range(3):
+        run(call_app(app, http_scope()))
+    assert len(target.read_bytes().splitlines()) == 2
+    sink.close()
+    sink.close()
+    assert len(target.read_bytes().splitlines()) == 3
+    sink.write_record(("a",), (1,))  # after close: ignored, no error
+
+
+def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(io.RawIOBase):
+        def write(self, data: Any) -> int:
+            raise OSError("disk full")
+
+    app = AccessLogMiddleware(plain_app, sink=JsonLinesSink(Broken(), batch_lines=1))
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            assert run(call_app(app, http_scope())).status == 200
+    assert caplog.text.count("disk full") == 1
+
+
+def test_json_sink_validates() -> None:
+    with pytest.raises(ConfigurationError):
+        JsonLinesSink(io.BytesIO(), batch_lines=0)
+    with pytest.raises(ConfigurationError):
+        JsonLinesSink(io.BytesIO(), flush_interval=-1)
+
+
+class LifespanRouter(LifespanApp):
+    """Lifespan via LifespanApp, http via plain_app."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+        else:
+            await plain_app(scope, receive, send)
