@@ -823,6 +823,10 @@ cdef class _Context:
     def clear(self):
         context_get().clear()
 
+    def __ior__(self, other):
+        context_get().update(other)
+        return self
+
     def __repr__(self):
         data = _current_or_none()
         return f"<fastmw.ctx._Context {data if data is not None else {}}>"

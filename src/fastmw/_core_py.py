@@ -620,6 +620,10 @@ class _Context:
     def clear(self) -> None:
         context_get().clear()
 
+    def __ior__(self, other: Any) -> _Context:
+        context_get().update(other)
+        return self
+
     def __repr__(self) -> str:
         data = REQUEST_CONTEXT.get(None)
         return f"<fastmw.ctx._Context {data if data is not None else {}}>"

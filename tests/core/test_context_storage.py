@@ -45,6 +45,8 @@ def test_dict_behaviour_inside_a_request(core: ModuleType) -> None:
         assert proxy["a"] == 1 and proxy.get("zz", 5) == 5 and "b" in proxy and len(proxy) == 2
         assert list(proxy) == ["a", "b"] and list(proxy.keys()) == ["a", "b"]
         assert list(proxy.values()) == [1, 2] and list(proxy.items()) == [("a", 1), ("b", 2)]
+        proxy |= {"c": 0}
+        assert isinstance(proxy, core._Context) and data["c"] == 0
         proxy.update({"c": 3}, d=4)
         assert proxy.setdefault("c", 9) == 3 and proxy.pop("d") == 4 and proxy.pop("d", None) is None
         copied = proxy.copy()
