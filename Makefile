@@ -79,8 +79,8 @@ bench-e2e: build $(VENV)/.deps-bench
 	$(PY) -m benchmarks.e2e
 
 lint: build $(VENV)/.deps-lint
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools setup.py
+	$(VENV)/bin/ruff format --check src tests benchmarks tools setup.py
 	$(VENV)/bin/mypy
 
 annotate: $(VENV)/.installed

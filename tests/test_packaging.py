@@ -40,7 +40,7 @@ def test_compiled_core_lives_beside_the_package(twins: tuple[ModuleType, ModuleT
 
 def test_compiled_core_embeds_signatures(twins: tuple[ModuleType, ModuleType]) -> None:
     # embedsignature=True: help() and IDEs show real signatures for the compiled twin.
-    compiled, pure = twins
+    compiled, _ = twins
     doc = compiled.header_get.__doc__
     assert doc is not None and doc.startswith("header_get(headers, name, default=None)")
 

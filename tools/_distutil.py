@@ -66,7 +66,9 @@ def find_python(minor: str) -> Path | None:
 def interpreter_tag(python: str | Path) -> str:
     """``cp311`` for a CPython 3.11 interpreter; exits for anything else."""
     code = "import sys; print(sys.implementation.name, *sys.version_info[:2])"
-    impl, major, minor = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    impl, major, minor = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     if impl != "cpython":
         sys.exit(f"{python} is {impl}, compiled wheels are built for CPython only")
     return f"cp{major}{minor}"
