@@ -6,8 +6,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PYTEST_ARGS ?=
 EXT_STAMP := $(VENV)/.ext-built
+# wheel-check's scratch output (gitignored under build/).
+WHEEL_CHECK_DIR ?= build/wheel-check
 
-.PHONY: help venv build test test-compiled test-pure bench bench-e2e lint annotate clean asan
+.PHONY: help venv build build-trace test test-compiled test-pure bench bench-e2e lint annotate clean asan \
+	wheels wheels-test wheel-check
 
 help:
 	@echo "make bench     build, run the benchmarks, print the comparison table"
@@ -15,6 +18,11 @@ help:
 	@echo "make bench-e2e end-to-end uvicorn load run"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make annotate  Cython HTML annotation of the core (src/fastmw/_core.html)"
+	@echo "make build-trace  in-place core with Cython line tracing (coverage); make build restores"
+	@echo "make wheels    sdist + manylinux wheel per CPython 3.10-3.13 found + pure wheel, into dist/"
+	@echo "make wheels-test  install each dist/ artifact alone in a fresh venv, run the suite on it"
+	@echo "make wheel-check  default-Python wheel built, checked and tested in isolation (CI)"
+	@echo "make asan      core built with ASan+UBSan, core/middleware tests run on it"
 	@echo "make clean     remove the venv and build products"
 
 $(PY):
@@ -32,6 +40,10 @@ $(VENV)/.deps-lint: $(VENV)/.deps-test requirements/lint.txt
 	$(PIP) install -q -r requirements/lint.txt
 	touch $@
 
+$(VENV)/.deps-wheels: $(VENV)/.deps-test requirements/wheels.txt
+	$(PIP) install -q -r requirements/wheels.txt
+	touch $@
+
 $(VENV)/.installed: $(VENV)/.deps-test pyproject.toml setup.py
 	$(PIP) install -q --no-build-isolation --no-deps -e .
 	touch $@
@@ -44,6 +56,12 @@ $(EXT_STAMP): $(VENV)/.installed src/fastmw/_core.pyx setup.py
 venv: $(VENV)/.installed
 
 build: $(EXT_STAMP)
+
+# setup.py records the Cython mode, so switching back and forth regenerates the C;
+# dropping the stamp makes the next `make build` put the plain core back.
+build-trace: $(VENV)/.installed
+	FASTMW_CYTHON_TRACE=1 $(PY) setup.py -q build_ext --inplace
+	rm -f $(EXT_STAMP)
 
 test: build
 	FASTMW_REQUIRE_COMPILED=1 $(PY) -m pytest $(PYTEST_ARGS)
@@ -62,13 +80,28 @@ bench-e2e: build $(VENV)/.deps-bench
 	$(PY) -m benchmarks.e2e
 
 lint: build $(VENV)/.deps-lint
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools setup.py
+	$(VENV)/bin/ruff format --check src tests benchmarks tools setup.py
 	$(VENV)/bin/mypy
 
 annotate: $(VENV)/.installed
 	FASTMW_ANNOTATE=1 $(PY) setup.py -q build_ext --inplace --force
 	@echo "wrote src/fastmw/_core.html"
+
+wheels: $(VENV)/.deps-wheels
+	$(PY) tools/build_dists.py --out dist
+	$(PY) tools/check_dists.py dist
+
+wheels-test: $(VENV)/.deps-wheels
+	@ls dist/fastmw-*.tar.gz dist/fastmw-*.whl >/dev/null 2>&1 || { echo "dist/ is empty: run make wheels first"; exit 1; }
+	$(PY) tools/test_dists.py --python $(PYTHON) dist/fastmw-*.whl dist/fastmw-*.tar.gz
+
+# The packaging gate CI runs after `make test`: sdist -> default-Python wheel -> auditwheel,
+# content + twine checks, then the suite against that wheel alone in a fresh venv.
+wheel-check: $(VENV)/.deps-wheels
+	$(PY) tools/build_dists.py --out $(WHEEL_CHECK_DIR) --python $(PYTHON) --no-pure
+	$(PY) tools/check_dists.py $(WHEEL_CHECK_DIR)
+	$(PY) tools/test_dists.py --python $(PYTHON) $(WHEEL_CHECK_DIR)/fastmw-*.whl
 
 clean:
 	rm -rf $(VENV) build dist wheelhouse src/*.egg-info src/fastmw/_core.c src/fastmw/*.html src/fastmw/*.so .pytest_cache .hypothesis .benchmarks

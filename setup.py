@@ -12,10 +12,29 @@ import shlex
 from setuptools import Extension, setup
 
 TRUTHY = {"1", "true", "yes", "on"}
+# cythonize only compares timestamps, so after switching FASTMW_CYTHON_TRACE a stale
+# _core.c would be reused: a plain build would ship traced (slow) C, a trace build
+# untraced C (coverage sees no lines). The last mode is recorded here to force a
+# regeneration on a switch. The C must stay next to the .pyx: Cython.Coverage looks there.
+MODE_FILE = os.path.join("build", "fastmw-cython-mode")
 
 
 def flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
+def mode_changed(mode: str) -> bool:
+    """Record the Cython build mode; True when it differs from the previous build's."""
+    try:
+        with open(MODE_FILE) as f:
+            previous = f.read().strip()
+    except OSError:
+        previous = ""
+    if previous != mode:
+        os.makedirs(os.path.dirname(MODE_FILE), exist_ok=True)
+        with open(MODE_FILE, "w") as f:
+            f.write(mode)
+    return previous not in ("", mode)
 
 
 def extensions() -> list:
@@ -23,6 +42,8 @@ def extensions() -> list:
         return []
     from Cython.Build import cythonize
 
+    # The kernels index only inside loops bounded by the sequence length and never
+    # with negative indices (audited), so bounds and wraparound checks are dead weight.
     directives = {
         "language_level": 3,
         "embedsignature": True,
@@ -31,9 +52,10 @@ def extensions() -> list:
         "cdivision": True,
     }
     macros = []
-    if flag("FASTMW_CYTHON_TRACE"):
+    trace = flag("FASTMW_CYTHON_TRACE")
+    if trace:
         directives.update(linetrace=True, binding=True)
-        macros.append(("CYTHON_TRACE", "1"))
+        macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
     extra = shlex.split(os.environ.get("FASTMW_CFLAGS", ""))
     core = Extension(
         "fastmw._core",
@@ -42,7 +64,12 @@ def extensions() -> list:
         extra_compile_args=extra,
         extra_link_args=extra,
     )
-    return cythonize([core], compiler_directives=directives, annotate=flag("FASTMW_ANNOTATE"))
+    return cythonize(
+        [core],
+        compiler_directives=directives,
+        annotate=flag("FASTMW_ANNOTATE"),
+        force=mode_changed("trace" if trace else "plain"),
+    )
 
 
 setup(ext_modules=extensions())

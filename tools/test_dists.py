@@ -1,0 +1,132 @@
+"""Install each artifact alone in a fresh virtualenv and run the test suite against it.
+
+A wheel goes into a venv of the Python its tag names (the pure wheel into the default
+one); the sdist goes into a default-Python venv without Cython, so build isolation has
+to fetch it, and must still come out compiled. The suite runs from a temporary copy of
+tests/ with the project's pytest settings, so src/ is never on sys.path.
+
+    python tools/test_dists.py [--python DEFAULT] ARTIFACT...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import tomllib
+from _distutil import ROOT, Timer, clean_env, find_python, is_pure, project_version, run, wheel_tags
+
+# Asked from inside the venv, from the test directory: what would the tests import?
+PROBE = (
+    "import json, sys, importlib.util, fastmw; "
+    "print(json.dumps({'file': fastmw.__file__, 'compiled': fastmw.COMPILED, "
+    "'version': fastmw.__version__, 'prefix': sys.prefix, "
+    "'cython': importlib.util.find_spec('Cython') is not None}))"
+)
+
+
+def test_requirements(where: Path) -> Path:
+    """requirements/test.txt without its ``-r build.txt``: users' venvs have no Cython."""
+    lines = (ROOT / "requirements" / "test.txt").read_text().splitlines()
+    kept = [line for line in lines if not line.strip().startswith(("-r", "--requirement"))]
+    path = where / "test-requirements.txt"
+    path.write_text("\n".join(kept) + "\n")
+    return path
+
+
+def pytest_ini(where: Path) -> None:
+    """pyproject's [tool.pytest.ini_options] as a pytest.ini (filterwarnings, markers...)."""
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    lines = ["[pytest]"]
+    for key, value in options.items():
+        if isinstance(value, list):
+            lines.append(f"{key} =" + "".join(f"\n    {item}" for item in value))
+        else:
+            lines.append(f"{key} = {value}")
+    (where / "pytest.ini").write_text("\n".join(lines) + "\n")
+
+
+def python_for(artifact: Path, default: Path) -> Path:
+    if artifact.suffix != ".whl" or is_pure(artifact):
+        return default
+    py = wheel_tags(artifact)[0]  # cp312
+    python = find_python(f"{py[2]}.{py[3:]}")
+    if python is None:
+        sys.exit(f"no interpreter for {artifact.name}")
+    return python
+
+
+def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None:
+    expect_compiled = not is_pure(artifact)
+    python = python_for(artifact, default)
+    env = clean_env()
+    with tempfile.TemporaryDirectory(prefix="fastmw-test-") as tmp_name:
+        tmp = Path(tmp_name)
+        venv = tmp / "venv"
+        run([python, "-m", "venv", venv])
+        vpy = venv / "bin" / "python"
+        pip = [vpy, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+        run([*pip, "-r", test_requirements(tmp)], env=env)
+        run_dir = tmp / "run"
+        shutil.copytree(ROOT / "tests", run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        pytest_ini(run_dir)
+        if artifact.suffix != ".whl":
+            probe_env = {**env, "PYTHONNOUSERSITE": "1"}
+            out = run(
+                [vpy, "-c", "import importlib.util as u; print(u.find_spec('Cython') is None)"],
+                env=probe_env,
+                capture_output=True,
+            ).stdout
+            if out.strip() != "True":
+                sys.exit("Cython is preinstalled in the sdist venv: build isolation is not exercised")
+        # --no-cache-dir: pip caches wheels it builds from a named sdist; a stale one
+        # from an earlier run would hide a broken sdist build.
+        run([*pip, "--no-cache-dir", artifact], env=env)
+        facts = json.loads(run([vpy, "-c", PROBE], cwd=run_dir, env=env, capture_output=True).stdout)
+        print(f"  installed: {facts}", flush=True)
+        problems = []
+        if not Path(facts["file"]).resolve().is_relative_to(Path(facts["prefix"]).resolve()):
+            problems.append(f"fastmw imported from {facts['file']}, not from the venv")
+        if facts["compiled"] is not expect_compiled:
+            problems.append(f"COMPILED is {facts['compiled']}, expected {expect_compiled}")
+        if facts["version"] != project_version():
+            problems.append(f"version {facts['version']} != {project_version()}")
+        if facts["cython"]:
+            problems.append("Cython leaked into the runtime venv")
+        if problems:
+            sys.exit(f"{artifact.name}: " + "; ".join(problems))
+        if expect_compiled:
+            env["FASTMW_REQUIRE_COMPILED"] = "1"  # conftest refuses a silent fallback
+        run([vpy, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args], cwd=run_dir, env=env)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--python",
+        type=Path,
+        default=Path(shutil.which("python3") or sys.executable),
+        help="interpreter for the sdist and the pure wheel (default: python3 on PATH)",
+    )
+    parser.add_argument("artifacts", nargs="+", type=Path)
+    args = parser.parse_args()
+    pytest_args = os.environ.get("PYTEST_ARGS", "").split()
+    timer = Timer()
+    total = time.monotonic()
+    for artifact in args.artifacts:
+        start = time.monotonic()
+        print(f"\n=== {artifact.name}", flush=True)
+        test_artifact(artifact.resolve(), args.python, pytest_args)
+        timer(artifact.name, start)
+    timer("total", total)
+    timer.report("tested:")
+
+
+if __name__ == "__main__":
+    main()
