@@ -12,6 +12,7 @@ A fastmw piece that does not exist yet gives an "n/a" row, never an error.
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import logging
@@ -94,6 +95,7 @@ def _devnull() -> io.TextIOWrapper:
     global _DEVNULL
     if _DEVNULL is None:
         _DEVNULL = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives for the process
+        atexit.register(_DEVNULL.close)
     return _DEVNULL
 
 
@@ -365,6 +367,7 @@ class Stack:
     expect: dict[str, bytes | None] = field(default_factory=dict)  # header -> exact value (None: any)
     before: Callable[[], None] | None = None
     needs_loop: bool = False
+    variant: str = ""  # rows of one variant are compared with each other (access log modes)
 
 
 @dataclass
@@ -394,6 +397,8 @@ def _fastmw(label: str, pure: bool, needs: tuple[str, ...], make: Callable[..., 
     name = f"{label} {'pure' if pure else 'compiled'}"
     resolved = [_resolve(package, need) for need in needs]
     absent = [need for need, value in zip(needs, resolved, strict=True) if value is None]
+    if not pure and not package.COMPILED:
+        return Stack(name, kind, None, missing="fastmw is running its pure core (extension not built?)", **kw)
     if absent:
         return Stack(name, kind, None, missing="fastmw." + ", fastmw.".join(absent) + " not available", **kw)
     return Stack(name, kind, lambda app: make(app, *resolved), **kw)
@@ -463,12 +468,12 @@ def _group_stacks(group: str) -> list[Stack]:
         log = ("AccessLogMiddleware",)
         return [
             bare,
-            *_both("fastmw disabled", log, lambda a, m: m(a), before=fm_off),
-            *_both("fastmw NullHandler", log, lambda a, m: m(a), before=_logs(FASTMW_LOGGER, "null")),
-            *_both("fastmw fast sink", log, _fast_sink, before=fm_off),
-            Stack("hand-written disabled", "hand", HandAccessLog, before=hand_off),
-            Stack("hand-written NullHandler", "hand", HandAccessLog, before=_logs(HAND_LOGGER, "null")),
-            Stack("hand-written json-lines", "hand", lambda a: HandAccessLog(a, json_lines=True)),
+            *_both("fastmw disabled", log, lambda a, m: m(a), before=fm_off, variant="disabled"),
+            *_both("fastmw NullHandler", log, lambda a, m: m(a), before=_logs(FASTMW_LOGGER, "null"), variant="null"),
+            *_both("fastmw fast sink", log, _fast_sink, before=fm_off, variant="sink"),
+            Stack("hand-written disabled", "hand", HandAccessLog, before=hand_off, variant="disabled"),
+            Stack("hand-written NullHandler", "hand", HandAccessLog, before=_logs(HAND_LOGGER, "null"), variant="null"),
+            Stack("hand-written json-lines", "hand", lambda a: HandAccessLog(a, json_lines=True), variant="sink"),
         ]
     if group == "stack":
         return [
