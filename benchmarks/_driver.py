@@ -161,12 +161,14 @@ def interleave(
     before = before or {}
     names = list(batches)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    gc.collect()
     for index in range(warmup + rounds):
         order = names if index % 2 == 0 else names[::-1]
         for name in order:
             if name in before:
                 before[name]()
+            # Start every batch with no garbage pending, so one stack's garbage
+            # (BaseHTTPMiddleware makes plenty) is not collected on another's clock.
+            gc.collect()
             seconds = batches[name]()
             if index >= warmup:
                 samples[name].append(seconds)

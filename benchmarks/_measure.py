@@ -14,9 +14,9 @@ from functools import partial
 from benchmarks import _driver, core_ops, stacks
 
 QUICK = os.environ.get("FASTMW_BENCH_QUICK", "") == "1"
-ROUNDS = int(os.environ.get("FASTMW_BENCH_ROUNDS", "3" if QUICK else "15"))
-BATCH = int(os.environ.get("FASTMW_BENCH_BATCH", "20" if QUICK else "250"))
-CORE_BATCH = int(os.environ.get("FASTMW_BENCH_CORE_BATCH", "200" if QUICK else "20000"))
+ROUNDS = int(os.environ.get("FASTMW_BENCH_ROUNDS", "3" if QUICK else "30"))
+BATCH = int(os.environ.get("FASTMW_BENCH_BATCH", "20" if QUICK else "1000"))
+CORE_BATCH = int(os.environ.get("FASTMW_BENCH_CORE_BATCH", "200" if QUICK else "50000"))
 WARMUP = 1
 
 
