@@ -34,6 +34,10 @@ class Row:
         return statistics.median(self.samples) * 1e9 if self.samples else None
 
     @property
+    def min_ns(self) -> float | None:
+        return min(self.samples) * 1e9 if self.samples else None
+
+    @property
     def iqr_pct(self) -> float | None:
         if len(self.samples) < 4:
             return None

@@ -98,6 +98,7 @@ def summarize(result: GroupResult) -> list[dict[str, Any]]:
                 "status": row.status,
                 "reason": row.reason,
                 "median_ns": row.median_ns,
+                "min_ns": row.min_ns,
                 "iqr_pct": row.iqr_pct,
                 "overhead_ns": overhead(row) if row.kind != "bare" else None,
                 "ratio_vs_fastmw_c": _ratio(row.median_ns, fastmw.median_ns if fastmw else None),
@@ -152,12 +153,13 @@ def middleware_table(result: GroupResult) -> str:
     lines = []
     for row in summarize(result):
         if row["status"] != "ok":
-            lines.append([row["name"], row["status"], "", "", "", "", ""])
+            lines.append([row["name"], row["status"], "", "", "", "", "", ""])
             continue
         lines.append(
             [
                 row["name"],
                 _num(row["median_ns"]),
+                _num(row["min_ns"]),
                 _num(row["iqr_pct"], 1),
                 "-" if row["kind"] == "bare" else _num(row["overhead_ns"]),
                 "-" if row["kind"] == "bare" else _times(row["ratio_vs_fastmw_c"]),
@@ -166,7 +168,7 @@ def middleware_table(result: GroupResult) -> str:
             ]
         )
     title = f"{result.name}  (driver: {result.driver}, {result.rounds} rounds x {result.per_round} requests)"
-    header = [title, "ns/req", "IQR%", "overhead", "x fastmw-c", "ovh x fastmw-c", "ovh x hand"]
+    header = [title, "ns/req", "min", "IQR%", "overhead", "x fastmw-c", "ovh x fastmw-c", "ovh x hand"]
     return _table(header, lines)
 
 
