@@ -76,7 +76,9 @@ test-pure: build
 bench: build $(VENV)/.deps-bench
 	$(PY) -m benchmarks
 
+# wrk comes from Debian; without it (no apt, no root) e2e.py falls back to a Python load generator.
 bench-e2e: build $(VENV)/.deps-bench
+	command -v wrk || (apt-get update && apt-get install -y wrk) || echo "wrk not installed: using the Python load generator"
 	$(PY) -m benchmarks.e2e
 
 lint: build $(VENV)/.deps-lint

@@ -1,0 +1,1 @@
+"""fastmw benchmark suite (outside the default test run): ``make bench`` / ``make bench-e2e``."""

@@ -1,0 +1,495 @@
+"""Every stack the benchmarks compare, in one place.
+
+Each group holds the bare inner app plus the same work done by fastmw (compiled
+and pure copies, see ``_twins``), by competitors, by straightforward hand-written
+pure-ASGI classes and by ``BaseHTTPMiddleware`` subclasses. The hand-written and
+BaseHTTP classes are what a careful user would write from the Starlette docs:
+request id echo with uuid4 validation (``x-request-id``), a ``server-timing``
+header, a 500 on unhandled errors, an access log to a disabled logger, and a
+context dict in a ContextVar filled from ``x-request-id``/``x-correlation-id``.
+A fastmw piece that does not exist yet gives an "n/a" row, never an error.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from time import perf_counter
+from types import ModuleType
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from benchmarks import _twins
+from benchmarks._driver import ASGIApp
+
+REQUEST_ID_HEADER = "x-request-id"
+CORRELATION_ID_HEADER = "x-correlation-id"
+TIMING_HEADER = "server-timing"
+HAND_LOGGER = "benchmarks.access"
+FASTMW_LOGGER = "fastmw.access"
+LOGGERS = (HAND_LOGGER, FASTMW_LOGGER)
+ERROR_BODY = b"Internal Server Error"
+INNER_APPS = ("raw", "starlette")
+
+HAND_REQUEST_ID: ContextVar[str | None] = ContextVar("bench_request_id", default=None)
+HAND_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("bench_context")
+hand_log = logging.getLogger(HAND_LOGGER)
+_DEVNULL: io.TextIOWrapper | None = None
+
+
+# --------------------------------------------------------------------------- inner apps
+
+
+async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The tiny raw ASGI endpoint: 200 text/plain 'ok'."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def _endpoint(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def starlette_app() -> Starlette:
+    """The Starlette route endpoint (async, so it never leaves the event loop thread)."""
+    return Starlette(routes=[Route("/", _endpoint)])
+
+
+def inner_app(name: str) -> ASGIApp:
+    return raw_app if name == "raw" else starlette_app()
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def valid_uuid4(value: str | None) -> bool:
+    if not value:
+        return False
+    try:
+        return uuid.UUID(value).version == 4
+    except ValueError:
+        return False
+
+
+def _incoming_id(value: str | None) -> str:
+    return value if value is not None and valid_uuid4(value) else uuid.uuid4().hex
+
+
+def _devnull() -> io.TextIOWrapper:
+    global _DEVNULL
+    if _DEVNULL is None:
+        _DEVNULL = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives for the process
+        atexit.register(_DEVNULL.close)
+    return _DEVNULL
+
+
+def _log_line(client: Any, method: str, path: str, status: int, size: int, millis: float, sink: Any) -> None:
+    if sink is not None:
+        record = {"client": client[0] if client else None, "method": method, "path": path}
+        record.update(status=status, bytes=size, ms=round(millis, 3))
+        sink.write(json.dumps(record) + "\n")
+    else:
+        hand_log.info("%s %s %s %d %d %.3fms", client[0] if client else "-", method, path, status, size, millis)
+
+
+# --------------------------------------------------------------------------- hand-written pure ASGI
+
+
+class HandRequestId:
+    """Echo a valid uuid4 ``x-request-id`` (or a new one) and keep it in a ContextVar."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        request_id = _incoming_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        token = HAND_REQUEST_ID.set(request_id)
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            HAND_REQUEST_ID.reset(token)
+
+
+class HandTiming:
+    """Add ``server-timing: app;dur=<ms>`` (time to the response start)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = perf_counter()
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                millis = (perf_counter() - start) * 1000
+                MutableHeaders(scope=message).append(TIMING_HEADER, f"app;dur={millis:.3f}")
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+class HandError:
+    """Turn an unhandled exception into a plain 500 unless the response already started."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            hand_log.exception("unhandled error")
+            if started:
+                raise
+            headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(ERROR_BODY))]
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
+            await send({"type": "http.response.body", "body": ERROR_BODY})
+
+
+class HandAccessLog:
+    """Log method, path, status, body bytes and duration when the response ends."""
+
+    def __init__(self, app: ASGIApp, *, json_lines: bool = False) -> None:
+        self.app = app
+        self.sink = _devnull() if json_lines else None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = perf_counter()
+        status = 500
+        size = 0
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            millis = (perf_counter() - start) * 1000
+            _log_line(scope.get("client"), scope["method"], scope["path"], status, size, millis, self.sink)
+
+
+class HandContext:
+    """A context dict (request and correlation ids) in a ContextVar; both ids echoed."""
+
+    def __init__(self, app: ASGIApp, *, request_id: bool = True) -> None:
+        self.app = app
+        self.request_id = request_id
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        data = {CORRELATION_ID_HEADER: _incoming_id(headers.get(CORRELATION_ID_HEADER))}
+        if self.request_id:
+            data[REQUEST_ID_HEADER] = _incoming_id(headers.get(REQUEST_ID_HEADER))
+        token = HAND_CONTEXT.set(data)
+
+        async def send_wrapper(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                for key, value in data.items():
+                    response_headers.append(key, value)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            HAND_CONTEXT.reset(token)
+
+
+# --------------------------------------------------------------------------- BaseHTTPMiddleware
+
+
+class BaseRequestId(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        request_id = _incoming_id(request.headers.get(REQUEST_ID_HEADER))
+        token = HAND_REQUEST_ID.set(request_id)
+        try:
+            response = await call_next(request)
+        finally:
+            HAND_REQUEST_ID.reset(token)
+        response.headers.append(REQUEST_ID_HEADER, request_id)
+        return response
+
+
+class BaseTiming(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        start = perf_counter()
+        response = await call_next(request)
+        response.headers.append(TIMING_HEADER, f"app;dur={(perf_counter() - start) * 1000:.3f}")
+        return response
+
+
+class BaseError(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await call_next(request)
+        except Exception:
+            hand_log.exception("unhandled error")
+            return PlainTextResponse(ERROR_BODY.decode(), status_code=500)
+
+
+class BaseAccessLog(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        start = perf_counter()
+        response = await call_next(request)
+        size = int(response.headers.get("content-length", 0))
+        millis = (perf_counter() - start) * 1000
+        _log_line(request.client, request.method, request.url.path, response.status_code, size, millis, None)
+        return response
+
+
+class BaseContext(BaseHTTPMiddleware):
+    def __init__(self, app: ASGIApp, *, request_id: bool = True) -> None:
+        super().__init__(app)
+        self.request_id = request_id
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        data = {CORRELATION_ID_HEADER: _incoming_id(request.headers.get(CORRELATION_ID_HEADER))}
+        if self.request_id:
+            data[REQUEST_ID_HEADER] = _incoming_id(request.headers.get(REQUEST_ID_HEADER))
+        token = HAND_CONTEXT.set(data)
+        try:
+            response = await call_next(request)
+        finally:
+            HAND_CONTEXT.reset(token)
+        for key, value in data.items():
+            response.headers.append(key, value)
+        return response
+
+
+def hand_stack(app: ASGIApp) -> ASGIApp:
+    """The five hand-written middlewares, outermost first: id, log, timing, error, context."""
+    return HandRequestId(HandAccessLog(HandTiming(HandError(HandContext(app, request_id=False)))))
+
+
+def basehttp_stack(app: ASGIApp) -> ASGIApp:
+    return BaseRequestId(BaseAccessLog(BaseTiming(BaseError(BaseContext(app, request_id=False)))))
+
+
+# --------------------------------------------------------------------------- competitors
+
+
+def asgi_correlation_id(app: ASGIApp) -> ASGIApp:
+    from asgi_correlation_id import CorrelationIdMiddleware
+
+    return CorrelationIdMiddleware(app, header_name="X-Request-ID")
+
+
+def starlette_context(app: ASGIApp, *, raw: bool = True) -> ASGIApp:
+    from starlette_context import plugins
+    from starlette_context.middleware import ContextMiddleware, RawContextMiddleware
+
+    middleware = RawContextMiddleware if raw else ContextMiddleware
+    return middleware(app, plugins=[plugins.RequestIdPlugin(), plugins.CorrelationIdPlugin()])  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- logger state
+
+
+def set_logger(name: str, mode: str) -> None:
+    """``disabled``: logger.disabled; ``null``: enabled at INFO into a NullHandler only."""
+    logger = logging.getLogger(name)
+    logger.disabled = mode == "disabled"
+    if mode == "null":
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.handlers = [logging.NullHandler()]
+
+
+@contextmanager
+def saved_loggers() -> Iterator[None]:
+    """Restore the benchmark loggers' state afterwards (tests share the process)."""
+    saved = [(logging.getLogger(n), logging.getLogger(n).__dict__.copy()) for n in LOGGERS]
+    try:
+        yield
+    finally:
+        for logger, state in saved:
+            logger.__dict__.clear()
+            logger.__dict__.update(state)
+        logging.getLogger().manager._clear_cache()
+
+
+# --------------------------------------------------------------------------- stacks and groups
+
+
+@dataclass
+class Stack:
+    """One row of a group: how to wrap the inner app, or why it is n/a."""
+
+    name: str
+    kind: str  # bare | fastmw-c | fastmw-py | competitor | hand | basehttp
+    build: Callable[[ASGIApp], ASGIApp] | None
+    missing: str = ""
+    expect: dict[str, bytes | None] = field(default_factory=dict)  # header -> exact value (None: any)
+    before: Callable[[], None] | None = None
+    needs_loop: bool = False
+    variant: str = ""  # rows of one variant are compared with each other (access log modes)
+
+
+@dataclass
+class Group:
+    name: str
+    stacks: list[Stack]
+    inner: str
+
+    @property
+    def driver(self) -> str:
+        return "loop" if any(s.needs_loop and s.build is not None for s in self.stacks) else "sync"
+
+
+def _resolve(package: ModuleType, dotted: str) -> Any:
+    target: Any = package
+    for part in dotted.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return None
+    return target
+
+
+def _fastmw(label: str, pure: bool, needs: tuple[str, ...], make: Callable[..., ASGIApp], **kw: Any) -> Stack:
+    """A fastmw row; ``make(app, *resolved_needs)``. n/a when a needed name is missing."""
+    package = _twins.pure_copy() if pure else _twins.original()
+    kind = "fastmw-py" if pure else "fastmw-c"
+    name = f"{label} {'pure' if pure else 'compiled'}"
+    resolved = [_resolve(package, need) for need in needs]
+    absent = [need for need, value in zip(needs, resolved, strict=True) if value is None]
+    if not pure and not package.COMPILED:
+        return Stack(name, kind, None, missing="fastmw is running its pure core (extension not built?)", **kw)
+    if absent:
+        return Stack(name, kind, None, missing="fastmw." + ", fastmw.".join(absent) + " not available", **kw)
+    return Stack(name, kind, lambda app: make(app, *resolved), **kw)
+
+
+def _both(label: str, needs: tuple[str, ...], make: Callable[..., ASGIApp], **kw: Any) -> list[Stack]:
+    return [_fastmw(label, False, needs, make, **kw), _fastmw(label, True, needs, make, **kw)]
+
+
+RID = {REQUEST_ID_HEADER: None}
+CTX = {REQUEST_ID_HEADER: None, CORRELATION_ID_HEADER: None}
+TIMING = {TIMING_HEADER: None}
+CONTEXT_NEEDS = ("RawContextMiddleware", "plugins.RequestIdPlugin", "plugins.CorrelationIdPlugin")
+FIVE_NEEDS = ("RequestIdMiddleware", "AccessLogMiddleware", "TimingMiddleware", "ErrorMiddleware", *CONTEXT_NEEDS)
+
+
+def _fastmw_context(app: ASGIApp, middleware: Any, request_id: Any, correlation_id: Any) -> ASGIApp:
+    return middleware(app, plugins=[request_id(), correlation_id()])  # type: ignore[no-any-return]
+
+
+def _fastmw_five(app: ASGIApp, rid: Any, log: Any, timing: Any, error: Any, ctx: Any, _: Any, cid: Any) -> ASGIApp:
+    return rid(log(timing(error(ctx(app, plugins=[cid()])))))  # type: ignore[no-any-return]
+
+
+def _fast_sink(app: ASGIApp, middleware: Any) -> ASGIApp:
+    """AccessLogMiddleware with its JSON-lines sink to /dev/null (option found by its name)."""
+    import inspect
+
+    options = [p for p in inspect.signature(middleware).parameters if "sink" in p]
+    if not options:
+        raise TypeError("AccessLogMiddleware has no *sink* option")
+    return middleware(app, **{options[0]: _devnull()})  # type: ignore[no-any-return]
+
+
+def _logs(name: str, mode: str) -> Callable[[], None]:
+    return lambda: set_logger(name, mode)
+
+
+def _group_stacks(group: str) -> list[Stack]:
+    bare = Stack("bare", "bare", lambda app: app)
+    hand_off = _logs(HAND_LOGGER, "disabled")
+    fm_off = _logs(FASTMW_LOGGER, "disabled")
+    if group == "context":
+        return [
+            bare,
+            *_both("fastmw Raw", CONTEXT_NEEDS, _fastmw_context, expect=CTX),
+            _fastmw("fastmw ContextMiddleware", False, ("ContextMiddleware", *CONTEXT_NEEDS[1:]), _fastmw_context,
+                    expect=CTX, needs_loop=True),
+            Stack("starlette-context Raw", "competitor", starlette_context, expect=CTX),
+            Stack("starlette-context ContextMiddleware", "competitor", lambda a: starlette_context(a, raw=False),
+                  expect=CTX, needs_loop=True),
+            Stack("hand-written", "hand", HandContext, expect=CTX),
+        ]
+    if group == "request id":
+        return [
+            bare,
+            *_both("fastmw", ("RequestIdMiddleware",), lambda a, m: m(a), expect=RID),
+            Stack("asgi-correlation-id", "competitor", asgi_correlation_id, expect=RID),
+            Stack("hand-written", "hand", HandRequestId, expect=RID),
+        ]
+    if group == "timing":
+        return [bare, *_both("fastmw", ("TimingMiddleware",), lambda a, m: m(a)),
+                Stack("hand-written", "hand", HandTiming, expect=TIMING)]
+    if group == "error":
+        return [bare, *_both("fastmw", ("ErrorMiddleware",), lambda a, m: m(a)), Stack("hand-written", "hand", HandError)]
+    if group == "access log":
+        log = ("AccessLogMiddleware",)
+        return [
+            bare,
+            *_both("fastmw disabled", log, lambda a, m: m(a), before=fm_off, variant="disabled"),
+            *_both("fastmw NullHandler", log, lambda a, m: m(a), before=_logs(FASTMW_LOGGER, "null"), variant="null"),
+            *_both("fastmw fast sink", log, _fast_sink, before=fm_off, variant="sink"),
+            Stack("hand-written disabled", "hand", HandAccessLog, before=hand_off, variant="disabled"),
+            Stack("hand-written NullHandler", "hand", HandAccessLog, before=_logs(HAND_LOGGER, "null"), variant="null"),
+            Stack("hand-written json-lines", "hand", lambda a: HandAccessLog(a, json_lines=True), variant="sink"),
+        ]
+    if group == "stack":
+        return [
+            bare,
+            *_both("fastmw", FIVE_NEEDS, _fastmw_five, expect=RID, before=fm_off),
+            _fastmw("fastmw.stack()", False, ("stack",), lambda a, s: s(a), expect=RID, before=fm_off),
+            Stack("hand-written", "hand", hand_stack, expect={**RID, **TIMING}, before=hand_off),
+            Stack("BaseHTTPMiddleware", "basehttp", basehttp_stack, expect={**RID, **TIMING}, before=hand_off,
+                  needs_loop=True),
+        ]
+    raise ValueError(f"unknown group {group!r}")
+
+
+GROUPS = ("context", "request id", "timing", "access log", "error", "stack")
+
+
+def groups(names: tuple[str, ...] = GROUPS, inners: tuple[str, ...] = INNER_APPS) -> list[Group]:
+    """Every middleware group, once per inner app ("raw" endpoint, "starlette" route)."""
+    return [Group(f"{name} [{inner}]", _group_stacks(name), inner) for name in names for inner in inners]
