@@ -121,5 +121,3 @@ def middleware_group(group: stacks.Group) -> GroupResult:
                 before[stack.name] = stack.before
         result = GroupResult(group.name, "middleware", group.driver, BATCH, ROUNDS, rows)
         return _store(result, _driver.interleave(batches, ROUNDS, WARMUP, before))
-
-

@@ -42,7 +42,10 @@ STACKS = {
     "BaseHTTPMiddleware": ("stack", "BaseHTTPMiddleware"),
     "starlette-context Raw": ("context", "starlette-context Raw"),
 }
-REQUEST_HEADERS = {"x-request-id": "7c4a8d09ca3742af91e59520943dc264", "x-correlation-id": "5f0c3b1e9a4d4c2e8b7f6a5d4c3b2a19"}
+REQUEST_HEADERS = {
+    "x-request-id": "7c4a8d09ca3742af91e59520943dc264",
+    "x-correlation-id": "5f0c3b1e9a4d4c2e8b7f6a5d4c3b2a19",
+}
 RESULT_PATH = Path(__file__).parent / "results" / "e2e-latest.json"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -69,8 +72,17 @@ def serve(name: str, port: int) -> None:
     if stack.before is not None:
         stack.before()
     app = stack.build(stacks.starlette_app())
-    uvicorn.run(app, host=HOST, port=port, loop="uvloop", http="httptools", access_log=False,
-                log_level="warning", workers=1, lifespan="off")
+    uvicorn.run(
+        app,
+        host=HOST,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        workers=1,
+        lifespan="off",
+    )
 
 
 # --------------------------------------------------------------------------- process control
@@ -119,8 +131,15 @@ def _ms(text: str) -> float:
 
 def load_wrk(port: int, seconds: float) -> dict[str, float]:
     headers = [arg for key, value in REQUEST_HEADERS.items() for arg in ("-H", f"{key}: {value}")]
-    command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency", *headers,
-               f"http://{HOST}:{port}/"]
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+        *headers,
+        f"http://{HOST}:{port}/",
+    ]
     out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -185,16 +204,20 @@ def table(medians: dict[str, dict[str, float]], missing: dict[str, str]) -> str:
             continue
         m = medians[name]
         ratios = [_ratio(m[key], bare[key] if bare else None) for key in ("rps", "p50_ms", "p99_ms")]
-        lines.append(f"{name:<24} {m['rps']:>9,.0f} {m['p50_ms']:>8.3f} {m['p99_ms']:>8.3f} "
-                     + " ".join(f"{r:>9}" for r in ratios))
+        lines.append(
+            f"{name:<24} {m['rps']:>9,.0f} {m['p50_ms']:>8.3f} {m['p99_ms']:>8.3f} "
+            + " ".join(f"{r:>9}" for r in ratios)
+        )
     return "\n".join(lines)
 
 
 def run() -> int:
     wanted = [n.strip() for n in os.environ.get("E2E_STACKS", "").split(",") if n.strip()] or list(STACKS)
     load = load_wrk if shutil.which("wrk") else load_python
-    print(f"load generator: {'wrk' if load is load_wrk else 'python asyncio (wrk not found)'}; "
-          f"{ROUNDS} rounds x {DURATION}s, {CONNECTIONS} connections")
+    print(
+        f"load generator: {'wrk' if load is load_wrk else 'python asyncio (wrk not found)'}; "
+        f"{ROUNDS} rounds x {DURATION}s, {CONNECTIONS} connections"
+    )
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     missing: dict[str, str] = {}
     samples: dict[str, list[dict[str, float]]] = {}
@@ -205,20 +228,24 @@ def run() -> int:
                 missing[name] = stack.missing
                 continue
             port = free_port()
-            process = subprocess.Popen([sys.executable, "-m", "benchmarks.e2e", "serve", name, str(port)],
-                                       cwd=Path(__file__).parent.parent)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.e2e", "serve", name, str(port)], cwd=Path(__file__).parent.parent
+            )
             servers[name] = (process, port)
             if not wait_ready(port, process):
                 raise RuntimeError(f"server for {name!r} did not start (exit code {process.poll()})")
-        for name, (_, port) in servers.items():  # warm every server once
+        for _, port in servers.values():  # warm every server once
             load(port, WARMUP_SECONDS)
         names = list(servers)
         for index in range(ROUNDS):
             for name in names if index % 2 == 0 else names[::-1]:
                 result = load(servers[name][1], DURATION)
                 samples.setdefault(name, []).append(result)
-                print(f"round {index + 1}/{ROUNDS} {name:<24} {result['rps']:>9,.0f} req/s "
-                      f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms", flush=True)
+                print(
+                    f"round {index + 1}/{ROUNDS} {name:<24} {result['rps']:>9,.0f} req/s "
+                    f"p50 {result['p50_ms']:.3f} ms p99 {result['p99_ms']:.3f} ms",
+                    flush=True,
+                )
     finally:
         for process, _ in servers.values():
             stop(process)
@@ -226,9 +253,21 @@ def run() -> int:
     print()
     print(table(medians, missing))
     RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULT_PATH.write_text(json.dumps({"load": load.__name__, "rounds": ROUNDS, "duration_s": DURATION,
-                                       "connections": CONNECTIONS, "medians": medians, "samples": samples,
-                                       "missing": missing}, indent=1) + "\n")
+    RESULT_PATH.write_text(
+        json.dumps(
+            {
+                "load": load.__name__,
+                "rounds": ROUNDS,
+                "duration_s": DURATION,
+                "connections": CONNECTIONS,
+                "medians": medians,
+                "samples": samples,
+                "missing": missing,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     return 0
 
 

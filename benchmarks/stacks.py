@@ -49,6 +49,7 @@ HAND_REQUEST_ID: ContextVar[str | None] = ContextVar("bench_request_id", default
 HAND_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("bench_context")
 hand_log = logging.getLogger(HAND_LOGGER)
 _DEVNULL: io.TextIOWrapper | None = None
+_DEVNULL_BINARY: io.BufferedWriter | None = None
 
 
 # --------------------------------------------------------------------------- inner apps
@@ -57,7 +58,11 @@ _DEVNULL: io.TextIOWrapper | None = None
 async def raw_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """The tiny raw ASGI endpoint: 200 text/plain 'ok'."""
     await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]}
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")],
+        }
     )
     await send({"type": "http.response.body", "body": b"ok"})
 
@@ -94,9 +99,18 @@ def _incoming_id(value: str | None) -> str:
 def _devnull() -> io.TextIOWrapper:
     global _DEVNULL
     if _DEVNULL is None:
-        _DEVNULL = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives for the process
+        _DEVNULL = open(os.devnull, "w", encoding="utf-8")
         atexit.register(_DEVNULL.close)
     return _DEVNULL
+
+
+def _devnull_binary() -> io.BufferedWriter:
+    """One binary /dev/null stream for the process (the fast sink's target)."""
+    global _DEVNULL_BINARY
+    if _DEVNULL_BINARY is None:
+        _DEVNULL_BINARY = open(os.devnull, "wb")
+        atexit.register(_DEVNULL_BINARY.close)
+    return _DEVNULL_BINARY
 
 
 def _log_line(client: Any, method: str, path: str, status: int, size: int, millis: float, sink: Any) -> None:
@@ -425,7 +439,7 @@ def _fastmw_five(app: ASGIApp, rid: Any, log: Any, timing: Any, error: Any, ctx:
 
 def _fast_sink(app: ASGIApp, middleware: Any, sink: Any) -> ASGIApp:
     """AccessLogMiddleware writing through fastmw's compiled JSON-lines sink to /dev/null."""
-    return middleware(app, sink=sink(os.devnull))  # type: ignore[no-any-return]
+    return middleware(app, sink=sink(_devnull_binary()))  # type: ignore[no-any-return]
 
 
 def _logs(name: str, mode: str) -> Callable[[], None]:
@@ -440,11 +454,22 @@ def _group_stacks(group: str) -> list[Stack]:
         return [
             bare,
             *_both("fastmw Raw", CONTEXT_NEEDS, _fastmw_context, expect=CTX),
-            _fastmw("fastmw ContextMiddleware", False, ("ContextMiddleware", *CONTEXT_NEEDS[1:]), _fastmw_context,
-                    expect=CTX, needs_loop=True),
+            _fastmw(
+                "fastmw ContextMiddleware",
+                False,
+                ("ContextMiddleware", *CONTEXT_NEEDS[1:]),
+                _fastmw_context,
+                expect=CTX,
+                needs_loop=True,
+            ),
             Stack("starlette-context Raw", "competitor", starlette_context, expect=CTX),
-            Stack("starlette-context ContextMiddleware", "competitor", lambda a: starlette_context(a, raw=False),
-                  expect=CTX, needs_loop=True),
+            Stack(
+                "starlette-context ContextMiddleware",
+                "competitor",
+                lambda a: starlette_context(a, raw=False),
+                expect=CTX,
+                needs_loop=True,
+            ),
             Stack("hand-written", "hand", HandContext, expect=CTX),
         ]
     if group == "request id":
@@ -455,10 +480,17 @@ def _group_stacks(group: str) -> list[Stack]:
             Stack("hand-written", "hand", HandRequestId, expect=RID),
         ]
     if group == "timing":
-        return [bare, *_both("fastmw", ("TimingMiddleware",), lambda a, m: m(a)),
-                Stack("hand-written", "hand", HandTiming, expect=TIMING)]
+        return [
+            bare,
+            *_both("fastmw", ("TimingMiddleware",), lambda a, m: m(a)),
+            Stack("hand-written", "hand", HandTiming, expect=TIMING),
+        ]
     if group == "error":
-        return [bare, *_both("fastmw", ("ErrorMiddleware",), lambda a, m: m(a)), Stack("hand-written", "hand", HandError)]
+        return [
+            bare,
+            *_both("fastmw", ("ErrorMiddleware",), lambda a, m: m(a)),
+            Stack("hand-written", "hand", HandError),
+        ]
     if group == "access log":
         log = ("AccessLogMiddleware",)
         return [
@@ -476,8 +508,14 @@ def _group_stacks(group: str) -> list[Stack]:
             *_both("fastmw", FIVE_NEEDS, _fastmw_five, expect=RID, before=fm_off),
             _fastmw("fastmw.stack()", False, ("stack",), lambda a, s: s(a), expect=RID, before=fm_off),
             Stack("hand-written", "hand", hand_stack, expect={**RID, **TIMING}, before=hand_off),
-            Stack("BaseHTTPMiddleware", "basehttp", basehttp_stack, expect={**RID, **TIMING}, before=hand_off,
-                  needs_loop=True),
+            Stack(
+                "BaseHTTPMiddleware",
+                "basehttp",
+                basehttp_stack,
+                expect={**RID, **TIMING},
+                before=hand_off,
+                needs_loop=True,
+            ),
         ]
     raise ValueError(f"unknown group {group!r}")
 

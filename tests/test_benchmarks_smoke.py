@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-
 from benchmarks import _driver, _twins, core_ops, stacks
 
 CASES = [
