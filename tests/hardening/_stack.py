@@ -8,10 +8,10 @@ plugins, so a request touches every layer, both access log outputs and both Cont
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 from typing import IO, Any
 
 import fastmw
-from fastmw.plugins import CorrelationIdPlugin, RequestIdPlugin
 
 ASGIApp = Any
 
@@ -34,15 +34,18 @@ def full_stack(
     reraise: bool = True,
     timing_callback: Any = None,
     request_id: dict[str, Any] | None = None,
-) -> tuple[ASGIApp, fastmw.JsonLinesSink | None]:
-    """``app`` wrapped in the whole stack; returns (asgi app, the JSON sink or None)."""
-    inner: ASGIApp = fastmw.RawContextMiddleware(app, plugins=[RequestIdPlugin(), CorrelationIdPlugin()])
+    mw: ModuleType = fastmw,
+) -> tuple[ASGIApp, Any]:
+    """``app`` wrapped in the whole stack; returns (asgi app, the JSON sink or None).
+    ``mw`` is the fastmw package to build from (a second, pure copy in differential tests)."""
+    plugins = [mw.plugins.RequestIdPlugin(), mw.plugins.CorrelationIdPlugin()]
+    inner: ASGIApp = mw.RawContextMiddleware(app, plugins=plugins)
     sink = None
     if sink_stream is not None:
-        sink = fastmw.JsonLinesSink(sink_stream, batch_lines=batch_lines)
-        inner = fastmw.AccessLogMiddleware(inner, sink=sink)
+        sink = mw.JsonLinesSink(sink_stream, batch_lines=batch_lines)
+        inner = mw.AccessLogMiddleware(inner, sink=sink)
     timing: dict[str, Any] = {} if timing_callback is None else {"callback": timing_callback}
-    outer = fastmw.stack(
+    outer = mw.stack(
         inner,
         request_id=request_id or True,
         timing=timing,

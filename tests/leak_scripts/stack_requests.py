@@ -4,7 +4,8 @@ Reports RSS growth after warm-up (total, first half, second half), the change in
 pymalloc's allocated block count and in the number of gc-tracked objects, and the
 reference counts of probe objects (scope, message, headers, context dict).
 
-Usage: python -m tests.leak_scripts.stack_requests <http|websocket|raising> <requests>
+Usage: python -m tests.leak_scripts.stack_requests <http|websocket|raising|rejected> <requests>
+(rejected: a bad X-Correlation-ID, refused with the context middleware's 400)
 The core is whatever ``fastmw`` picks (set FASTMW_NO_EXTENSIONS=1 for the pure twin).
 """
 
@@ -56,6 +57,8 @@ def http_scope(index: int) -> dict[str, Any]:
     headers = [(b"host", b"example.com"), (b"user-agent", b"leak")]
     if index & 1:  # half the requests bring their own id, half get a generated one
         headers.append((b"x-request-id", REQUEST_ID))
+    if SCENARIO == "rejected":
+        headers.append((b"x-correlation-id", b"not-a-uuid"))
     kind = "websocket" if SCENARIO == "websocket" else "http"
     scope = {
         "type": kind,
@@ -179,7 +182,7 @@ async def main() -> None:
         await one(app, index)
     gc.collect()
     rss2, blocks2, objects2 = rss_kib(), sys.getallocatedblocks(), len(gc.get_objects())
-    ref_deltas = await probe_refcounts(app) if SCENARIO != "websocket" else {}
+    ref_deltas = await probe_refcounts(app) if SCENARIO in ("http", "raising") else {}
     report(
         scenario=SCENARIO,
         compiled=fastmw.COMPILED,
