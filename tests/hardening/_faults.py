@@ -62,7 +62,9 @@ def build(app: Any, **options: Any) -> tuple[Any, ListHandler, io.BytesIO, Any]:
     return stacked, handler, stream, sink
 
 
-async def drive(stacked: Any, scope: dict[str, Any], receive: Any, send: Recorder) -> tuple[BaseException | None, Any, bool]:
+async def drive(
+    stacked: Any, scope: dict[str, Any], receive: Any, send: Recorder
+) -> tuple[BaseException | None, Any, bool]:
     """Await one request on this task; returns (exception, correlation id, context exists) after it."""
     raised: BaseException | None = None
     try:

@@ -26,7 +26,13 @@ pytestmark = pytest.mark.skipif(PURE_RUN or not fastmw.COMPILED, reason="differe
 NAMES = st.sampled_from(
     [b"x-request-id", b"X-Request-ID", b"x-correlation-id", b"X-CORRELATION-ID", b"user-agent", b"host", b""]
 )
-UUIDISH = st.sampled_from([b"5b2a7f3c9e1d4a6b8c0d1e2f3a4b5c6d", b"{5b2a7f3c-9e1d-4a6b-8c0d-1e2f3a4b5c6d}", b"  5b2a7f3c9e1d4a6b8c0d1e2f3a4b5c6d\r\n"])
+UUIDISH = st.sampled_from(
+    [
+        b"5b2a7f3c9e1d4a6b8c0d1e2f3a4b5c6d",
+        b"{5b2a7f3c-9e1d-4a6b-8c0d-1e2f3a4b5c6d}",
+        b"  5b2a7f3c9e1d4a6b8c0d1e2f3a4b5c6d\r\n",
+    ]
+)
 VALUES = st.one_of(st.binary(max_size=40), UUIDISH, st.sampled_from([b"abc\r\nSet-Cookie: x=1", b"\x00", b"\xff\xfe"]))
 ENTRY = st.one_of(
     st.tuples(st.one_of(NAMES, st.binary(max_size=8)), VALUES),
@@ -91,8 +97,14 @@ async def run_scope(mw: ModuleType, scope: dict[str, Any]) -> list[Any]:
     except Exception as exc:  # compared, not judged
         error = (type(exc).__name__, str(exc))
     sink.flush()
-    lines = [{k: v for k, v in json.loads(line).items() if k not in ("time", "duration_ms", "ttfb_ms")} for line in stream.getvalue().splitlines()]
-    logged = [(record.getMessage(), getattr(record, "status", None), getattr(record, "request_id", None)) for record in records]
+    lines = [
+        {k: v for k, v in json.loads(line).items() if k not in ("time", "duration_ms", "ttfb_ms")}
+        for line in stream.getvalue().splitlines()
+    ]
+    logged = [
+        (record.getMessage(), getattr(record, "status", None), getattr(record, "request_id", None))
+        for record in records
+    ]
     return [sent, error, lines, logged]
 
 
@@ -123,7 +135,9 @@ def build_scope(kind: str, headers: list[Any], container: str, dropped: set[str]
 
 @given(kind=KIND, headers=HEADERS, container=CONTAINER, dropped=DROPPED)
 def test_full_stack_compiled_and_pure_agree(kind: str, headers: list[Any], container: str, dropped: set[str]) -> None:
-    known = {value for entry in headers if isinstance(entry, (tuple, list)) for value in entry if isinstance(value, bytes)}
+    known = {
+        value for entry in headers if isinstance(entry, (tuple, list)) for value in entry if isinstance(value, bytes)
+    }
     outcomes = []
     for mw in (fastmw, pure_fastmw()):
         outcome = asyncio.run(run_scope(mw, build_scope(kind, headers, container, dropped)))
@@ -136,5 +150,8 @@ def test_huge_and_duplicate_header_lists_agree() -> None:
     many = [(b"X-Request-ID" if n % 2 else b"x-request-id", b"%032x" % n) for n in range(20_000)]
     for headers in ([], many, [(b"x-a", b"v" * 1_000_000)], [(b"x-request-id", b"")] * 3):
         known |= {value for _, value in headers}
-        outcomes = [normalise(asyncio.run(run_scope(mw, build_scope("http", headers, "list", set()))), known) for mw in (fastmw, pure_fastmw())]
+        outcomes = [
+            normalise(asyncio.run(run_scope(mw, build_scope("http", headers, "list", set()))), known)
+            for mw in (fastmw, pure_fastmw())
+        ]
         assert outcomes[0] == outcomes[1]

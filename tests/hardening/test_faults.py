@@ -243,7 +243,7 @@ def test_faulty_requests_do_not_leak(app: Any, monkeypatch: pytest.MonkeyPatch) 
     # fastmw's own error reports would pile up in pytest's log capture, not in fastmw.
     monkeypatch.setattr(logging.getLogger("fastmw"), "propagate", False)
     monkeypatch.setattr(logging.getLogger("fastmw"), "handlers", [logging.NullHandler()])
-    stacked, handler, stream, sink = build(app)
+    stacked, handler, stream, _sink = build(app)
     handler.setLevel(logging.CRITICAL)  # keep no records
     fail_on = "http.response.body" if app is streaming else None
 

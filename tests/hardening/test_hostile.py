@@ -72,7 +72,9 @@ def test_hostile_request_ids_never_leak_unsanitised() -> None:
     violations: list[str] = []
     for index, sent in enumerate(responses):
         assert len([m for m in sent.messages if m["type"] == "http.response.start"]) == 1
-        violations += [f"{index}: header {name!r}: {value[:80]!r}" for name, value in sent.headers if unsafe_header(value)]
+        violations += [
+            f"{index}: header {name!r}: {value[:80]!r}" for name, value in sent.headers if unsafe_header(value)
+        ]
         if sent.status == 200:
             correlation, context_id = json.loads(sent.body)
             if correlation != context_id or not visible_id(correlation):
@@ -161,7 +163,9 @@ def test_refusals_do_not_grow_the_shared_error_response() -> None:
     error_response = fastmw.RawContextMiddleware(echo_app).error_response
     app = fastmw.stack(fastmw.RawContextMiddleware(echo_app, plugins=[fastmw.plugins.CorrelationIdPlugin()]))
     app_headers = fastmw.stack(
-        fastmw.ContextMiddleware(echo_app, plugins=[fastmw.plugins.CorrelationIdPlugin()], default_error_response=error_response)
+        fastmw.ContextMiddleware(
+            echo_app, plugins=[fastmw.plugins.CorrelationIdPlugin()], default_error_response=error_response
+        )
     )
 
     async def main() -> list[Recorder]:

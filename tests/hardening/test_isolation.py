@@ -199,7 +199,9 @@ def test_contextvars_are_reset_on_the_task_after_success(kind: str) -> None:
     incoming = [{"type": "websocket.connect"}] if kind == "websocket" else [{"type": "http.request", "body": b""}]
 
     async def main() -> tuple[Any, bool, Recorder]:
-        sent = await call_app(app, scope, incoming, then={"type": f"{'websocket' if kind == 'websocket' else 'http'}.disconnect"})
+        sent = await call_app(
+            app, scope, incoming, then={"type": f"{'websocket' if kind == 'websocket' else 'http'}.disconnect"}
+        )
         return fastmw.correlation_id.get(), fastmw.context.exists(), sent
 
     correlation, exists, sent = run(main())

@@ -160,7 +160,7 @@ async def probe_refcounts(app: Any) -> dict[str, int]:
 
 
 def app_factory(app: Any) -> Any:
-    devnull = open(os.devnull, "wb")  # noqa: SIM115 - lives for the process
+    devnull = open(os.devnull, "wb")
     stacked, _ = full_stack(app, logger=null_logger(), sink_stream=devnull)
     return stacked
 

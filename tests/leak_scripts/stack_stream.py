@@ -25,7 +25,9 @@ SAMPLE_EVERY = 64  # chunks between RSS samples (4 MiB)
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
+    )
     more = True
     while more:
         message = await receive()
@@ -72,7 +74,7 @@ async def stream(app: Any, chunks: int, samples: list[int]) -> int:
 
 
 async def main() -> None:
-    devnull = open(os.devnull, "wb")  # noqa: SIM115 - lives for the process
+    devnull = open(os.devnull, "wb")
     app, _ = full_stack(echo_app, logger=null_logger(), sink_stream=devnull)
     await stream(app, 256, [])  # warm-up: 16 MiB
     gc.collect()
