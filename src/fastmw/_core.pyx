@@ -394,7 +394,9 @@ cpdef add_vary_header(headers, vary):
     cdef bytes raw = encode_header_value(vary)
     existing = _find(items, b"vary", None)
     if existing is not None:
-        raw = <bytes>existing + b", " + raw
+        # The joined value is checked again, as the pure twin's header_set does: an
+        # existing Vary value with control characters is refused, not passed on.
+        raw = encode_header_value(<bytes>existing + b", " + raw)
     _set(items, b"vary", raw)
 
 
