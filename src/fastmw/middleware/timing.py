@@ -12,11 +12,12 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from fastmw._impl import core
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._paths import PathFilter
+from fastmw.middleware._pipeline import FusableMiddleware
 
 DEFAULT_HEADER = "X-Process-Time"
 DEFAULT_PRECISION = 4
@@ -51,7 +52,7 @@ def durations(recorder: Any, now: float | None = None) -> tuple[float | None, fl
     return ttfb, end - start
 
 
-class TimingMiddleware:
+class TimingMiddleware(FusableMiddleware):
     """Adds timing headers to every response start and reports durations when it ends."""
 
     def __init__(
@@ -64,6 +65,7 @@ class TimingMiddleware:
         callback: TimingCallback | None = None,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fuse: bool = True,
     ) -> None:
         self.app = app
         if header_name is not None:
@@ -84,6 +86,8 @@ class TimingMiddleware:
         self._paths = PathFilter(include_paths, exclude_paths)
         # No headers to write: skip the start hook altogether.
         self._on_start_hook = self._on_start if (self._key is not None or self.server_timing) else None
+        self._starts = self._on_start_hook is not None
+        self._fuse_init(fuse)
 
     # ------------------------------------------------------------------ response-start step
 
@@ -106,18 +110,16 @@ class TimingMiddleware:
         except Exception:
             logger.exception("timing callback %r failed", self.callback)
 
-    # ------------------------------------------------------------------ ASGI
+    # ------------------------------------------------------------------ stage steps
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
-            await self.app(scope, receive, send)
-            return
-        recorder: Any = SendRecorder(send, self._on_start_hook)
-        token = TIMING_RECORDER.set(recorder)
-        try:
-            await self.app(scope, receive, recorder)
-        finally:
-            TIMING_RECORDER.reset(token)
-            if self.callback is not None:
-                self._finish(scope, recorder)
+    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
+        # The pipeline's one recorder times the request (it was made as the request came in).
+        return TIMING_RECORDER.set(recorder)
+
+    def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
+        self._on_start(recorder, message)
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        TIMING_RECORDER.reset(state)
+        if self.callback is not None:
+            self._finish(scope, recorder)

@@ -1,0 +1,291 @@
+"""Fusion: adjacent fastmw middlewares run as one pipeline (one layer per request).
+
+Every fastmw middleware is a *stage*: sync per-request steps that the shared
+engine below (``FusableMiddleware.__call__``) runs in the order nested layers
+would. When a fastmw middleware is built around another one (``Outer(app=Inner)``,
+which is what a ``Middleware`` list, ``add_middleware`` and direct wrapping all
+do) the outer instance takes over the inner one's stages, so a request costs one
+coroutine, one ``core.SendRecorder`` and one ``core.ReceiveRecorder`` however
+many middlewares there are.
+
+Stage protocol (all sync, all optional; the defaults do nothing):
+
+* ``_stage_enter(scope, recorder, receiver) -> state`` outer -> inner before the
+  app runs; returning a ``Refuse`` sends that ASGI app's response instead (through
+  the start steps of the stages outer to it only) and skips the inner stages and
+  the app, exactly like an unfused layer that does not call its app;
+* ``_stage_start(recorder, message, state)`` inner -> outer on the response start
+  (``http.response.start``, ``websocket.accept``), called by the one recorder;
+* ``_stage_handle(scope, receive, send, exc)`` (async, stages with ``_catches``)
+  may answer an exception; it returns to swallow it or raises to propagate;
+* ``_stage_exit(scope, recorder, receiver, state, exc)`` inner -> outer once the
+  app (or refusal) is done; ``exc`` is what an unfused layer there would see.
+
+``FASTMW_NO_FUSE=1`` (read once at import) or ``fuse=False`` on a middleware
+turns fusion off: each middleware is then its own one-stage layer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastmw._impl import core
+
+__all__ = ["FUSE", "FusableMiddleware", "Refuse", "fused_stages"]
+
+TRUE_VALUES = ("1", "true", "yes", "on")
+# Fusion is on unless FASTMW_NO_FUSE says otherwise (read once, like FASTMW_NO_EXTENSIONS).
+FUSE = os.environ.get("FASTMW_NO_FUSE", "").strip().lower() not in TRUE_VALUES
+
+SendRecorder = core.SendRecorder
+ReceiveRecorder = core.ReceiveRecorder
+
+
+class Refuse:
+    """Returned by ``_stage_enter``: answer with ``app`` instead of running the inner stages."""
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+
+class _StartSteps:
+    """The one recorder's ``on_start``: the active stages' start steps, inner -> outer.
+
+    ``limit`` is how many stages (outermost first) take part: all of them while the
+    app runs, only those outer to a stage that sends its own response.
+    """
+
+    __slots__ = ("limit", "stages", "states")
+
+    def __init__(self, stages: Sequence[Any], states: list[Any]) -> None:
+        self.stages = stages
+        self.states = states
+        self.limit = len(stages)
+
+    def __call__(self, recorder: Any, message: Message) -> None:
+        stages = self.stages
+        states = self.states
+        index = self.limit
+        while index:
+            index -= 1
+            stage = stages[index]
+            if stage._starts:
+                stage._stage_start(recorder, message, states[index])
+
+
+class _Plan:
+    """What a request through a given list of active stages needs wrapped."""
+
+    __slots__ = ("body_limit", "stages", "wrap_receive", "wrap_send")
+
+    def __init__(self, stages: Sequence[Any]) -> None:
+        self.stages = tuple(stages)
+        self.wrap_send = any(stage._wraps_send for stage in stages)
+        self.wrap_receive = any(stage._wraps_receive for stage in stages)
+        self.body_limit = max((stage._body_limit for stage in stages), default=0)
+
+
+def _plan(stages: Sequence[Any]) -> _Plan | None:
+    return _Plan(stages) if stages else None
+
+
+def fused_stages(app: object) -> tuple[Any, ...]:
+    """The stages a fastmw middleware runs in one layer (outermost first); () for anything else."""
+    stages = getattr(app, "_stages", None)
+    return tuple(stages) if isinstance(app, FusableMiddleware) and stages is not None else ()
+
+
+class FusableMiddleware:
+    """Base of the fastmw middlewares: a stage, and the engine running a fused pipeline."""
+
+    # Stage traits; subclasses (or instances) override.
+    _wraps_send = True
+    _wraps_receive = False
+    _body_limit = 0
+    _keeps_body = False
+    _starts = False
+    _catches = False
+    _http_only = False
+
+    _app: ASGIApp
+    _stages: tuple[Any, ...] | None = None
+    _terminal: ASGIApp
+    fuse: bool = True
+
+    # ------------------------------------------------------------------ construction
+
+    @property
+    def app(self) -> ASGIApp:
+        """The wrapped application (the next layer as it was given)."""
+        return self._app
+
+    @app.setter
+    def app(self, value: ASGIApp) -> None:
+        self._app = value
+        if "_http" in self.__dict__:
+            self._fuse_build()
+
+    def _fuse_init(self, fuse: bool) -> None:
+        """Call at the end of ``__init__``, once the options are validated."""
+        self.fuse = bool(fuse)
+        self._fuse_build()
+
+    def _fusable(self) -> bool:
+        """Whether this instance can run as a stage at all (else it is a plain layer)."""
+        return True
+
+    def _can_join(self, outer: FusableMiddleware) -> bool:
+        """Whether ``outer`` may take over this instance's stages."""
+        stages = self._stages
+        if not (FUSE and self.fuse and outer.fuse and stages is not None):
+            return False
+        if type(self).__call__ is not FusableMiddleware.__call__:
+            return False
+        # One receive recorder holds one body copy: two body caches stay two layers.
+        return not (outer._keeps_body and any(stage._keeps_body for stage in stages))
+
+    def _fuse_build(self) -> None:
+        inner = self._app
+        if not self._fusable():
+            self._stages = None
+            self._terminal = inner
+            self._http = self._ws = None
+            self._filtered = False
+            self._other_app = None
+            return
+        if FUSE and isinstance(inner, FusableMiddleware) and inner._can_join(self):
+            assert inner._stages is not None
+            self._stages = (self, *inner._stages)
+            self._terminal = inner._terminal
+        else:
+            self._stages = (self,)
+            self._terminal = inner
+        stages = self._stages
+        self._filtered = not all(stage._everything() for stage in stages)
+        self._http = _plan(stages)
+        self._ws = _plan([stage for stage in stages if not stage._http_only])
+        # Lifespan and unknown scopes go straight to the terminal app unless a stage
+        # does something with them (the access log flushing its sink).
+        passes = all(stage._passes_other() for stage in stages)
+        self._other_app = self._terminal if passes else None
+
+    # ------------------------------------------------------------------ stage defaults
+
+    def _everything(self) -> bool:
+        """Whether the stage applies to every http/websocket request (no path filter)."""
+        paths = getattr(self, "_paths", None)
+        return paths is None or bool(paths.everything)
+
+    def _applies(self, scope: Scope) -> bool:
+        paths = getattr(self, "_paths", None)
+        return paths is None or bool(paths.applies(scope))
+
+    def _passes_other(self) -> bool:
+        """Whether lifespan/unknown scopes pass through this stage untouched."""
+        return True
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Lifespan and unknown scopes, as this middleware alone would handle them."""
+        await self._app(scope, receive, send)
+
+    async def _unfused_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The whole request when ``_fusable()`` is False."""
+        raise NotImplementedError  # pragma: no cover - subclasses that can refuse fusion define it
+
+    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
+        return None
+
+    def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
+        return None
+
+    async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> None:
+        raise exc
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        return None
+
+    # ------------------------------------------------------------------ the engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            plan = self._http
+        elif kind == "websocket":
+            plan = self._ws
+        else:
+            other = self._other_app
+            if other is not None:
+                await other(scope, receive, send)
+            elif self._stages is None:
+                await self._unfused_call(scope, receive, send)
+            else:
+                await self._other(scope, receive, send)
+            return
+        if plan is None:
+            if self._stages is None:
+                await self._unfused_call(scope, receive, send)
+            else:
+                await self._terminal(scope, receive, send)
+            return
+        if self._filtered:
+            # Path filters: a stage that does not apply is skipped, as its layer would pass through.
+            plan = _plan([stage for stage in plan.stages if stage._applies(scope)])
+            if plan is None:
+                await self._terminal(scope, receive, send)
+                return
+        stages = plan.stages
+        states: list[Any] = []
+        steps = None
+        recorder: Any = None
+        receiver: Any = None
+        if plan.wrap_send:
+            steps = _StartSteps(stages, states)
+            recorder = send = SendRecorder(send, steps)
+        if plan.wrap_receive:
+            receiver = receive = ReceiveRecorder(receive, plan.body_limit)
+        exc: BaseException | None = None
+        entered = 0
+        try:
+            for stage in stages:
+                state = stage._stage_enter(scope, recorder, receiver)
+                if type(state) is Refuse:
+                    if steps is not None:
+                        steps.limit = entered
+                    await state.app(scope, receive, send)
+                    break
+                states.append(state)
+                entered += 1
+            else:
+                await self._terminal(scope, receive, send)
+        except BaseException as raised:
+            exc = raised
+        # Unwind inner -> outer, as the finally/except blocks of nested layers would.
+        index = entered
+        while index:
+            index -= 1
+            stage = stages[index]
+            if exc is not None and stage._catches and isinstance(exc, Exception):
+                if steps is not None:
+                    steps.limit = index
+                try:
+                    await stage._stage_handle(scope, receive, send, exc)
+                    exc = None
+                except BaseException as raised:
+                    exc = raised
+            try:
+                stage._stage_exit(scope, recorder, receiver, states[index], exc)
+            except BaseException as raised:
+                # A failing finally block replaces the exception, in nested layers too.
+                exc = raised
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                # No exception -> traceback -> frame -> exception cycle.
+                exc = None
