@@ -278,7 +278,9 @@ class LogCapture(logging.Handler):
         self.records: list[Any] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        fields = {key: getattr(record, key) for key in ("method", "path", "status", "request_id") if hasattr(record, key)}
+        fields = {
+            key: getattr(record, key) for key in ("method", "path", "status", "request_id") if hasattr(record, key)
+        }
         for key in ("query", "response_bytes", "request_bytes", "client_addr", "user_agent"):
             if hasattr(record, key):
                 fields[key] = getattr(record, key)
@@ -342,7 +344,7 @@ def run_case(
         context.run(drive, app(scope, server.receive, server.send))
     except Stop:
         raise
-    except BaseException as exc:  # noqa: BLE001 - the outcome is compared
+    except BaseException as exc:
         outcome = (type(exc).__name__, str(exc))
     lines = []
     if sink is not None:
@@ -499,7 +501,9 @@ def test_starlette_middleware_list_and_add_middleware_fuse() -> None:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
 
-    listed = Starlette(middleware=[Middleware(RequestIdMiddleware), Middleware(TimingMiddleware), Middleware(ErrorMiddleware)])
+    listed = Starlette(
+        middleware=[Middleware(RequestIdMiddleware), Middleware(TimingMiddleware), Middleware(ErrorMiddleware)]
+    )
     added = Starlette()
     added.add_middleware(ErrorMiddleware)
     added.add_middleware(TimingMiddleware)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,41 +55,47 @@ class Refuse:
         self.app = app
 
 
-class _StartSteps:
-    """The one recorder's ``on_start``: the active stages' start steps, inner -> outer.
+def _run_starts(starts: tuple[tuple[int, Any], ...], states: list[Any], recorder: Any, message: Message) -> None:
+    """The one recorder's ``on_start``: the start steps of the entered stages, inner -> outer.
 
-    ``limit`` is how many stages (outermost first) take part: all of them while the
-    app runs, only those outer to a stage that sends its own response.
+    ``states`` holds one entry per entered stage, so its length is how many stages
+    (outermost first) take part: all of them while the app runs, only those outer to
+    a stage that sends its own response (a refusal; an error, after ``del states[i:]``).
     """
+    limit = len(states)
+    for index, start in starts:
+        if index < limit:
+            start(recorder, message, states[index])
 
-    __slots__ = ("limit", "stages", "states")
 
-    def __init__(self, stages: Sequence[Any], states: list[Any]) -> None:
-        self.stages = stages
-        self.states = states
-        self.limit = len(stages)
-
-    def __call__(self, recorder: Any, message: Message) -> None:
-        stages = self.stages
-        states = self.states
-        index = self.limit
-        while index:
-            index -= 1
-            stage = stages[index]
-            if stage._starts:
-                stage._stage_start(recorder, message, states[index])
+def _own(stage: Any, name: str) -> Any:
+    """``stage``'s bound method ``name``, or None when it is the do-nothing default."""
+    if getattr(type(stage), name) is getattr(FusableMiddleware, name):
+        return None
+    return getattr(stage, name)
 
 
 class _Plan:
-    """What a request through a given list of active stages needs wrapped."""
+    """A request through a given list of active stages: what to wrap and which steps to call."""
 
-    __slots__ = ("body_limit", "stages", "wrap_receive", "wrap_send")
+    __slots__ = ("body_limit", "enters", "stages", "starts", "unwind", "wrap_receive", "wrap_send")
 
     def __init__(self, stages: Sequence[Any]) -> None:
         self.stages = tuple(stages)
         self.wrap_send = any(stage._wraps_send for stage in stages)
         self.wrap_receive = any(stage._wraps_receive for stage in stages)
         self.body_limit = max((stage._body_limit for stage in stages), default=0)
+        # Bound steps resolved once, so a request makes no attribute lookups or no-op calls.
+        self.enters = tuple(_own(stage, "_stage_enter") for stage in stages)
+        # (index, handle or None, exit step or None), inner -> outer, for stages with either.
+        self.unwind = tuple(
+            (index, stage._stage_handle if stage._catches else None, _own(stage, "_stage_exit"))
+            for index, stage in reversed(list(enumerate(stages)))
+            if stage._catches or _own(stage, "_stage_exit") is not None
+        )
+        self.starts = tuple(
+            (index, stage._stage_start) for index, stage in reversed(list(enumerate(stages))) if stage._starts
+        )
 
 
 def _plan(stages: Sequence[Any]) -> _Plan | None:
@@ -117,6 +124,7 @@ class FusableMiddleware:
     _stages: tuple[Any, ...] | None = None
     _terminal: ASGIApp
     fuse: bool = True
+    _built = False
 
     # ------------------------------------------------------------------ construction
 
@@ -128,7 +136,8 @@ class FusableMiddleware:
     @app.setter
     def app(self, value: ASGIApp) -> None:
         self._app = value
-        if "_http" in self.__dict__:
+        # Not self.__dict__: touching it makes every attribute lookup slower (no inline values).
+        if self._built:
             self._fuse_build()
 
     def _fuse_init(self, fuse: bool) -> None:
@@ -151,6 +160,7 @@ class FusableMiddleware:
         return not (outer._keeps_body and any(stage._keeps_body for stage in stages))
 
     def _fuse_build(self) -> None:
+        self._built = True
         inner = self._app
         if not self._fusable():
             self._stages = None
@@ -168,6 +178,7 @@ class FusableMiddleware:
             self._terminal = inner
         stages = self._stages
         self._filtered = not all(stage._everything() for stage in stages)
+        self._plans: dict[tuple[bool, ...], _Plan | None] = {}
         self._http = _plan(stages)
         self._ws = _plan([stage for stage in stages if not stage._http_only])
         # Lifespan and unknown scopes go straight to the terminal app unless a stage
@@ -235,54 +246,60 @@ class FusableMiddleware:
             return
         if self._filtered:
             # Path filters: a stage that does not apply is skipped, as its layer would pass through.
-            plan = _plan([stage for stage in plan.stages if stage._applies(scope)])
+            key = tuple([stage._applies(scope) for stage in plan.stages])
+            plans = self._plans
+            if key in plans:
+                plan = plans[key]
+            else:
+                # At most 2**len(stages) plans, each built once.
+                plan = plans[key] = _plan([stage for stage, on in zip(plan.stages, key, strict=True) if on])
             if plan is None:
                 await self._terminal(scope, receive, send)
                 return
-        stages = plan.stages
         states: list[Any] = []
-        steps = None
         recorder: Any = None
         receiver: Any = None
         if plan.wrap_send:
-            steps = _StartSteps(stages, states)
-            recorder = send = SendRecorder(send, steps)
+            starts = plan.starts
+            recorder = send = SendRecorder(send, partial(_run_starts, starts, states) if starts else None)  # type: ignore[assignment]
         if plan.wrap_receive:
-            receiver = receive = ReceiveRecorder(receive, plan.body_limit)
+            receiver = receive = ReceiveRecorder(receive, plan.body_limit)  # type: ignore[arg-type]
         exc: BaseException | None = None
-        entered = 0
         try:
-            for stage in stages:
-                state = stage._stage_enter(scope, recorder, receiver)
+            for enter in plan.enters:
+                if enter is None:
+                    states.append(None)
+                    continue
+                state = enter(scope, recorder, receiver)
                 if type(state) is Refuse:
-                    if steps is not None:
-                        steps.limit = entered
+                    # Answered by the stage: only the stages outer to it (those in states) see it.
                     await state.app(scope, receive, send)
                     break
                 states.append(state)
-                entered += 1
             else:
                 await self._terminal(scope, receive, send)
         except BaseException as raised:
             exc = raised
-        # Unwind inner -> outer, as the finally/except blocks of nested layers would.
-        index = entered
-        while index:
-            index -= 1
-            stage = stages[index]
-            if exc is not None and stage._catches and isinstance(exc, Exception):
-                if steps is not None:
-                    steps.limit = index
+        # Unwind inner -> outer, as the except/finally blocks of nested layers would.
+        entered = len(states)
+        for index, handle, leave in plan.unwind:
+            if index >= entered:
+                continue
+            state = states[index]
+            if handle is not None and exc is not None and isinstance(exc, Exception):
+                # What it sends gets only the start steps of the stages outer to it.
+                del states[index:]
                 try:
-                    await stage._stage_handle(scope, receive, send, exc)
+                    await handle(scope, receive, send, exc)
                     exc = None
                 except BaseException as raised:
                     exc = raised
-            try:
-                stage._stage_exit(scope, recorder, receiver, states[index], exc)
-            except BaseException as raised:
-                # A failing finally block replaces the exception, in nested layers too.
-                exc = raised
+            if leave is not None:
+                try:
+                    leave(scope, recorder, receiver, state, exc)
+                except BaseException as raised:
+                    # A failing finally block replaces the exception, in nested layers too.
+                    exc = raised
         if exc is not None:
             try:
                 raise exc

@@ -209,4 +209,6 @@ class AccessLogMiddleware(FusableMiddleware):
             await self.app(scope, receive, send)
 
     def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
-        self._finish(scope, recorder, receiver, exc)
+        # The same check _finish starts with, saving a call when nobody would see the record.
+        if self.sink is not None or self.logger.isEnabledFor(self.level):
+            self._finish(scope, recorder, receiver, exc)

@@ -23,6 +23,7 @@ DEFAULT_HEADER = "X-Process-Time"
 DEFAULT_PRECISION = 4
 SERVER_TIMING = b"server-timing"
 SERVER_TIMING_METRIC = "app"
+SERVER_TIMING_NAME = SERVER_TIMING_METRIC.encode()
 
 logger = logging.getLogger("fastmw.timing")
 
@@ -92,14 +93,7 @@ class TimingMiddleware(FusableMiddleware):
     # ------------------------------------------------------------------ response-start step
 
     def _on_start(self, recorder: Any, message: Message) -> None:
-        elapsed = monotonic() - recorder.t_start
-        headers = message["headers"]
-        if self._key is not None:
-            header_set(headers, self._key, b"%.*f" % (self.precision, elapsed))
-        if self.server_timing:
-            entry = b"%s;dur=%.*f" % (SERVER_TIMING_METRIC.encode(), self._ms_precision, elapsed * 1000.0)
-            existing = header_get(headers, SERVER_TIMING)
-            header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
+        self._stage_start(recorder, message, None)
 
     # ------------------------------------------------------------------ finish step
 
@@ -117,7 +111,14 @@ class TimingMiddleware(FusableMiddleware):
         return TIMING_RECORDER.set(recorder)
 
     def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
-        self._on_start(recorder, message)
+        elapsed = monotonic() - recorder.t_start
+        headers = message["headers"]
+        if self._key is not None:
+            header_set(headers, self._key, b"%.*f" % (self.precision, elapsed))
+        if self.server_timing:
+            entry = b"%s;dur=%.*f" % (SERVER_TIMING_NAME, self._ms_precision, elapsed * 1000.0)
+            existing = header_get(headers, SERVER_TIMING)
+            header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
 
     def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
         TIMING_RECORDER.reset(state)
