@@ -33,6 +33,7 @@ logger = logging.getLogger("fastmw.request_id")
 header_get = core.header_get
 header_set = core.header_set
 is_visible_ascii = core.is_visible_ascii
+new_request_id = core.new_request_id
 SendRecorder = core.SendRecorder
 
 
@@ -103,6 +104,15 @@ class RequestIdMiddleware(FusableMiddleware):
         self._reject_status = reject_status
         self._paths = PathFilter(include_paths, exclude_paths)
         self._refusal = Refuse(self._reject_app)
+        # The core's ids are always usable: a request without an id then costs one call.
+        cls = type(self)
+        self._core_ids = (
+            generator in CORE_GENERATORS
+            and transformer in (None, _identity)
+            and max_length >= CORE_ID_LENGTH
+            and cls.resolve is RequestIdMiddleware.resolve
+            and cls._fresh is RequestIdMiddleware._fresh
+        )
         self._fuse_init(fuse)
 
     # ------------------------------------------------------------------ request step
@@ -153,14 +163,18 @@ class RequestIdMiddleware(FusableMiddleware):
     def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
         headers = scope["headers"]
         raw = header_get(headers, self._key)
-        value = self.resolve(raw)
+        value = new_request_id() if (not raw and self._core_ids) else self.resolve(raw)
         if value is None:
             return self._refusal
         encoded = value.encode("ascii")
         if self.update_request_header and encoded != raw:
             # A copy: the server's header list is not ours to mutate.
-            headers = scope["headers"] = list(headers)
-            header_set(headers, self._key, encoded)
+            if raw is None:
+                # header_set would append it: no header of that name to replace.
+                scope["headers"] = [*headers, (self._key, encoded)]
+            else:
+                headers = scope["headers"] = list(headers)
+                header_set(headers, self._key, encoded)
         token = CORRELATION_ID.set(value)
         data = REQUEST_CONTEXT.get(None)
         if data is not None:
@@ -191,6 +205,11 @@ def _uuid4_hex() -> str:
 
 def _identity(value: str) -> str:
     return value
+
+
+# Generators whose ids need no checking (always 32 lower-case hex characters).
+CORE_GENERATORS = (core.new_request_id, _uuid4_hex)
+CORE_ID_LENGTH = 32
 
 
 class CorrelationIdMiddleware(RequestIdMiddleware):
