@@ -553,3 +553,24 @@ def test_no_fuse_environment_switch() -> None:
     env["FASTMW_NO_FUSE"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "2"]
+
+
+def test_generated_id_fast_path_matches_the_header_it_writes(caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[Any] = []
+    app = stack(make_app("ok", seen), access_log=False)
+    original = [(b"user-agent", b"ua")]
+    scope = {"type": "http", "path": "/", "method": "GET", "headers": original, "state": {}}
+    server = Server([{"type": "http.request"}], {"type": "http.disconnect"})
+    contextvars.Context().run(drive, app(scope, server.receive, server.send))
+    echoed = dict(server.sent[0]["headers"])[b"x-request-id"]
+    assert core.is_uuid4(echoed.decode()) and len(echoed) == 32
+    assert seen[0]["request_id_header"] == echoed == seen[0]["correlation_id"].encode()
+    assert scope["headers"] == [(b"user-agent", b"ua"), (b"x-request-id", echoed)]
+    assert original == [(b"user-agent", b"ua")]  # the server's list is not mutated
+    # A max_length too short for the core's ids keeps the slow path and its warning.
+    short = RequestIdMiddleware(make_app("ok", []), max_length=16)
+    scope = {"type": "http", "path": "/", "method": "GET", "headers": [], "state": {}}
+    server = Server([{"type": "http.request"}], {"type": "http.disconnect"})
+    with caplog.at_level(logging.WARNING, logger="fastmw.request_id"):
+        contextvars.Context().run(drive, short(scope, server.receive, server.send))
+    assert "unusable id" in caplog.text
