@@ -17,7 +17,8 @@ Stage protocol (all sync, all optional; the defaults do nothing):
 * ``_stage_start(recorder, message, state)`` inner -> outer on the response start
   (``http.response.start``, ``websocket.accept``), called by the one recorder;
 * ``_stage_handle(scope, receive, send, exc)`` (async, stages with ``_catches``)
-  may answer an exception; it returns to swallow it or raises to propagate;
+  may answer an exception; it returns True to let it propagate, False to swallow it
+  (and raises if answering fails);
 * ``_stage_exit(scope, recorder, receiver, state, exc)`` inner -> outer once the
   app (or refusal) is done; ``exc`` is what an unfused layer there would see.
 
@@ -68,6 +69,10 @@ def _run_starts(starts: tuple[tuple[int, Any], ...], states: list[Any], recorder
             start(recorder, message, states[index])
 
 
+def _always(scope: Scope) -> bool:
+    return True
+
+
 def _own(stage: Any, name: str) -> Any:
     """``stage``'s bound method ``name``, or None when it is the do-nothing default."""
     if getattr(type(stage), name) is getattr(FusableMiddleware, name):
@@ -78,7 +83,17 @@ def _own(stage: Any, name: str) -> Any:
 class _Plan:
     """A request through a given list of active stages: what to wrap and which steps to call."""
 
-    __slots__ = ("body_limit", "enters", "stages", "starts", "unwind", "wrap_receive", "wrap_send")
+    __slots__ = (
+        "appliers",
+        "body_limit",
+        "enters",
+        "stages",
+        "starts",
+        "subplans",
+        "unwind",
+        "wrap_receive",
+        "wrap_send",
+    )
 
     def __init__(self, stages: Sequence[Any]) -> None:
         self.stages = tuple(stages)
@@ -93,6 +108,9 @@ class _Plan:
             for index, stage in reversed(list(enumerate(stages)))
             if stage._catches or _own(stage, "_stage_exit") is not None
         )
+        # Path filters, and the plans for the subsets of stages they leave active.
+        self.appliers = tuple(stage._applies for stage in stages)
+        self.subplans: dict[tuple[bool, ...], _Plan | None] = {}
         self.starts = tuple(
             (index, stage._stage_start) for index, stage in reversed(list(enumerate(stages))) if stage._starts
         )
@@ -178,7 +196,6 @@ class FusableMiddleware:
             self._terminal = inner
         stages = self._stages
         self._filtered = not all(stage._everything() for stage in stages)
-        self._plans: dict[tuple[bool, ...], _Plan | None] = {}
         self._http = _plan(stages)
         self._ws = _plan([stage for stage in stages if not stage._http_only])
         # Lifespan and unknown scopes go straight to the terminal app unless a stage
@@ -193,9 +210,11 @@ class FusableMiddleware:
         paths = getattr(self, "_paths", None)
         return paths is None or bool(paths.everything)
 
-    def _applies(self, scope: Scope) -> bool:
+    @property
+    def _applies(self) -> Any:
+        """``(scope) -> bool``: whether the stage acts on this request's path."""
         paths = getattr(self, "_paths", None)
-        return paths is None or bool(paths.applies(scope))
+        return _always if paths is None else paths.applies
 
     def _passes_other(self) -> bool:
         """Whether lifespan/unknown scopes pass through this stage untouched."""
@@ -215,8 +234,9 @@ class FusableMiddleware:
     def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
         return None
 
-    async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> None:
-        raise exc
+    async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> bool:
+        """Answer ``exc`` (stages with ``_catches``); True when it propagates."""
+        return True
 
     def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
         return None
@@ -246,8 +266,8 @@ class FusableMiddleware:
             return
         if self._filtered:
             # Path filters: a stage that does not apply is skipped, as its layer would pass through.
-            key = tuple([stage._applies(scope) for stage in plan.stages])
-            plans = self._plans
+            key = tuple([applies(scope) for applies in plan.appliers])
+            plans = plan.subplans
             if key in plans:
                 plan = plans[key]
             else:
@@ -290,9 +310,12 @@ class FusableMiddleware:
                 # What it sends gets only the start steps of the stages outer to it.
                 del states[index:]
                 try:
-                    await handle(scope, receive, send, exc)
-                    exc = None
+                    if not await handle(scope, receive, send, exc):
+                        exc = None
                 except BaseException as raised:
+                    # Raised while handling: chained to the original, as in an except block.
+                    if raised is not exc and raised.__context__ is None:
+                        raised.__context__ = exc
                     exc = raised
             if leave is not None:
                 try:

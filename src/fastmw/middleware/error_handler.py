@@ -86,18 +86,20 @@ class ErrorMiddleware(FusableMiddleware):
 
     _catches = True
 
-    async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> None:
+    async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> bool:
         # ``send`` is the pipeline's recorder: it has seen everything the app sent, and
         # what is sent through it now only gets the headers of the middleware outer to this one.
+        # Returns whether ``exc`` propagates (not raised here: no exception -> frame cycle).
         if scope["type"] == "websocket":
             if not send.accepted and not send.started and send.close_code is None:
                 await send({"type": "websocket.close", "code": WEBSOCKET_INTERNAL_ERROR})
         elif send.started:
             # Never a second start: the server closes the connection when we re-raise.
             logger.error("app raised after the response started (%s %s)", scope.get("method"), scope.get("path"))
-            raise exc
+            return True
         else:
             await self._respond(scope, receive, send, exc)
         if self.reraise:
-            raise exc
+            return True
         logger.error("app raised; sent an error response instead", exc_info=exc)
+        return False
