@@ -252,7 +252,7 @@ class NestedLayer:
             await state.app(scope, receive, send)
             return
         if recorder is not None and stage._starts:
-            recorder.on_start = lambda rec, message: stage._stage_start(rec, message, state)
+            recorder.on_start = lambda rec, message: stage._stage_start(state, rec, message)
         raised: BaseException | None = None
         try:
             await self.app(scope, receiver or receive, recorder or send)
@@ -412,6 +412,9 @@ def other_combinations() -> list[tuple[str, ...]]:
         ("access_log", "context_inner", "errors"),
         ("starlette_context", "request_id", "timing", "access_log", "errors"),
         ("request_id", "errors", "starlette_context"),
+        ("errors", "timing"),
+        ("errors_quiet", "request_id"),
+        ("timing", "errors_quiet", "context_inner"),
     ]
     return combos
 

@@ -170,7 +170,7 @@ class ContextMiddlewareBase(FusableMiddleware):
     async def _refuse_app(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
         await self._refuse(scope, receive, send, response)
 
-    def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
         headers = message["headers"]
         if self.replace_echo_headers:
             for name, raw in state[1]:

@@ -14,7 +14,7 @@ Stage protocol (all sync, all optional; the defaults do nothing):
   app runs; returning a ``Refuse`` sends that ASGI app's response instead (through
   the start steps of the stages outer to it only) and skips the inner stages and
   the app, exactly like an unfused layer that does not call its app;
-* ``_stage_start(recorder, message, state)`` inner -> outer on the response start
+* ``_stage_start(state, recorder, message)`` inner -> outer on the response start
   (``http.response.start``, ``websocket.accept``), called by the one recorder;
 * ``_stage_handle(scope, receive, send, exc)`` (async, stages with ``_catches``)
   may answer an exception; it returns True to let it propagate, False to swallow it
@@ -66,7 +66,7 @@ def _run_starts(starts: tuple[tuple[int, Any], ...], states: list[Any], recorder
     limit = len(states)
     for index, start in starts:
         if index < limit:
-            start(recorder, message, states[index])
+            start(states[index], recorder, message)
 
 
 def _always(scope: Scope) -> bool:
@@ -87,6 +87,7 @@ class _Plan:
         "appliers",
         "body_limit",
         "enters",
+        "single_start",
         "stages",
         "starts",
         "subplans",
@@ -114,6 +115,9 @@ class _Plan:
         self.starts = tuple(
             (index, stage._stage_start) for index, stage in reversed(list(enumerate(stages))) if stage._starts
         )
+        self.single_start = self.starts[0] if len(self.starts) == 1 else None
+        # A start step needs the recorder that calls it.
+        self.wrap_send = self.wrap_send or bool(self.starts)
 
 
 def _plan(stages: Sequence[Any]) -> _Plan | None:
@@ -231,7 +235,7 @@ class FusableMiddleware:
     def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
         return None
 
-    def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
         return None
 
     async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> bool:
@@ -279,9 +283,9 @@ class FusableMiddleware:
         states: list[Any] = []
         recorder: Any = None
         receiver: Any = None
+        starts = plan.starts
         if plan.wrap_send:
-            starts = plan.starts
-            recorder = send = SendRecorder(send, partial(_run_starts, starts, states) if starts else None)  # type: ignore[assignment]
+            recorder = send = SendRecorder(send)  # type: ignore[assignment]
         if plan.wrap_receive:
             receiver = receive = ReceiveRecorder(receive, plan.body_limit)  # type: ignore[arg-type]
         exc: BaseException | None = None
@@ -293,10 +297,19 @@ class FusableMiddleware:
                 state = enter(scope, recorder, receiver)
                 if type(state) is Refuse:
                     # Answered by the stage: only the stages outer to it (those in states) see it.
+                    if starts:
+                        recorder.on_start = partial(_run_starts, starts, states)
                     await state.app(scope, receive, send)
                     break
                 states.append(state)
             else:
+                if starts:
+                    single = plan.single_start
+                    if single is not None:
+                        # One start step: called straight from the recorder (no loop frame).
+                        recorder.on_start = partial(single[1], states[single[0]])
+                    else:
+                        recorder.on_start = partial(_run_starts, starts, states)
                 await self._terminal(scope, receive, send)
         except BaseException as raised:
             exc = raised
@@ -309,6 +322,8 @@ class FusableMiddleware:
             if handle is not None and exc is not None and isinstance(exc, Exception):
                 # What it sends gets only the start steps of the stages outer to it.
                 del states[index:]
+                if starts:
+                    recorder.on_start = partial(_run_starts, starts, states)
                 try:
                     if not await handle(scope, receive, send, exc):
                         exc = None

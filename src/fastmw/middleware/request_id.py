@@ -182,7 +182,7 @@ class RequestIdMiddleware(FusableMiddleware):
         # (token, the echoed value or None)
         return token, encoded if (self._echo_websocket or scope["type"] == "http") else None
 
-    def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
         encoded = state[1]
         if encoded is not None:
             if self._append_header:

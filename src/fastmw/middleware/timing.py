@@ -93,7 +93,7 @@ class TimingMiddleware(FusableMiddleware):
     # ------------------------------------------------------------------ response-start step
 
     def _on_start(self, recorder: Any, message: Message) -> None:
-        self._stage_start(recorder, message, None)
+        self._stage_start(None, recorder, message)
 
     # ------------------------------------------------------------------ finish step
 
@@ -110,7 +110,7 @@ class TimingMiddleware(FusableMiddleware):
         # The pipeline's one recorder times the request (it was made as the request came in).
         return TIMING_RECORDER.set(recorder)
 
-    def _stage_start(self, recorder: Any, message: Message, state: Any) -> None:
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
         elapsed = monotonic() - recorder.t_start
         headers = message["headers"]
         if self._key is not None:
