@@ -16,6 +16,7 @@ takes the compatible path that awaits the hooks like starlette-context does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastmw._impl import core
 from fastmw.errors import ConfigurationError, MiddleWareValidationError
+from fastmw.middleware._pipeline import FusableMiddleware, Refuse
 from fastmw.plugins.base import FastReader, Plugin, PluginUUIDBase
 
 __all__ = ["ContextMiddlewareBase", "ResponseStart"]
@@ -40,6 +42,8 @@ _context_get = core.context_get
 _SendRecorder = core.SendRecorder
 _message_headers = core.message_headers
 _MutableHeaders = core.MutableHeaders
+_header_set = core.header_set
+_encode_header_value = core.encode_header_value
 
 
 class ResponseStart(dict):  # type: ignore[type-arg]
@@ -72,7 +76,7 @@ class ResponseStart(dict):  # type: ignore[type-arg]
         self["status"] = value
 
 
-class ContextMiddlewareBase:
+class ContextMiddlewareBase(FusableMiddleware):
     """Builds the request context from plugins; subclasses choose the response style."""
 
     # The class used for the message custom ``enrich_response`` hooks receive.
@@ -85,6 +89,8 @@ class ContextMiddlewareBase:
         app: ASGIApp,
         plugins: Sequence[Plugin] | None = None,
         default_error_response: Response = Response(status_code=400),  # noqa: B008 - starlette-context's default
+        *,
+        fuse: bool = True,
     ) -> None:
         self.app = app
         for plugin in plugins or ():
@@ -113,6 +119,9 @@ class ContextMiddlewareBase:
         # reads it again at response time; see docs/context.md).
         self._echo = [(plugin.key, core.encode_header_name(plugin.key)) for plugin in echo]
         self._put = _SendRecorder.set_header if self.replace_echo_headers else _SendRecorder.add_header
+        # As a fused stage the echo is a start step; without one nothing wraps send.
+        self._wraps_send = self._starts = bool(self._echo)
+        self._fuse_init(fuse)
 
     @staticmethod
     def _check_key(plugin: Plugin) -> None:
@@ -133,9 +142,50 @@ class ContextMiddlewareBase:
     async def _send_error(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         await response(scope, receive, send)
 
-    # ----------------------------------------------------------------- per request
+    # ----------------------------------------------------------------- fused stage steps
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _fusable(self) -> bool:
+        # Awaited hooks (custom set_context, request objects, enrich_response) need a layer.
+        return self._fast is not None and not self._custom_enrich
+
+    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
+        headers = scope.get("headers") or ()
+        data = {}
+        try:
+            for key, read in self._fast:  # type: ignore[union-attr]
+                data[key] = read(headers)
+        except MiddleWareValidationError as exc:
+            return Refuse(partial(self._refuse_app, exc.error_response or self.error_response))
+        echo: list[tuple[bytes, bytes]] | None = None
+        if self._echo:
+            echo = []
+            for key, name in self._echo:
+                value = data.get(key)
+                try:
+                    echo.append((name, _encode_header_value(value if type(value) is str else str(value))))
+                except ValueError:
+                    continue
+        return _context_set(data), echo
+
+    async def _refuse_app(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._refuse(scope, receive, send, response)
+
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
+        headers = message["headers"]
+        if self.replace_echo_headers:
+            for name, raw in state[1]:
+                _header_set(headers, name, raw)
+        else:
+            headers.extend(state[1])
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        # Like starlette-context, an exception leaves the context readable by outer handlers.
+        if exc is None:
+            _context_reset(state[0])
+
+    # ----------------------------------------------------------------- per request, unfused
+
+    async def _unfused_call(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)

@@ -19,6 +19,7 @@ from fastmw._storage import CORRELATION_ID
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._json_sink import JsonLinesSink
 from fastmw.middleware._paths import PathFilter
+from fastmw.middleware._pipeline import FusableMiddleware
 from fastmw.middleware.timing import TIMING_RECORDER
 
 DEFAULT_LOGGER = "fastmw.access"
@@ -65,7 +66,7 @@ def _client(scope: Scope) -> str | None:
     return f"{client[0]}:{client[1]}"
 
 
-class AccessLogMiddleware:
+class AccessLogMiddleware(FusableMiddleware):
     """Writes one access record per request (and per websocket session)."""
 
     def __init__(
@@ -79,6 +80,7 @@ class AccessLogMiddleware:
         include_user_agent: bool = True,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fuse: bool = True,
     ) -> None:
         self.app = app
         if isinstance(logger, str):
@@ -95,6 +97,7 @@ class AccessLogMiddleware:
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
         self._paths = PathFilter(include_paths, exclude_paths)
+        self._fuse_init(fuse)
 
     # ------------------------------------------------------------------ finish step
 
@@ -192,25 +195,20 @@ class AccessLogMiddleware:
         finally:
             sink.flush()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            if kind == "lifespan" and self.sink is not None:
-                await self._lifespan(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
-            return
-        if not self._paths.applies(scope):
+    # ------------------------------------------------------------------ stage steps
+
+    _wraps_receive = True
+
+    def _passes_other(self) -> bool:
+        return self.sink is None
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.sink is not None:
+            await self._lifespan(scope, receive, send)
+        else:
             await self.app(scope, receive, send)
-            return
-        recorder: Any = SendRecorder(send)
-        receiver: Any = ReceiveRecorder(receive)  # type: ignore[arg-type]
-        raised: BaseException | None = None
-        try:
-            await self.app(scope, receiver, recorder)
-        except BaseException as exc:
-            raised = exc
-            raise
-        finally:
-            self._finish(scope, recorder, receiver, raised)
-            del raised  # no exception -> traceback -> frame cycle
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        # The same check _finish starts with, saving a call when nobody would see the record.
+        if self.sink is not None or self.logger.isEnabledFor(self.level):
+            self._finish(scope, recorder, receiver, exc)

@@ -10,11 +10,12 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Scope
 
 from fastmw._impl import core
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._paths import PathFilter
+from fastmw.middleware._pipeline import FusableMiddleware
 
 DEFAULT_MAX_BYTES = 64 * 1024
 # Also put in scope["state"] under this key, for code that has the scope at hand.
@@ -41,7 +42,7 @@ def cached_body() -> CachedBody | None:
     return CachedBody(recorder.body, recorder.body_truncated, recorder.body_bytes)
 
 
-class BodyCacheMiddleware:
+class BodyCacheMiddleware(FusableMiddleware):
     """Keeps up to ``max_bytes`` of each request body as the app reads it."""
 
     def __init__(
@@ -51,27 +52,35 @@ class BodyCacheMiddleware:
         max_bytes: int = DEFAULT_MAX_BYTES,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fuse: bool = True,
     ) -> None:
         if type(max_bytes) is not int or max_bytes < 0:
             raise ConfigurationError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
         self.app = app
         self.max_bytes = max_bytes
         self._paths = PathFilter(include_paths, exclude_paths)
+        # The pipeline's one receive recorder keeps the copy.
+        self._body_limit = max_bytes
+        self._fuse_init(fuse)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Websocket messages are not a request body: only http is cached.
-        if scope["type"] != "http" or not self._paths.applies(scope):
-            await self.app(scope, receive, send)
-            return
-        recorder: Any = ReceiveRecorder(receive, self.max_bytes)  # type: ignore[arg-type]
-        token = BODY_RECORDER.set(recorder)
+    # ------------------------------------------------------------------ stage steps
+
+    # Websocket messages are not a request body: only http is cached.
+    _http_only = True
+    _wraps_send = False
+    _wraps_receive = True
+    _keeps_body = True
+
+    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
+        token = BODY_RECORDER.set(receiver)
         state = scope.get("state")
         if isinstance(state, dict):
-            state[STATE_KEY] = recorder
-        try:
-            await self.app(scope, recorder, send)
-        finally:
-            BODY_RECORDER.reset(token)
-            if isinstance(state, dict):
-                state.pop(STATE_KEY, None)
-            recorder.release()
+            state[STATE_KEY] = receiver
+            return token, state
+        return token, None
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        BODY_RECORDER.reset(state[0])
+        if state[1] is not None:
+            state[1].pop(STATE_KEY, None)
+        receiver.release()

@@ -18,6 +18,7 @@ from fastmw._impl import core
 from fastmw._storage import CORRELATION_ID
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._paths import PathFilter
+from fastmw.middleware._pipeline import FusableMiddleware
 
 STATUS = 500
 ERROR_CODE = "internal_error"
@@ -44,7 +45,7 @@ async def _send_default(send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class ErrorMiddleware:
+class ErrorMiddleware(FusableMiddleware):
     """Turns an exception raised before the response started into a 500 (re-raised by default)."""
 
     def __init__(
@@ -55,6 +56,7 @@ class ErrorMiddleware:
         reraise: bool = True,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fuse: bool = True,
     ) -> None:
         if handler is not None and not callable(handler):
             raise ConfigurationError(f"handler must be callable or None, got {handler!r}")
@@ -62,6 +64,7 @@ class ErrorMiddleware:
         self.handler = handler
         self.reraise = bool(reraise)
         self._paths = PathFilter(include_paths, exclude_paths)
+        self._fuse_init(fuse)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send, exc: BaseException) -> None:
         if self.handler is not None:
@@ -79,24 +82,24 @@ class ErrorMiddleware:
                     return
         await _send_default(send)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
-            await self.app(scope, receive, send)
-            return
-        recorder: Any = SendRecorder(send)
-        try:
-            await self.app(scope, receive, recorder)
-        except Exception as exc:
-            if kind == "websocket":
-                if not recorder.accepted and not recorder.started and recorder.close_code is None:
-                    await send({"type": "websocket.close", "code": WEBSOCKET_INTERNAL_ERROR})
-            elif recorder.started:
-                # Never a second start: the server closes the connection when we re-raise.
-                logger.error("app raised after the response started (%s %s)", scope.get("method"), scope.get("path"))
-                raise
-            else:
-                await self._respond(scope, receive, SendRecorder(send), exc)  # type: ignore[arg-type]
-            if self.reraise:
-                raise
-            logger.exception("app raised; sent an error response instead")
+    # ------------------------------------------------------------------ stage steps
+
+    _catches = True
+
+    async def _stage_handle(self, scope: Scope, receive: Receive, send: Any, exc: BaseException) -> bool:
+        # ``send`` is the pipeline's recorder: it has seen everything the app sent, and
+        # what is sent through it now only gets the headers of the middleware outer to this one.
+        # Returns whether ``exc`` propagates (not raised here: no exception -> frame cycle).
+        if scope["type"] == "websocket":
+            if not send.accepted and not send.started and send.close_code is None:
+                await send({"type": "websocket.close", "code": WEBSOCKET_INTERNAL_ERROR})
+        elif send.started:
+            # Never a second start: the server closes the connection when we re-raise.
+            logger.error("app raised after the response started (%s %s)", scope.get("method"), scope.get("path"))
+            return True
+        else:
+            await self._respond(scope, receive, send, exc)
+        if self.reraise:
+            return True
+        logger.error("app raised; sent an error response instead", exc_info=exc)
+        return False

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastmw._impl import core
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._paths import PathFilter
+from fastmw.middleware._pipeline import FusableMiddleware, Refuse
 
 DEFAULT_HEADER = "X-Request-ID"
 DEFAULT_MAX_LENGTH = 128
@@ -32,6 +33,7 @@ logger = logging.getLogger("fastmw.request_id")
 header_get = core.header_get
 header_set = core.header_set
 is_visible_ascii = core.is_visible_ascii
+new_request_id = core.new_request_id
 SendRecorder = core.SendRecorder
 
 
@@ -42,7 +44,7 @@ def _check_callable(value: object, option: str, optional: bool) -> None:
         raise ConfigurationError(f"{option} must be callable{' or None' if optional else ''}, got {value!r}")
 
 
-class RequestIdMiddleware:
+class RequestIdMiddleware(FusableMiddleware):
     """Takes the request id from ``header_name`` (or makes one), validates and sanitises it,
     exposes it as ``fastmw.correlation_id`` and in the request context, and echoes it on
     ``http.response.start`` and ``websocket.accept``."""
@@ -67,6 +69,7 @@ class RequestIdMiddleware:
         max_length: int = DEFAULT_MAX_LENGTH,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fuse: bool = True,
     ) -> None:
         self.app = app
         if not isinstance(header_name, str):
@@ -100,6 +103,17 @@ class RequestIdMiddleware:
         self._reject_body = reject_body
         self._reject_status = reject_status
         self._paths = PathFilter(include_paths, exclude_paths)
+        self._refusal = Refuse(self._reject_app)
+        # The core's ids are always usable: a request without an id then costs one call.
+        cls = type(self)
+        self._core_ids = (
+            generator in CORE_GENERATORS
+            and transformer in (None, _identity)
+            and max_length >= CORE_ID_LENGTH
+            and cls.resolve is RequestIdMiddleware.resolve
+            and cls._fresh is RequestIdMiddleware._fresh
+        )
+        self._fuse_init(fuse)
 
     # ------------------------------------------------------------------ request step
 
@@ -131,6 +145,9 @@ class RequestIdMiddleware:
         logger.warning(FAILED_VALIDATION_MESSAGE, value)
         return value
 
+    async def _reject_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._send_reject(scope, send)
+
     async def _send_reject(self, scope: Scope, send: Send) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
@@ -139,38 +156,42 @@ class RequestIdMiddleware:
         await send({"type": "http.response.start", "status": self._reject_status, "headers": headers})
         await send({"type": "http.response.body", "body": self._reject_body})
 
-    # ------------------------------------------------------------------ ASGI
+    # ------------------------------------------------------------------ stage steps
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
-            await self.app(scope, receive, send)
-            return
+    _starts = True
+
+    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
         headers = scope["headers"]
         raw = header_get(headers, self._key)
-        value = self.resolve(raw)
+        value = new_request_id() if (not raw and self._core_ids) else self.resolve(raw)
         if value is None:
-            await self._send_reject(scope, send)
-            return
+            return self._refusal
         encoded = value.encode("ascii")
         if self.update_request_header and encoded != raw:
             # A copy: the server's header list is not ours to mutate.
-            headers = scope["headers"] = list(headers)
-            header_set(headers, self._key, encoded)
+            if raw is None:
+                # header_set would append it: no header of that name to replace.
+                scope["headers"] = [*headers, (self._key, encoded)]
+            else:
+                headers = scope["headers"] = list(headers)
+                header_set(headers, self._key, encoded)
         token = CORRELATION_ID.set(value)
         data = REQUEST_CONTEXT.get(None)
         if data is not None:
             data[self.header_name] = value
-        recorder: Any = SendRecorder(send)
-        if kind == "http" or self._echo_websocket:
+        # (token, the echoed value or None)
+        return token, encoded if (self._echo_websocket or scope["type"] == "http") else None
+
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
+        encoded = state[1]
+        if encoded is not None:
             if self._append_header:
-                recorder.add_header(self._key, encoded)
+                message["headers"].append((self._key, encoded))
             else:
-                recorder.set_header(self._key, encoded)
-        try:
-            await self.app(scope, receive, recorder)
-        finally:
-            CORRELATION_ID.reset(token)
+                header_set(message["headers"], self._key, encoded)
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        CORRELATION_ID.reset(state[0])
 
 
 def is_valid_uuid4(value: str) -> bool:
@@ -184,6 +205,11 @@ def _uuid4_hex() -> str:
 
 def _identity(value: str) -> str:
     return value
+
+
+# Generators whose ids need no checking (always 32 lower-case hex characters).
+CORE_GENERATORS = (core.new_request_id, _uuid4_hex)
+CORE_ID_LENGTH = 32
 
 
 class CorrelationIdMiddleware(RequestIdMiddleware):

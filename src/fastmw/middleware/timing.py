@@ -12,16 +12,18 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Scope
 
 from fastmw._impl import core
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._paths import PathFilter
+from fastmw.middleware._pipeline import FusableMiddleware
 
 DEFAULT_HEADER = "X-Process-Time"
 DEFAULT_PRECISION = 4
 SERVER_TIMING = b"server-timing"
 SERVER_TIMING_METRIC = "app"
+SERVER_TIMING_NAME = SERVER_TIMING_METRIC.encode()
 
 logger = logging.getLogger("fastmw.timing")
 
@@ -51,7 +53,7 @@ def durations(recorder: Any, now: float | None = None) -> tuple[float | None, fl
     return ttfb, end - start
 
 
-class TimingMiddleware:
+class TimingMiddleware(FusableMiddleware):
     """Adds timing headers to every response start and reports durations when it ends."""
 
     def __init__(
@@ -64,6 +66,7 @@ class TimingMiddleware:
         callback: TimingCallback | None = None,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fuse: bool = True,
     ) -> None:
         self.app = app
         if header_name is not None:
@@ -84,18 +87,13 @@ class TimingMiddleware:
         self._paths = PathFilter(include_paths, exclude_paths)
         # No headers to write: skip the start hook altogether.
         self._on_start_hook = self._on_start if (self._key is not None or self.server_timing) else None
+        self._starts = self._on_start_hook is not None
+        self._fuse_init(fuse)
 
     # ------------------------------------------------------------------ response-start step
 
     def _on_start(self, recorder: Any, message: Message) -> None:
-        elapsed = monotonic() - recorder.t_start
-        headers = message["headers"]
-        if self._key is not None:
-            header_set(headers, self._key, b"%.*f" % (self.precision, elapsed))
-        if self.server_timing:
-            entry = b"%s;dur=%.*f" % (SERVER_TIMING_METRIC.encode(), self._ms_precision, elapsed * 1000.0)
-            existing = header_get(headers, SERVER_TIMING)
-            header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
+        self._stage_start(None, recorder, message)
 
     # ------------------------------------------------------------------ finish step
 
@@ -106,18 +104,23 @@ class TimingMiddleware:
         except Exception:
             logger.exception("timing callback %r failed", self.callback)
 
-    # ------------------------------------------------------------------ ASGI
+    # ------------------------------------------------------------------ stage steps
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if (kind != "http" and kind != "websocket") or not self._paths.applies(scope):
-            await self.app(scope, receive, send)
-            return
-        recorder: Any = SendRecorder(send, self._on_start_hook)
-        token = TIMING_RECORDER.set(recorder)
-        try:
-            await self.app(scope, receive, recorder)
-        finally:
-            TIMING_RECORDER.reset(token)
-            if self.callback is not None:
-                self._finish(scope, recorder)
+    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
+        # The pipeline's one recorder times the request (it was made as the request came in).
+        return TIMING_RECORDER.set(recorder)
+
+    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
+        elapsed = monotonic() - recorder.t_start
+        headers = message["headers"]
+        if self._key is not None:
+            header_set(headers, self._key, b"%.*f" % (self.precision, elapsed))
+        if self.server_timing:
+            entry = b"%s;dur=%.*f" % (SERVER_TIMING_NAME, self._ms_precision, elapsed * 1000.0)
+            existing = header_get(headers, SERVER_TIMING)
+            header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
+
+    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
+        TIMING_RECORDER.reset(state)
+        if self.callback is not None:
+            self._finish(scope, recorder)
