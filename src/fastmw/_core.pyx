@@ -627,6 +627,12 @@ cdef class SendRecorder:
     cdef list _apply(self, dict message):
         cdef list headers = message_headers(message)
         cdef tuple entry
+        cdef PyObject* name
+        cdef PyObject* value
+        cdef Py_ssize_t i
+        # A malformed entry is refused here, at the innermost layer, before anything is sent.
+        for i in range(PyList_GET_SIZE(headers)):
+            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
         if self._pending is not None:
             for entry in self._pending:
                 if entry[0]:

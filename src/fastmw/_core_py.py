@@ -438,6 +438,9 @@ class SendRecorder:
 
     def _apply(self, message: dict[str, Any]) -> RawHeaders:
         headers = message_headers(message)
+        # A malformed entry is refused here, at the innermost layer, before anything is sent.
+        for entry in headers:
+            _entry(entry)
         for replace, name, value in self._pending:
             if replace:
                 header_set(headers, name, value)

@@ -146,3 +146,12 @@ def test_receive_recorder_without_limit_keeps_nothing(core: ModuleType) -> None:
     assert receiver.body == b"" and receiver.body_truncated and receiver.body_bytes == 3
     with pytest.raises(ValueError, match="body_limit must be a non-negative int"):
         core.ReceiveRecorder(receiver, body_limit=-1)
+
+
+@pytest.mark.parametrize("entry", [b"abc", ("a", b"b"), (b"a", None), (b"a",)])
+def test_malformed_header_entries_are_refused_before_sending(core: ModuleType, entry: object) -> None:
+    downstream = Recorder()
+    wrapper = core.SendRecorder(downstream)
+    with pytest.raises(TypeError, match="ASGI header"):
+        wrapper({"type": "http.response.start", "status": 200, "headers": [(b"ok", b"1"), entry]})
+    assert downstream.messages == [] and not wrapper.started
