@@ -74,7 +74,9 @@ def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None
         pip = [vpy, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         run([*pip, "-r", test_requirements(tmp)], env=env)
         run_dir = tmp / "run"
-        shutil.copytree(ROOT / "tests", run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+        # benchmarks/ too: tests/test_benchmarks_smoke.py runs every benchmark stack once.
+        for tree in ("tests", "benchmarks"):
+            shutil.copytree(ROOT / tree, run_dir / tree, ignore=shutil.ignore_patterns("__pycache__", "results"))
         pytest_ini(run_dir)
         if artifact.suffix != ".whl":
             probe_env = {**env, "PYTHONNOUSERSITE": "1"}
