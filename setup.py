@@ -68,7 +68,8 @@ def extensions() -> list:
         [core],
         compiler_directives=directives,
         annotate=flag("FASTMW_ANNOTATE"),
-        force=mode_changed("trace" if trace else "plain"),
+        # The annotation is only written when Cython runs, so asking for it forces a run.
+        force=mode_changed("trace" if trace else "plain") or flag("FASTMW_ANNOTATE"),
     )
 
 
