@@ -51,8 +51,13 @@ class Lib:
 
 
 def dump(data: Any) -> dict[str, str]:
-    """The context as JSON-able strings."""
-    return {str(key): str(value) for key, value in data.items()}
+    """The context as JSON-able strings.
+
+    Keys are plugin keys (``HeaderKeys`` members): their ``.value``, because on Python 3.10
+    starlette-context's ``str(HeaderKeys.x)`` is ``"HeaderKeys.x"`` (fastmw's is the value,
+    which ``tests/test_header_keys.py`` checks), and this module compares the two libraries.
+    """
+    return {str(getattr(key, "value", key)): str(value) for key, value in data.items()}
 
 
 def make_app(lib: Lib, seen: list[Any]) -> Starlette:
