@@ -417,12 +417,24 @@ cpdef list message_headers(message):
     return headers
 
 
+cdef list _owned_headers(message):
+    """A fresh copy of the message's header list, stored back in the message.
+
+    The list an app sends may be shared (a Starlette ``Response`` sends its own
+    ``raw_headers``; one error response often serves every request), so edits go to
+    a copy, as Starlette's ``MutableHeaders(scope=...)`` does.
+    """
+    cdef list headers = list(message_headers(message))
+    message["headers"] = headers
+    return headers
+
+
 class MutableHeaders(_StarletteMutableHeaders):
     """Starlette's ``MutableHeaders`` with case-insensitive lookups and validated writes."""
 
     def __init__(self, headers=None, raw=None, scope=None):
         if scope is not None and headers is None and raw is None:
-            _StarletteMutableHeaders.__init__(self, raw=message_headers(scope))
+            _StarletteMutableHeaders.__init__(self, raw=_owned_headers(scope))
         else:
             _StarletteMutableHeaders.__init__(self, headers, raw, scope)
 
@@ -625,7 +637,7 @@ cdef class SendRecorder:
         self._pending.append(entry)
 
     cdef list _apply(self, dict message):
-        cdef list headers = message_headers(message)
+        cdef list headers = _owned_headers(message)
         cdef tuple entry
         cdef PyObject* name
         cdef PyObject* value

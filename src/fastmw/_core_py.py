@@ -288,6 +288,18 @@ def message_headers(message: MutableMapping[str, Any]) -> RawHeaders:
     return headers
 
 
+def _owned_headers(message: MutableMapping[str, Any]) -> RawHeaders:
+    """A fresh copy of the message's header list, stored back in the message.
+
+    The list an app sends may be shared (a Starlette ``Response`` sends its own
+    ``raw_headers``; one error response often serves every request), so edits go to
+    a copy, as Starlette's ``MutableHeaders(scope=...)`` does.
+    """
+    headers = list(message_headers(message))
+    message["headers"] = headers
+    return headers
+
+
 class MutableHeaders(_StarletteMutableHeaders):
     """Starlette's ``MutableHeaders`` with case-insensitive lookups and validated writes."""
 
@@ -298,7 +310,7 @@ class MutableHeaders(_StarletteMutableHeaders):
         scope: MutableMapping[str, Any] | None = None,
     ) -> None:
         if scope is not None and headers is None and raw is None:
-            super().__init__(raw=message_headers(scope))
+            super().__init__(raw=_owned_headers(scope))
         else:
             super().__init__(headers, raw, scope)
 
@@ -437,7 +449,7 @@ class SendRecorder:
         self._pending.append((True, encode_header_name(name), encode_header_value(value)))
 
     def _apply(self, message: dict[str, Any]) -> RawHeaders:
-        headers = message_headers(message)
+        headers = _owned_headers(message)
         # A malformed entry is refused here, at the innermost layer, before anything is sent.
         for entry in headers:
             _entry(entry)

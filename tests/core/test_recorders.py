@@ -155,3 +155,24 @@ def test_malformed_header_entries_are_refused_before_sending(core: ModuleType, e
     with pytest.raises(TypeError, match="ASGI header"):
         wrapper({"type": "http.response.start", "status": 200, "headers": [(b"ok", b"1"), entry]})
     assert downstream.messages == [] and not wrapper.started
+
+
+def test_a_shared_header_list_is_never_edited_in_place(core: ModuleType) -> None:
+    # A Starlette Response sends its own raw_headers list, and one error response often
+    # serves every request: edits must go to a copy or they pile up across requests.
+    shared = [(b"content-type", b"text/plain")]
+    for _ in range(3):
+        downstream = Recorder()
+        wrapper = core.SendRecorder(downstream)
+        wrapper.add_header("x-request-id", "abc")
+        run(_send_all(wrapper, [{"type": "http.response.start", "status": 400, "headers": shared}]))
+        assert downstream.headers == [(b"content-type", b"text/plain"), (b"x-request-id", b"abc")]
+    assert shared == [(b"content-type", b"text/plain")]
+
+
+def test_mutable_headers_over_a_scope_edit_a_copy_like_starlette(core: ModuleType) -> None:
+    shared = [(b"a", b"1")]
+    message = {"type": "http.response.start", "status": 200, "headers": shared}
+    core.MutableHeaders(scope=message)["b"] = "2"
+    assert shared == [(b"a", b"1")]
+    assert message["headers"] == [(b"a", b"1"), (b"b", b"2")]

@@ -246,9 +246,6 @@ class ContextMiddlewareBase(FusableMiddleware):
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         """Send the error response, or refuse a websocket; the app is not called."""
-        # The error response is one shared object; outer middleware edit the start
-        # message's header list in place, so each refusal sends a copy of it.
-        send = _FreshHeadersSend(send)
         if scope["type"] == "websocket":
             if WEBSOCKET_DENIAL in (scope.get("extensions") or {}):
                 await response(scope, receive, send)
@@ -256,20 +253,6 @@ class ContextMiddlewareBase(FusableMiddleware):
                 await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
         await self._send_error(scope, receive, send, response)
-
-
-class _FreshHeadersSend:
-    """A ``send`` that gives every response start its own copy of the header list."""
-
-    __slots__ = ("send",)
-
-    def __init__(self, send: Send) -> None:
-        self.send = send
-
-    async def __call__(self, message: Message) -> None:
-        if message.get("type") in START_TYPES and message.get("headers") is not None:
-            message = {**message, "headers": list(message["headers"])}
-        await self.send(message)
 
 
 class EnrichingSend:
