@@ -79,6 +79,59 @@ def context_set(data: dict[Any, Any]) -> Token[dict[Any, Any]]: ...
 def context_reset(token: Token[dict[Any, Any]]) -> None: ...
 def context_get() -> dict[Any, Any]: ...
 
+class HeaderReader:
+    name: bytes
+    def __init__(self, name: str | bytes) -> None: ...
+    def __call__(self, headers: Iterable[Any]) -> str | None: ...
+
+class UUIDHeaderReader:
+    name: bytes
+    force_new: bool
+    validate: bool
+    max_length: int
+    on_invalid: Callable[[str], Any] | None
+    def __init__(
+        self,
+        name: str | bytes,
+        *,
+        force_new: bool = False,
+        validate: bool = True,
+        max_length: int = 8192,
+        on_invalid: Callable[[str], Any] | None = None,
+    ) -> None: ...
+    def __call__(self, headers: Iterable[Any]) -> Any: ...
+
+class HeaderSend:
+    send: Callable[[Message], Awaitable[Any]]
+    headers: tuple[tuple[bytes, bytes], ...]
+    replace: bool
+    started: bool
+    def __init__(
+        self,
+        send: Callable[[Message], Awaitable[Any]],
+        headers: Iterable[tuple[str | bytes, str | bytes]],
+        *,
+        replace: bool = False,
+    ) -> None: ...
+    def __call__(self, message: Message) -> Awaitable[Any]: ...
+
+class ContextRunner:
+    app: Callable[[Any, Any, Any], Awaitable[Any]]
+    readers: tuple[tuple[Any, Callable[[Any], Any]], ...]
+    echo: tuple[tuple[Any, bytes], ...]
+    replace: bool
+    refuse: Callable[[Any, Any, Any, Any], Awaitable[Any]] | None
+    def __init__(
+        self,
+        app: Callable[[Any, Any, Any], Awaitable[Any]],
+        readers: Iterable[tuple[Any, Callable[[Any], Any]]],
+        echo: Iterable[tuple[Any, str | bytes]] = (),
+        *,
+        replace: bool = False,
+        refuse: Callable[[Any, Any, Any, Any], Awaitable[Any]] | None = None,
+    ) -> None: ...
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[Any]: ...
+
 class _Context:
     def __init__(self, *args: Any, **kwargs: Any) -> None: ...
     @property

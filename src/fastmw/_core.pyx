@@ -22,7 +22,7 @@ from collections.abc import Mapping, MutableMapping
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
 from fastmw._storage import REQUEST_CONTEXT
-from fastmw.errors import ConfigurationError, ContextDoesNotExistError
+from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
 
 cdef extern from "Python.h":
     int PyUnicode_KIND(object)
@@ -31,6 +31,18 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
+
+cdef extern from "Python.h":
+    # PYGEN_RETURN 0, PYGEN_ERROR -1 (exception set), PYGEN_NEXT 1; CPython 3.10+.
+    int PyIter_Send(object iterator, object arg, PyObject** presult) except -1
+    bint PyCoro_CheckExact(object)
+    bint PyUnicode_CheckExact(object)
+    # Borrowed-pointer forms for loops that must not touch reference counts.
+    bint _tuple_exact "PyTuple_CheckExact"(PyObject*)
+    bint _bytes_exact "PyBytes_CheckExact"(PyObject*)
+    Py_ssize_t _tuple_size "PyTuple_GET_SIZE"(PyObject*)
+    PyObject* _tuple_item "PyTuple_GET_ITEM"(PyObject*, Py_ssize_t)
+    bint PyGen_CheckExact(object)
 
 cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t
@@ -44,10 +56,14 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_atfork(void (*prepare)(), void (*parent)(), void (*child)())
 
 __all__ = [
+    "ContextRunner",
+    "HeaderReader",
+    "HeaderSend",
     "JsonLinesWriter",
     "MutableHeaders",
     "ReceiveRecorder",
     "SendRecorder",
+    "UUIDHeaderReader",
     "_Context",
     "add_vary_header",
     "context_get",
@@ -78,6 +94,11 @@ __all__ = [
 cdef enum:
     SHOWN_CHARS = 64
     RANDOM_POOL = 4096
+    # A UUID header longer than this is refused before it is parsed (8 KiB).
+    MAX_UUID_HEADER = 8 * 1024
+    # inspect.CO_ITERABLE_COROUTINE: a @types.coroutine generator may be awaited.
+    CO_ITERABLE_COROUTINE = 0x100
+    PYGEN_RETURN = 0
 
 cdef object _MISSING = object()
 cdef object _context_var = REQUEST_CONTEXT
@@ -247,15 +268,24 @@ cdef object _find(headers, bytes key, object default):
     cdef PyObject* name
     cdef PyObject* value
     cdef Py_ssize_t i
+    cdef PyObject* entry
     if type(headers) is list:
         # No Python code runs inside this loop, so the list cannot change under it.
         for i in range(PyList_GET_SIZE(headers)):
-            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
+            entry = PyList_GET_ITEM(headers, i)
+            # What servers send, (bytes, bytes) tuples, checked inline without refcounting.
+            if _tuple_exact(entry) and _tuple_size(entry) == 2:
+                name = _tuple_item(entry, 0)
+                value = _tuple_item(entry, 1)
+                if not (_bytes_exact(name) and _bytes_exact(value)):
+                    _entry(<object>entry, &name, &value)
+            else:
+                _entry(<object>entry, &name, &value)
             if _same_name(name, key):
                 return <object>value
         return default
-    for entry in headers:
-        _entry(entry, &name, &value)
+    for item in headers:
+        _entry(item, &name, &value)
         if _same_name(name, key):
             return <object>value
     return default
@@ -770,6 +800,384 @@ cpdef object context_get():
     if data is None:
         raise ContextDoesNotExistError()
     return data
+
+
+# --------------------------------------------------------------------------- context runner
+# The request-context middleware's hot path: plugin values read from the raw
+# request headers, the context set, the echo headers registered with a
+# SendRecorder, and the app run; the context is reset once the app returns.
+
+
+@cython.final
+cdef class HeaderReader:
+    """``reader(headers)``: the first ``name`` header of raw ASGI headers as latin-1 text, or None."""
+
+    cdef readonly bytes name
+
+    def __init__(self, name):
+        self.name = _lookup_key(name)
+
+    cdef object _read(self, headers):
+        raw = _find(headers, self.name, None)
+        return None if raw is None else (<bytes>raw).decode("latin-1")
+
+    def __call__(self, headers):
+        return self._read(headers)
+
+
+@cython.final
+cdef class UUIDHeaderReader:
+    """``reader(headers)``: a UUID plugin's value, the ``name`` header or a new 32-hex uuid4.
+
+    An absent or empty header (or ``force_new``) gives ``new_request_id()``. A sent
+    value is kept when it is at most ``max_length`` characters and, with ``validate``,
+    a UUID ``uuid.UUID`` accepts with no control character; without ``validate``,
+    when it may be echoed in a response header. Anything else is passed to
+    ``on_invalid(value)``, whose result is returned (it may raise); without
+    ``on_invalid`` a ``ValueError`` is raised.
+    """
+
+    cdef readonly bytes name
+    cdef public bint force_new, validate
+    cdef readonly Py_ssize_t max_length
+    cdef readonly object on_invalid
+
+    def __init__(self, name, *, force_new=False, validate=True, max_length=MAX_UUID_HEADER, on_invalid=None):
+        if type(max_length) is not int or max_length < 0:
+            raise ValueError("max_length must be a non-negative int")
+        if on_invalid is not None and not callable(on_invalid):
+            raise TypeError(f"on_invalid must be callable or None, not {_type_name(on_invalid)}")
+        self.name = _lookup_key(name)
+        self.force_new = bool(force_new)
+        self.validate = bool(validate)
+        self.max_length = max_length
+        self.on_invalid = on_invalid
+
+    cdef object _read(self, headers):
+        raw = None if self.force_new else _find(headers, self.name, None)
+        if raw is None or PyBytes_GET_SIZE(raw) == 0:
+            return new_request_id()
+        cdef str value = (<bytes>raw).decode("latin-1")
+        if PyUnicode_GET_LENGTH(value) <= self.max_length:
+            if self.validate:
+                # A plain or canonical UUID is hex and dashes only; other forms
+                # uuid.UUID accepts may hide control characters in the whitespace it strips.
+                if _fast_uuid_version(value) >= 0 or (_uuid_version(value) >= 0 and value.isprintable()):
+                    return value
+            elif _echoable(value):
+                return value
+        if self.on_invalid is None:
+            raise ValueError(f"invalid UUID header value {_shown(value)}")
+        return self.on_invalid(value)
+
+    def __call__(self, headers):
+        return self._read(headers)
+
+
+cdef bint _echoable(str value):
+    try:
+        encode_header_value(value)
+    except ValueError:
+        return False
+    return True
+
+
+@cython.final
+cdef class ContextRunner:
+    """Runs ``app`` with a request context built from the raw request headers.
+
+    ``runner(scope, receive, send)`` returns an awaitable. On ``http`` and
+    ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
+    ``readers`` (``(key, reader)`` pairs, in order); a reader raising
+    ``MiddleWareValidationError`` hands the request to
+    ``refuse(scope, receive, send, exc)`` instead (re-raised without ``refuse``).
+    For each ``(key, header name)`` of ``echo`` the context value (``str()`` of it)
+    goes on the response start, appended or, with ``replace``, set; a value that
+    cannot be a header value is skipped. The context is reset when the app returns
+    and left set when it raises, so outer exception handlers can read it. Other
+    scopes go to ``app`` untouched.
+    """
+
+    cdef readonly object app
+    cdef readonly tuple readers, echo
+    cdef readonly bint replace
+    cdef readonly object refuse
+
+    def __init__(self, app, readers, echo=(), *, replace=False, refuse=None):
+        self.app = app
+        self.readers = tuple([_reader_pair(pair) for pair in readers])
+        self.echo = tuple([_echo_pair(pair) for pair in echo])
+        self.replace = bool(replace)
+        if refuse is not None and not callable(refuse):
+            raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
+        self.refuse = refuse
+
+    def __call__(self, scope, receive, send):
+        cdef PyObject* found
+        if type(scope) is dict:
+            found = PyDict_GetItem(scope, "type")
+            kind = <object>found if found != NULL else scope["type"]
+        else:
+            kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            return self.app(scope, receive, send)
+        if type(scope) is dict:
+            found = PyDict_GetItem(scope, "headers")
+            headers = <object>found if found != NULL else None
+        else:
+            headers = scope.get("headers")
+        if not headers:
+            headers = ()
+        cdef dict data = {}
+        cdef tuple pair
+        try:
+            for pair in self.readers:
+                reader = pair[1]
+                if type(reader) is UUIDHeaderReader:
+                    value = (<UUIDHeaderReader>reader)._read(headers)
+                elif type(reader) is HeaderReader:
+                    value = (<HeaderReader>reader)._read(headers)
+                else:
+                    value = reader(headers)
+                data[pair[0]] = value
+        except MiddleWareValidationError as exc:
+            if self.refuse is None:
+                raise
+            return self.refuse(scope, receive, send, exc)
+        cdef list echoed
+        cdef HeaderSend wrapper
+        if self.echo:
+            echoed = []
+            for pair in self.echo:
+                value = data.get(pair[0])
+                try:
+                    raw = encode_header_value(value if type(value) is str else str(value))
+                except ValueError:
+                    continue
+                echoed.append((pair[1], raw))
+            wrapper = HeaderSend.__new__(HeaderSend)
+            wrapper.send = send
+            wrapper.headers = tuple(echoed)
+            wrapper.replace = self.replace
+            send = wrapper
+        cdef _ContextAwait waiter = _ContextAwait.__new__(_ContextAwait)
+        waiter._token = PyContextVar_Set(_context_var, data)
+        waiter._target = _await_target(self.app(scope, receive, send))
+        return waiter
+
+
+@cython.final
+@cython.freelist(16)
+cdef class HeaderSend:
+    """Wraps an ASGI ``send``: puts ``headers`` on the response start, passes the rest on.
+
+    On the first ``http.response.start``, ``websocket.accept`` or
+    ``websocket.http.response.start`` the message gets a copy of its header list
+    (the app's may be shared) with each ``(name, value)`` of ``headers``
+    appended or, with ``replace``, set (Starlette's ``MutableHeaders`` semantics).
+    A second response start raises ``RuntimeError``; nothing is buffered.
+    """
+
+    cdef readonly object send
+    cdef readonly tuple headers
+    cdef readonly bint replace, started
+
+    def __init__(self, send, headers, *, replace=False):
+        self.send = send
+        self.headers = tuple([(encode_header_name(name), encode_header_value(value)) for name, value in headers])
+        self.replace = bool(replace)
+        self.started = False
+
+    def __call__(self, message):
+        if type(message) is not dict and not isinstance(message, dict):
+            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+        cdef PyObject* kind = PyDict_GetItem(message, "type")
+        if kind != NULL and _opens_response(<object>kind):
+            if self.started:
+                raise RuntimeError(f"{<object>kind} was already sent for this request")
+            self._apply(<dict>message)
+            self.started = True
+        return self.send(message)
+
+    cdef int _apply(self, dict message) except -1:
+        cdef list headers = _owned_headers(message)
+        cdef PyObject* name
+        cdef PyObject* value
+        cdef Py_ssize_t i
+        cdef tuple pair
+        # A malformed entry is refused here, before anything is sent.
+        for i in range(PyList_GET_SIZE(headers)):
+            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
+        for pair in self.headers:
+            if self.replace:
+                _set(headers, <bytes>pair[0], <bytes>pair[1])
+            else:
+                PyList_Append(headers, pair)
+        return 0
+
+
+cdef inline bint _opens_response(kind):
+    """Whether a message type is http.response.start, websocket.accept or websocket.http.response.start."""
+    if not PyUnicode_CheckExact(kind):
+        return False
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(kind)
+    # Lengths first: body messages (the common case) never reach a comparison.
+    if n == 19:
+        return kind == "http.response.start"
+    if n == 16:
+        return kind == "websocket.accept"
+    if n == 29:
+        return kind == "websocket.http.response.start"
+    return False
+
+
+cdef tuple _reader_pair(pair):
+    key, reader = pair
+    if not callable(reader):
+        raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
+    return key, reader
+
+
+cdef tuple _echo_pair(pair):
+    key, name = pair
+    return key, encode_header_name(name)
+
+
+cdef object _await_target(value):
+    """The iterator ``await value`` drives; the same TypeError in both twins otherwise."""
+    if PyCoro_CheckExact(value):
+        return value
+    method = getattr(type(value), "__await__", None)
+    if method is not None:
+        return method(value)
+    if PyGen_CheckExact(value) and value.gi_code.co_flags & CO_ITERABLE_COROUTINE:
+        return value
+    raise TypeError(f"the app returned {_type_name(value)}, which cannot be awaited")
+
+
+@cython.final
+@cython.freelist(16)
+cdef class _ContextAwait:
+    """Awaits the app for ``ContextRunner``; resets the request context when it returns.
+
+    ``await`` drives it through the C slots installed below (no Python frame, no
+    StopIteration object for the usual ``None`` result); ``send``/``throw``/``close``
+    serve callers that drive it by hand.
+    """
+
+    cdef object _target
+    cdef object _token
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self._resume(None)
+
+    def send(self, value):
+        return self._resume(value)
+
+    def throw(self, typ, val=None, tb=None):
+        try:
+            if val is None and tb is None:
+                return self._target.throw(typ)
+            return self._target.throw(typ, val, tb)
+        except StopIteration:
+            self._finish()
+            raise
+
+    def close(self):
+        close = getattr(self._target, "close", None)
+        if close is not None:
+            close()
+
+    cdef object _resume(self, value):
+        cdef PyObject* result = NULL
+        status = _await_step(<PyObject*>self, <PyObject*>value, &result)
+        returned = <object>result
+        Py_XDECREF(result)
+        if status == 1:
+            return returned
+        if returned is None:
+            raise StopIteration
+        raise StopIteration(returned)
+
+    cdef int _finish(self) except -1:
+        token = self._token
+        if token is not None:
+            self._token = None
+            PyContextVar_Reset(_context_var, token)
+        return 0
+
+
+cdef int _await_step(PyObject* waiter, PyObject* value, PyObject** result) except -1:
+    """One step of the app: 1 with the yielded value, 0 with the returned one (context reset)."""
+    cdef _ContextAwait self = <_ContextAwait>waiter
+    if PyIter_Send(self._target, <object>value, result) != PYGEN_RETURN:
+        return 1
+    try:
+        self._finish()
+    except BaseException:
+        Py_XDECREF(result[0])
+        result[0] = NULL
+        raise
+    return 0
+
+
+cdef extern from *:
+    """
+    typedef int (*fastmw_step_fn)(PyObject*, PyObject*, PyObject**);
+    static fastmw_step_fn fastmw_await_step = NULL;
+
+    /* tp_iternext: a None result ends the iteration with no exception set, which
+       every caller (SEND, PyIter_Send, next()) reads as StopIteration(None). */
+    static PyObject* fastmw_await_iternext(PyObject* self) {
+        PyObject* result = NULL;
+        PyObject* stop;
+        int status = fastmw_await_step(self, Py_None, &result);
+        if (status == 1) return result;
+        if (status < 0) return NULL;
+        if (result != Py_None) {
+            stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+        return NULL;
+    }
+
+    /* am_send (CPython 3.10+): PyIter_Send's fast path, any sent value, no exceptions. */
+    static PySendResult fastmw_await_am_send(PyObject* self, PyObject* arg, PyObject** presult) {
+        int status = fastmw_await_step(self, arg, presult);
+        if (status < 0) {
+            *presult = NULL;
+            return PYGEN_ERROR;
+        }
+        return status == 1 ? PYGEN_NEXT : PYGEN_RETURN;
+    }
+
+    static int fastmw_install_await_slots(PyObject* type, fastmw_step_fn step) {
+        PyTypeObject* t = (PyTypeObject*)type;
+        if (t->tp_as_async == NULL || t->tp_as_async->am_await == NULL) {
+            PyErr_SetString(PyExc_SystemError, "fastmw: awaitable type has no tp_as_async");
+            return -1;
+        }
+        fastmw_await_step = step;
+        t->tp_iternext = fastmw_await_iternext;
+        t->tp_as_async->am_send = fastmw_await_am_send;
+        PyType_Modified(t);
+        return 0;
+    }
+    """
+    int fastmw_install_await_slots(object type, int (*step)(PyObject*, PyObject*, PyObject**) except -1) except -1
+
+
+fastmw_install_await_slots(_ContextAwait, _await_step)
 
 
 cdef class _Context:

@@ -18,13 +18,17 @@ from typing import Any
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
 from fastmw._storage import REQUEST_CONTEXT
-from fastmw.errors import ConfigurationError, ContextDoesNotExistError
+from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
 
 __all__ = [
+    "ContextRunner",
+    "HeaderReader",
+    "HeaderSend",
     "JsonLinesWriter",
     "MutableHeaders",
     "ReceiveRecorder",
     "SendRecorder",
+    "UUIDHeaderReader",
     "_Context",
     "add_vary_header",
     "context_get",
@@ -61,7 +65,13 @@ TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 VALUE_FORBIDDEN = frozenset([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 RESPONSE_START_TYPES = ("http.response.start", "websocket.http.response.start")
 RESPONSE_BODY_TYPES = ("http.response.body", "websocket.http.response.body")
+# The messages that open a response: where HeaderSend puts its headers.
+HEADER_SEND_TYPES = ("http.response.start", "websocket.accept", "websocket.http.response.start")
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# A UUID header longer than this is refused before it is parsed (8 KiB).
+MAX_UUID_HEADER = 8 * 1024
+# inspect.CO_ITERABLE_COROUTINE: a @types.coroutine generator may be awaited.
+CO_ITERABLE_COROUTINE = 0x100
 _MISSING = object()
 
 
@@ -558,6 +568,212 @@ def context_get() -> dict[Any, Any]:
     if data is None:
         raise ContextDoesNotExistError()
     return data
+
+
+# --------------------------------------------------------------------------- context runner
+# The request-context middleware's hot path: plugin values read from the raw
+# request headers, the context set, the echo headers registered with a
+# SendRecorder, and the app run; the context is reset once the app returns.
+
+
+class HeaderReader:
+    """``reader(headers)``: the first ``name`` header of raw ASGI headers as latin-1 text, or None."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str | bytes) -> None:
+        self.name = _lookup_key(name)
+
+    def __call__(self, headers: Iterable[Any]) -> str | None:
+        raw = header_get(headers, self.name)
+        return None if raw is None else raw.decode("latin-1")
+
+
+class UUIDHeaderReader:
+    """``reader(headers)``: a UUID plugin's value, the ``name`` header or a new 32-hex uuid4.
+
+    An absent or empty header (or ``force_new``) gives ``new_request_id()``. A sent
+    value is kept when it is at most ``max_length`` characters and, with ``validate``,
+    a UUID ``uuid.UUID`` accepts with no control character; without ``validate``,
+    when it may be echoed in a response header. Anything else is passed to
+    ``on_invalid(value)``, whose result is returned (it may raise); without
+    ``on_invalid`` a ``ValueError`` is raised.
+    """
+
+    __slots__ = ("force_new", "max_length", "name", "on_invalid", "validate")
+
+    def __init__(
+        self,
+        name: str | bytes,
+        *,
+        force_new: bool = False,
+        validate: bool = True,
+        max_length: int = MAX_UUID_HEADER,
+        on_invalid: Callable[[str], Any] | None = None,
+    ) -> None:
+        if type(max_length) is not int or max_length < 0:
+            raise ValueError("max_length must be a non-negative int")
+        if on_invalid is not None and not callable(on_invalid):
+            raise TypeError(f"on_invalid must be callable or None, not {_type_name(on_invalid)}")
+        self.name = _lookup_key(name)
+        self.force_new = bool(force_new)
+        self.validate = bool(validate)
+        self.max_length = max_length
+        self.on_invalid = on_invalid
+
+    def __call__(self, headers: Iterable[Any]) -> Any:
+        raw = None if self.force_new else header_get(headers, self.name)
+        if not raw:
+            return new_request_id()
+        value: str = raw.decode("latin-1")
+        if len(value) <= self.max_length:
+            if self.validate:
+                # uuid.UUID tolerates surrounding whitespace, so CR/LF/NUL can hide
+                # in an accepted value: isprintable() refuses every control character.
+                if is_uuid(value) and value.isprintable():
+                    return value
+            elif _echoable(value):
+                return value
+        if self.on_invalid is None:
+            raise ValueError(f"invalid UUID header value {_shown(value)}")
+        return self.on_invalid(value)
+
+
+def _echoable(value: str) -> bool:
+    try:
+        encode_header_value(value)
+    except ValueError:
+        return False
+    return True
+
+
+class ContextRunner:
+    """Runs ``app`` with a request context built from the raw request headers.
+
+    ``runner(scope, receive, send)`` returns an awaitable. On ``http`` and
+    ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
+    ``readers`` (``(key, reader)`` pairs, in order); a reader raising
+    ``MiddleWareValidationError`` hands the request to
+    ``refuse(scope, receive, send, exc)`` instead (re-raised without ``refuse``).
+    For each ``(key, header name)`` of ``echo`` the context value (``str()`` of it)
+    goes on the response start, appended or, with ``replace``, set; a value that
+    cannot be a header value is skipped. The context is reset when the app returns
+    and left set when it raises, so outer exception handlers can read it. Other
+    scopes go to ``app`` untouched.
+    """
+
+    __slots__ = ("app", "echo", "readers", "refuse", "replace")
+
+    def __init__(
+        self,
+        app: Callable[[Any, Any, Any], Awaitable[Any]],
+        readers: Iterable[tuple[Any, Callable[[Any], Any]]],
+        echo: Iterable[tuple[Any, str | bytes]] = (),
+        *,
+        replace: bool = False,
+        refuse: Callable[[Any, Any, Any, MiddleWareValidationError], Awaitable[Any]] | None = None,
+    ) -> None:
+        self.app = app
+        self.readers = tuple(_reader_pair(pair) for pair in readers)
+        self.echo = tuple(_echo_pair(pair) for pair in echo)
+        self.replace = bool(replace)
+        if refuse is not None and not callable(refuse):
+            raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
+        self.refuse = refuse
+
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[Any]:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            return self.app(scope, receive, send)  # type: ignore[no-any-return]
+        headers = scope.get("headers") or ()
+        data: dict[Any, Any] = {}
+        try:
+            for key, read in self.readers:
+                data[key] = read(headers)
+        except MiddleWareValidationError as exc:
+            if self.refuse is None:
+                raise
+            return self.refuse(scope, receive, send, exc)
+        if self.echo:
+            echoed = []
+            for key, name in self.echo:
+                value = data.get(key)
+                try:
+                    echoed.append((name, encode_header_value(value if type(value) is str else str(value))))
+                except ValueError:
+                    continue
+            send = HeaderSend(send, echoed, replace=self.replace)
+        token = context_set(data)
+        return _run_then_reset(_awaitable(self.app(scope, receive, send)), token)
+
+
+class HeaderSend:
+    """Wraps an ASGI ``send``: puts ``headers`` on the response start, passes the rest on.
+
+    On the first ``http.response.start``, ``websocket.accept`` or
+    ``websocket.http.response.start`` the message gets a copy of its header list
+    (the app's may be shared) with each ``(name, value)`` of ``headers``
+    appended or, with ``replace``, set (Starlette's ``MutableHeaders`` semantics).
+    A second response start raises ``RuntimeError``; nothing is buffered.
+    """
+
+    __slots__ = ("headers", "replace", "send", "started")
+
+    def __init__(
+        self,
+        send: Callable[[dict[str, Any]], Awaitable[Any]],
+        headers: Iterable[tuple[str | bytes, str | bytes]],
+        *,
+        replace: bool = False,
+    ) -> None:
+        self.send = send
+        self.headers = tuple((encode_header_name(name), encode_header_value(value)) for name, value in headers)
+        self.replace = bool(replace)
+        self.started = False
+
+    def __call__(self, message: dict[str, Any]) -> Awaitable[Any]:
+        if not isinstance(message, dict):
+            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+        kind = message.get("type")
+        if type(kind) is str and kind in HEADER_SEND_TYPES:
+            if self.started:
+                raise RuntimeError(f"{kind} was already sent for this request")
+            headers = _owned_headers(message)
+            # A malformed entry is refused here, before anything is sent.
+            for entry in headers:
+                _entry(entry)
+            for name, value in self.headers:
+                if self.replace:
+                    header_set(headers, name, value)
+                else:
+                    headers.append((name, value))
+            self.started = True
+        return self.send(message)
+
+
+def _reader_pair(pair: object) -> tuple[Any, Callable[[Any], Any]]:
+    key, reader = pair  # type: ignore[misc]
+    if not callable(reader):
+        raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
+    return key, reader
+
+
+def _echo_pair(pair: object) -> tuple[Any, bytes]:
+    key, name = pair  # type: ignore[misc]
+    return key, encode_header_name(name)
+
+
+def _awaitable(value: Any) -> Any:
+    """``value`` when ``await`` takes it; the same TypeError in both twins otherwise."""
+    if isinstance(value, Awaitable) or getattr(getattr(value, "gi_code", None), "co_flags", 0) & CO_ITERABLE_COROUTINE:
+        return value
+    raise TypeError(f"the app returned {_type_name(value)}, which cannot be awaited")
+
+
+async def _run_then_reset(awaitable: Any, token: Token[dict[Any, Any]]) -> Any:
+    result = await awaitable
+    REQUEST_CONTEXT.reset(token)
+    return result
 
 
 class _Context:

@@ -167,6 +167,20 @@ class ContextMiddlewareBase(FusableMiddleware):
                     continue
         return _context_set(data), echo
 
+    def _solo_runner(self) -> Any:
+        # _fusable() held: every value comes from a fast reader and the only
+        # enrichment is the built-in echo, which the core runner applies.
+        return core.ContextRunner(
+            self._terminal,
+            self._fast or (),
+            self._echo,
+            replace=self.replace_echo_headers,
+            refuse=self._refuse_invalid,
+        )
+
+    def _refuse_invalid(self, scope: Scope, receive: Receive, send: Send, exc: MiddleWareValidationError) -> Any:
+        return self._refuse(scope, receive, send, exc.error_response or self.error_response)
+
     async def _refuse_app(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
         await self._refuse(scope, receive, send, response)
 

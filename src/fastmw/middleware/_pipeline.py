@@ -144,6 +144,8 @@ class FusableMiddleware:
 
     _app: ASGIApp
     _stages: tuple[Any, ...] | None = None
+    # A compiled runner for the whole request when this stage runs alone (``_solo_runner``).
+    _solo: Any = None
     _terminal: ASGIApp
     fuse: bool = True
     _built = False
@@ -184,6 +186,7 @@ class FusableMiddleware:
     def _fuse_build(self) -> None:
         self._built = True
         inner = self._app
+        self._solo = None
         if not self._fusable():
             self._stages = None
             self._terminal = inner
@@ -206,6 +209,8 @@ class FusableMiddleware:
         # does something with them (the access log flushing its sink).
         passes = all(stage._passes_other() for stage in stages)
         self._other_app = self._terminal if passes else None
+        if stages == (self,) and not self._filtered:
+            self._solo = self._solo_runner()
 
     # ------------------------------------------------------------------ stage defaults
 
@@ -219,6 +224,14 @@ class FusableMiddleware:
         """``(scope) -> bool``: whether the stage acts on this request's path."""
         paths = getattr(self, "_paths", None)
         return _always if paths is None else paths.applies
+
+    def _solo_runner(self) -> Any:
+        """A core object running a whole request of this stage alone, or None.
+
+        ``runner(scope, receive, send)`` returns the awaitable the engine awaits,
+        for every scope type; it must behave exactly like the one-stage pipeline.
+        """
+        return None
 
     def _passes_other(self) -> bool:
         """Whether lifespan/unknown scopes pass through this stage untouched."""
@@ -248,6 +261,10 @@ class FusableMiddleware:
     # ------------------------------------------------------------------ the engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        solo = self._solo
+        if solo is not None:
+            await solo(scope, receive, send)
+            return
         kind = scope["type"]
         if kind == "http":
             plan = self._http

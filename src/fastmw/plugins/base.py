@@ -98,13 +98,7 @@ class Plugin(metaclass=abc.ABCMeta):
         """
         if overrides(self, Plugin, "process_request", "extract_value_from_header_by_key"):
             return None
-        lookup = lookup_key(self.key)
-
-        def read(headers: RawHeaders) -> str | None:
-            raw = _header_get(headers, lookup)
-            return None if raw is None else raw.decode("latin-1")
-
-        return read
+        return core.HeaderReader(self.key)
 
 
 class PluginUUIDBase(Plugin):
@@ -165,30 +159,31 @@ class PluginUUIDBase(Plugin):
             self, PluginUUIDBase, "extract_value_from_header_by_key"
         ):
             return None
-        lookup = lookup_key(self.key)
         if (
             overrides(self, PluginUUIDBase, "get_new_uuid", "validate_uuid", "_check_unvalidated")
             or self.version != 4
             or self.uuid_functions_mapper[4] is not uuid.uuid4
         ):
             return self._read_with_hooks
-        plugin = self
+        # The core reads, validates or generates the value; only a refusal calls back.
+        reader = self.__dict__.get("_uuid_reader")
+        if reader is None:
+            reader = self.__dict__["_uuid_reader"] = core.UUIDHeaderReader(
+                self.key, max_length=MAX_UUID_HEADER, on_invalid=self._wrong_uuid
+            )
+        reader.force_new = bool(self.force_new_uuid)
+        reader.validate = bool(self.validate)
+        return reader  # type: ignore[no-any-return]
 
-        def read(headers: RawHeaders) -> str:
-            raw = None if plugin.force_new_uuid else _header_get(headers, lookup)
-            if not raw:
-                # A fresh id from the core is always a valid 32-hex uuid4.
-                return _new_request_id()
-            value: str = raw.decode("latin-1")
-            if plugin.validate:
-                # valid_uuid_header, inlined: this runs on every request.
-                if len(value) <= MAX_UUID_HEADER and _is_uuid(value) and value.isprintable():
-                    return value
-            elif echoable_uuid_header(value):
-                return value
-            raise WrongUUIDError("Wrong uuid", error_response=plugin.error_response)
+    def __setattr__(self, name: str, value: Any) -> None:
+        # starlette-context reads these on every request: keep the core reader in step.
+        super().__setattr__(name, value)
+        reader = self.__dict__.get("_uuid_reader")
+        if reader is not None and name in ("force_new_uuid", "validate"):
+            setattr(reader, "force_new" if name == "force_new_uuid" else "validate", bool(value))
 
-        return read
+    def _wrong_uuid(self, value: str) -> str:
+        raise WrongUUIDError("Wrong uuid", error_response=self.error_response)
 
     def _read_with_hooks(self, headers: RawHeaders) -> str:
         raw = None if self.force_new_uuid else _header_get(headers, lookup_key(self.key))
