@@ -5,8 +5,8 @@ signatures, results, exceptions and messages. Change both in one commit."""
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
-from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
-from cpython.list cimport PyList_Append, PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
+from cpython.list cimport PyList_Append, PyList_AsTuple, PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.ref cimport Py_XDECREF
@@ -43,6 +43,134 @@ cdef extern from "Python.h":
     Py_ssize_t _tuple_size "PyTuple_GET_SIZE"(PyObject*)
     PyObject* _tuple_item "PyTuple_GET_ITEM"(PyObject*, Py_ssize_t)
     bint PyGen_CheckExact(object)
+
+cdef extern from *:
+    """
+    /* Whether n ASCII bytes hold no control character (0x00-0x1F, 0x7F), eight at a time. */
+    static int fastmw_ascii_printable(const char* data, Py_ssize_t n) {
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        const uint64_t below = 0x2020202020202020ULL, del = 0x7F7F7F7F7F7F7F7FULL;
+        uint64_t word, flip;
+        Py_ssize_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&word, data + i, 8);
+            flip = word ^ del;
+            if (((word - below) & ~word & highs) | ((flip - ones) & ~flip & highs)) return 0;
+        }
+        for (; i < n; i++) {
+            unsigned char c = (unsigned char)data[i];
+            if (c < 0x20 || c == 0x7F) return 0;
+        }
+        return 1;
+    }
+
+    /* vectorcall for the per-request callables, so calling one builds no argument tuple. */
+    typedef PyObject* (*fastmw_call1_fn)(PyObject*, PyObject*);
+    typedef PyObject* (*fastmw_call3_fn)(PyObject*, PyObject*, PyObject*, PyObject*);
+    static fastmw_call1_fn fastmw_call1 = NULL;
+    static fastmw_call3_fn fastmw_call3 = NULL;
+
+    /* Irregular arguments: the type's tp_call raises its usual errors (or accepts them). */
+    static PyObject* fastmw_vectorcall_fallback(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+        Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0, i;
+        PyObject* tuple = PyTuple_New(nargs);
+        PyObject* kwargs = NULL;
+        PyObject* result = NULL;
+        if (tuple == NULL) return NULL;
+        for (i = 0; i < nargs; i++) {
+            Py_INCREF(args[i]);
+            PyTuple_SET_ITEM(tuple, i, args[i]);
+        }
+        if (nkw) {
+            kwargs = PyDict_New();
+            if (kwargs == NULL) goto done;
+            for (i = 0; i < nkw; i++) {
+                if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) goto done;
+            }
+        }
+        result = Py_TYPE(callable)->tp_call(callable, tuple, kwargs);
+    done:
+        Py_DECREF(tuple);
+        Py_XDECREF(kwargs);
+        return result;
+    }
+
+    static PyObject* fastmw_vectorcall1(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+        if (PyVectorcall_NARGS(nargsf) == 1 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0))
+            return fastmw_call1(callable, args[0]);
+        return fastmw_vectorcall_fallback(callable, args, nargsf, kwnames);
+    }
+
+    static PyObject* fastmw_vectorcall3(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+        if (PyVectorcall_NARGS(nargsf) == 3 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0))
+            return fastmw_call3(callable, args[0], args[1], args[2]);
+        return fastmw_vectorcall_fallback(callable, args, nargsf, kwnames);
+    }
+
+    static int fastmw_enable_vectorcall(PyObject* type, Py_ssize_t offset, void* call1, void* call3) {
+        PyTypeObject* t = (PyTypeObject*)type;
+        if (call1 != NULL) fastmw_call1 = (fastmw_call1_fn)call1;
+        if (call3 != NULL) fastmw_call3 = (fastmw_call3_fn)call3;
+        t->tp_vectorcall_offset = offset;
+        t->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+        PyType_Modified(t);
+        return 0;
+    }
+    /* The value of the first header whose name is `key` (lower-case) in any case, borrowed;
+       NULL when absent. Sets *irregular, and stops, at an entry that is not a
+       (bytes, bytes) tuple: the caller then runs its checked loop. */
+    static PyObject* fastmw_find_header(PyObject* list, const char* key, Py_ssize_t size, int* irregular) {
+        Py_ssize_t i, j, n = PyList_GET_SIZE(list);
+        for (i = 0; i < n; i++) {
+            PyObject* entry = PyList_GET_ITEM(list, i);
+            PyObject *name, *value;
+            const unsigned char* text;
+            if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) goto irregular;
+            name = PyTuple_GET_ITEM(entry, 0);
+            value = PyTuple_GET_ITEM(entry, 1);
+            if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(value)) goto irregular;
+            if (PyBytes_GET_SIZE(name) != size) continue;
+            text = (const unsigned char*)PyBytes_AS_STRING(name);
+            for (j = 0; j < size; j++) {
+                unsigned char c = text[j];
+                if (c >= 'A' && c <= 'Z') c += 32;
+                if (c != (unsigned char)key[j]) break;
+            }
+            if (j == size) return value;
+        }
+        return NULL;
+    irregular:
+        *irregular = 1;
+        return NULL;
+    }
+
+    /* A new list: the items of `list`, then those of `extra` (a tuple). */
+    static PyObject* fastmw_list_plus_tuple(PyObject* list, PyObject* extra) {
+        Py_ssize_t n = PyList_GET_SIZE(list), k = PyTuple_GET_SIZE(extra), i;
+        PyObject* result = PyList_New(n + k);
+        if (result == NULL) return NULL;
+        for (i = 0; i < n; i++) {
+            PyObject* item = PyList_GET_ITEM(list, i);
+            Py_INCREF(item);
+            PyList_SET_ITEM(result, i, item);
+        }
+        for (i = 0; i < k; i++) {
+            PyObject* item = PyTuple_GET_ITEM(extra, i);
+            Py_INCREF(item);
+            PyList_SET_ITEM(result, n + i, item);
+        }
+        return result;
+    }
+
+    #define FASTMW_VECTORCALL1 ((void*)fastmw_vectorcall1)
+    #define FASTMW_VECTORCALL3 ((void*)fastmw_vectorcall3)
+    """
+    bint fastmw_ascii_printable(const char* data, Py_ssize_t n)
+    PyObject* fastmw_find_header(object headers, const char* key, Py_ssize_t size, int* irregular)
+    list fastmw_list_plus_tuple(list headers, tuple extra)
+    int fastmw_enable_vectorcall(object type, Py_ssize_t offset, void* call1, void* call3) except -1
+    void* FASTMW_VECTORCALL1
+    void* FASTMW_VECTORCALL3
 
 cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t
@@ -89,6 +217,7 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "solo_call",
 ]
 
 cdef enum:
@@ -193,6 +322,12 @@ cpdef bytes encode_header_value(value):
     cdef bytes raw
     if PyBytes_Check(value):
         raw = <bytes>value
+    elif PyUnicode_CheckExact(value) and PyUnicode_IS_ASCII(value):
+        # The common case (ids, numbers, tokens): the ASCII data is the latin-1 encoding,
+        # and a word-at-a-time check clears it of control characters.
+        raw = PyBytes_FromStringAndSize(<const char*>PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value))
+        if fastmw_ascii_printable(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw)):
+            return raw
     elif isinstance(value, str):
         try:
             raw = PyUnicode_AsLatin1String(value)
@@ -265,22 +400,20 @@ cdef inline list _mutable(headers):
 
 
 cdef object _find(headers, bytes key, object default):
+    cdef PyObject* found
     cdef PyObject* name
     cdef PyObject* value
     cdef Py_ssize_t i
-    cdef PyObject* entry
+    cdef int irregular = 0
     if type(headers) is list:
+        # What servers send, a list of (bytes, bytes) tuples, is searched in plain C;
+        # anything else takes the checked loop, which raises on the first bad entry.
+        found = fastmw_find_header(headers, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), &irregular)
+        if not irregular:
+            return <object>found if found != NULL else default
         # No Python code runs inside this loop, so the list cannot change under it.
         for i in range(PyList_GET_SIZE(headers)):
-            entry = PyList_GET_ITEM(headers, i)
-            # What servers send, (bytes, bytes) tuples, checked inline without refcounting.
-            if _tuple_exact(entry) and _tuple_size(entry) == 2:
-                name = _tuple_item(entry, 0)
-                value = _tuple_item(entry, 1)
-                if not (_bytes_exact(name) and _bytes_exact(value)):
-                    _entry(<object>entry, &name, &value)
-            else:
-                _entry(<object>entry, &name, &value)
+            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
             if _same_name(name, key):
                 return <object>value
         return default
@@ -434,7 +567,7 @@ cpdef list message_headers(message):
     """The header list of an ASGI message or scope, made a list in place if needed."""
     if not isinstance(message, dict):
         raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
-    cdef PyObject* found = PyDict_GetItem(message, "headers")
+    cdef PyObject* found = PyDict_GetItemWithError(message, "headers")
     if found != NULL and type(<object>found) is list:
         return <list>found
     if found == NULL or <object>found is None:
@@ -454,8 +587,12 @@ cdef list _owned_headers(message):
     ``raw_headers``; one error response often serves every request), so edits go to
     a copy, as Starlette's ``MutableHeaders(scope=...)`` does.
     """
-    cdef list headers = list(message_headers(message))
-    message["headers"] = headers
+    cdef list found = message_headers(message)
+    cdef list headers = PyList_GetSlice(found, 0, PyList_GET_SIZE(found))
+    if type(message) is dict:
+        PyDict_SetItem(message, "headers", headers)
+    else:
+        message["headers"] = headers
     return headers
 
 
@@ -557,24 +694,29 @@ cpdef str new_request_id():
 cdef int _fast_uuid_version(str value):
     """Version of a plain (32 hex) or canonical (8-4-4-4-12) UUID string;
     -1 when it is neither, so the caller falls back to ``uuid.UUID``."""
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i, digits = 0
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i
     cdef const unsigned char* p
-    cdef int version_nibble = -1, variant_nibble = -1
+    cdef unsigned int seen = 0
+    cdef int version_nibble, variant_nibble
     if not PyUnicode_IS_ASCII(value) or (n != 32 and n != 36):
         return -1
     p = <const unsigned char*>PyUnicode_DATA(value)
-    for i in range(n):
-        if n == 36 and (i == 8 or i == 13 or i == 18 or i == 23):
-            if p[i] != 45:  # '-'
-                return -1
-            continue
-        if HEX_VALUE[p[i]] == 255:
+    # HEX_VALUE is 0-15 for a hex digit and 255 otherwise: OR them all, test once.
+    if n == 32:
+        for i in range(32):
+            seen |= HEX_VALUE[p[i]]
+        version_nibble = HEX_VALUE[p[12]]
+        variant_nibble = HEX_VALUE[p[16]]
+    else:
+        if p[8] != 45 or p[13] != 45 or p[18] != 45 or p[23] != 45:  # '-'
             return -1
-        if digits == 12:
-            version_nibble = HEX_VALUE[p[i]]
-        elif digits == 16:
-            variant_nibble = HEX_VALUE[p[i]]
-        digits += 1
+        for i in range(36):
+            if i != 8 and i != 13 and i != 18 and i != 23:
+                seen |= HEX_VALUE[p[i]]
+        version_nibble = HEX_VALUE[p[14]]
+        variant_nibble = HEX_VALUE[p[19]]
+    if seen > 15:
+        return -1
     # uuid.UUID.version is None (here 0) unless the variant is RFC 4122 (10xx).
     if (variant_nibble & 0xC) != 0x8:
         return 0
@@ -898,12 +1040,14 @@ cdef class ContextRunner:
     scopes go to ``app`` untouched.
     """
 
+    cdef void* _vectorcall
     cdef readonly object app
     cdef readonly tuple readers, echo
     cdef readonly bint replace
     cdef readonly object refuse
 
     def __init__(self, app, readers, echo=(), *, replace=False, refuse=None):
+        self._vectorcall = FASTMW_VECTORCALL3
         self.app = app
         self.readers = tuple([_reader_pair(pair) for pair in readers])
         self.echo = tuple([_echo_pair(pair) for pair in echo])
@@ -913,57 +1057,77 @@ cdef class ContextRunner:
         self.refuse = refuse
 
     def __call__(self, scope, receive, send):
-        cdef PyObject* found
-        if type(scope) is dict:
-            found = PyDict_GetItem(scope, "type")
-            kind = <object>found if found != NULL else scope["type"]
-        else:
-            kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            return self.app(scope, receive, send)
-        if type(scope) is dict:
-            found = PyDict_GetItem(scope, "headers")
-            headers = <object>found if found != NULL else None
-        else:
-            headers = scope.get("headers")
-        if not headers:
-            headers = ()
-        cdef dict data = {}
-        cdef tuple pair
-        try:
-            for pair in self.readers:
-                reader = pair[1]
-                if type(reader) is UUIDHeaderReader:
-                    value = (<UUIDHeaderReader>reader)._read(headers)
-                elif type(reader) is HeaderReader:
-                    value = (<HeaderReader>reader)._read(headers)
-                else:
-                    value = reader(headers)
-                data[pair[0]] = value
-        except MiddleWareValidationError as exc:
-            if self.refuse is None:
-                raise
-            return self.refuse(scope, receive, send, exc)
-        cdef list echoed
-        cdef HeaderSend wrapper
-        if self.echo:
-            echoed = []
-            for pair in self.echo:
-                value = data.get(pair[0])
-                try:
-                    raw = encode_header_value(value if type(value) is str else str(value))
-                except ValueError:
-                    continue
-                echoed.append((pair[1], raw))
-            wrapper = HeaderSend.__new__(HeaderSend)
-            wrapper.send = send
-            wrapper.headers = tuple(echoed)
-            wrapper.replace = self.replace
-            send = wrapper
-        cdef _ContextAwait waiter = _ContextAwait.__new__(_ContextAwait)
-        waiter._token = PyContextVar_Set(_context_var, data)
-        waiter._target = _await_target(self.app(scope, receive, send))
-        return waiter
+        return _runner_call(self, scope, receive, send)
+
+
+cdef object _runner_call(ContextRunner self, scope, receive, send):
+    cdef PyObject* found
+    if type(scope) is dict:
+        found = PyDict_GetItemWithError(scope, "type")
+        kind = <object>found if found != NULL else scope["type"]
+    else:
+        kind = scope["type"]
+    if kind != "http" and kind != "websocket":
+        return self.app(scope, receive, send)
+    if type(scope) is dict:
+        found = PyDict_GetItemWithError(scope, "headers")
+        headers = <object>found if found != NULL else None
+    else:
+        headers = scope.get("headers")
+    if not headers:
+        headers = ()
+    cdef dict data = {}
+    cdef tuple pair
+    try:
+        for pair in self.readers:
+            reader = pair[1]
+            if type(reader) is UUIDHeaderReader:
+                value = (<UUIDHeaderReader>reader)._read(headers)
+            elif type(reader) is HeaderReader:
+                value = (<HeaderReader>reader)._read(headers)
+            else:
+                value = reader(headers)
+            PyDict_SetItem(data, pair[0], value)
+    except MiddleWareValidationError as exc:
+        if self.refuse is None:
+            raise
+        return self.refuse(scope, receive, send, exc)
+    cdef list echoed
+    cdef HeaderSend wrapper
+    if self.echo:
+        echoed = []
+        for pair in self.echo:
+            found = PyDict_GetItemWithError(data, pair[0])
+            value = <object>found if found != NULL else None
+            try:
+                raw = encode_header_value(value if type(value) is str else str(value))
+            except ValueError:
+                continue
+            PyList_Append(echoed, (pair[1], raw))
+        wrapper = HeaderSend.__new__(HeaderSend)
+        wrapper._vectorcall = FASTMW_VECTORCALL1
+        wrapper.send = send
+        wrapper.headers = PyList_AsTuple(echoed)
+        wrapper.replace = self.replace
+        send = wrapper
+    cdef _ContextAwait waiter = _ContextAwait.__new__(_ContextAwait)
+    waiter._token = PyContextVar_Set(_context_var, data)
+    waiter._target = _await_target(self.app(scope, receive, send))
+    return waiter
+
+
+async def solo_call(self, scope, receive, send):
+    """An ASGI ``__call__`` for a middleware that may run as one core runner.
+
+    Awaits ``self._solo(scope, receive, send)`` when ``self._solo`` is set (a
+    ``ContextRunner``), ``self._layer(scope, receive, send)`` otherwise. Compiled,
+    it is a coroutine without a Python frame.
+    """
+    runner = self._solo
+    if runner is not None:
+        await runner(scope, receive, send)
+    else:
+        await self._layer(scope, receive, send)
 
 
 @cython.final
@@ -978,42 +1142,53 @@ cdef class HeaderSend:
     A second response start raises ``RuntimeError``; nothing is buffered.
     """
 
+    cdef void* _vectorcall
     cdef readonly object send
     cdef readonly tuple headers
     cdef readonly bint replace, started
 
     def __init__(self, send, headers, *, replace=False):
+        self._vectorcall = FASTMW_VECTORCALL1
         self.send = send
         self.headers = tuple([(encode_header_name(name), encode_header_value(value)) for name, value in headers])
         self.replace = bool(replace)
         self.started = False
 
     def __call__(self, message):
-        if type(message) is not dict and not isinstance(message, dict):
-            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
-        cdef PyObject* kind = PyDict_GetItem(message, "type")
-        if kind != NULL and _opens_response(<object>kind):
-            if self.started:
-                raise RuntimeError(f"{<object>kind} was already sent for this request")
-            self._apply(<dict>message)
-            self.started = True
-        return self.send(message)
+        return _header_send_call(self, message)
 
     cdef int _apply(self, dict message) except -1:
-        cdef list headers = _owned_headers(message)
+        cdef list headers
         cdef PyObject* name
         cdef PyObject* value
         cdef Py_ssize_t i
         cdef tuple pair
+        if self.replace:
+            headers = _owned_headers(message)
+        else:
+            headers = message_headers(message)
         # A malformed entry is refused here, before anything is sent.
         for i in range(PyList_GET_SIZE(headers)):
             _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
-        for pair in self.headers:
-            if self.replace:
+        if self.replace:
+            for pair in self.headers:
                 _set(headers, <bytes>pair[0], <bytes>pair[1])
-            else:
-                PyList_Append(headers, pair)
+        else:
+            # The copy and the appended entries in one allocation.
+            PyDict_SetItem(message, "headers", fastmw_list_plus_tuple(headers, self.headers))
         return 0
+
+
+cdef object _header_send_call(HeaderSend self, message):
+    if type(message) is not dict and not isinstance(message, dict):
+        raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+    cdef PyObject* kind = PyDict_GetItemWithError(message, "type")
+    if kind != NULL and _opens_response(<object>kind):
+        if self.started:
+            raise RuntimeError(f"{<object>kind} was already sent for this request")
+        self._apply(<dict>message)
+        self.started = True
+    return self.send(message)
 
 
 cdef inline bint _opens_response(kind):
@@ -1178,6 +1353,20 @@ cdef extern from *:
 
 
 fastmw_install_await_slots(_ContextAwait, _await_step)
+
+
+cdef int _enable_vectorcalls() except -1:
+    # The offset of each type's per-instance vectorcall pointer, read off a probe instance.
+    cdef HeaderSend send_probe = HeaderSend.__new__(HeaderSend)
+    cdef ContextRunner runner_probe = ContextRunner.__new__(ContextRunner)
+    cdef Py_ssize_t send_offset = <char*>&send_probe._vectorcall - <char*><PyObject*>send_probe
+    cdef Py_ssize_t runner_offset = <char*>&runner_probe._vectorcall - <char*><PyObject*>runner_probe
+    fastmw_enable_vectorcall(HeaderSend, send_offset, <void*>_header_send_call, NULL)
+    fastmw_enable_vectorcall(ContextRunner, runner_offset, NULL, <void*>_runner_call)
+    return 0
+
+
+_enable_vectorcalls()
 
 
 cdef class _Context:

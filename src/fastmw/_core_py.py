@@ -54,6 +54,7 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "solo_call",
 ]
 
 RawHeaders = list[tuple[bytes, bytes]]
@@ -705,6 +706,20 @@ class ContextRunner:
             send = HeaderSend(send, echoed, replace=self.replace)
         token = context_set(data)
         return _run_then_reset(_awaitable(self.app(scope, receive, send)), token)
+
+
+async def solo_call(self: Any, scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI ``__call__`` for a middleware that may run as one core runner.
+
+    Awaits ``self._solo(scope, receive, send)`` when ``self._solo`` is set (a
+    ``ContextRunner``), ``self._layer(scope, receive, send)`` otherwise. Compiled,
+    it is a coroutine without a Python frame.
+    """
+    runner = self._solo
+    if runner is not None:
+        await runner(scope, receive, send)
+    else:
+        await self._layer(scope, receive, send)
 
 
 class HeaderSend:

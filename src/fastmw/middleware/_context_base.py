@@ -79,6 +79,11 @@ class ResponseStart(dict):  # type: ignore[type-arg]
 class ContextMiddlewareBase(FusableMiddleware):
     """Builds the request context from plugins; subclasses choose the response style."""
 
+    # Running alone (the common placement) a request is one compiled coroutine around
+    # the core ContextRunner; otherwise the fused engine runs (FusableMiddleware.__call__).
+    __call__ = core.solo_call
+    _layer = FusableMiddleware.__call__
+
     # The class used for the message custom ``enrich_response`` hooks receive.
     response_start_class: type[ResponseStart] = ResponseStart
     # True: echo headers replace the app's (Response-style); False: they are appended.

@@ -44,6 +44,7 @@ TRUE_VALUES = ("1", "true", "yes", "on")
 FUSE = os.environ.get("FASTMW_NO_FUSE", "").strip().lower() not in TRUE_VALUES
 
 SendRecorder = core.SendRecorder
+solo_call = core.solo_call
 ReceiveRecorder = core.ReceiveRecorder
 
 
@@ -144,7 +145,8 @@ class FusableMiddleware:
 
     _app: ASGIApp
     _stages: tuple[Any, ...] | None = None
-    # A compiled runner for the whole request when this stage runs alone (``_solo_runner``).
+    # A core runner for the whole request when this stage runs alone (``_solo_runner``);
+    # a stage that has one sets ``__call__ = core.solo_call``, which awaits it directly.
     _solo: Any = None
     _terminal: ASGIApp
     fuse: bool = True
@@ -178,7 +180,8 @@ class FusableMiddleware:
         stages = self._stages
         if not (FUSE and self.fuse and outer.fuse and stages is not None):
             return False
-        if type(self).__call__ is not FusableMiddleware.__call__:
+        # A subclass with its own __call__ runs as a layer; core.solo_call is the engine too.
+        if type(self).__call__ is not FusableMiddleware.__call__ and type(self).__call__ is not solo_call:
             return False
         # One receive recorder holds one body copy: two body caches stay two layers.
         return not (outer._keeps_body and any(stage._keeps_body for stage in stages))
