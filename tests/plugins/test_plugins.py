@@ -194,3 +194,25 @@ def test_plugin_without_key_is_a_configuration_error() -> None:
 
     with pytest.raises(ConfigurationError, match=r"Plugin NoKey is missing a valid key\."):
         slow(NoKey(), [])
+
+
+@pytest.mark.parametrize(("cls", "key"), UUIDS)
+def test_uuid_options_changed_after_the_middleware_was_built_still_apply(cls: type[PluginUUIDBase], key: str) -> None:
+    # starlette-context reads force_new_uuid and validate on every request; so does fastmw's
+    # compiled reader, which the plugin keeps in step with its attributes.
+    plugin = cls()
+    reader = plugin._fast_reader()
+    assert reader is not None
+    headers = headers_of(key, HEX.encode())
+    assert reader(headers) == HEX
+    plugin.force_new_uuid = True
+    fresh = reader(headers)
+    assert fresh != HEX and uuid.UUID(fresh).version == 4
+    plugin.force_new_uuid = False
+    not_a_uuid = headers_of(key, b"not-a-uuid")
+    with pytest.raises(WrongUUIDError):
+        reader(not_a_uuid)
+    plugin.validate = False
+    assert reader(not_a_uuid) == "not-a-uuid"
+    # The same reader serves every middleware built around the plugin.
+    assert plugin._fast_reader() is reader
