@@ -17,7 +17,7 @@ from libc.string cimport memcpy
 
 import os
 import uuid
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Coroutine, Mapping, MutableMapping
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
@@ -37,6 +37,7 @@ cdef extern from "Python.h":
     int PyIter_Send(object iterator, object arg, PyObject** presult) except -1
     bint PyCoro_CheckExact(object)
     bint PyUnicode_CheckExact(object)
+    object _method_new "PyMethod_New"(object func, object self)
     # Borrowed-pointer forms for loops that must not touch reference counts.
     bint _tuple_exact "PyTuple_CheckExact"(PyObject*)
     bint _bytes_exact "PyBytes_CheckExact"(PyObject*)
@@ -107,6 +108,27 @@ cdef extern from *:
         return fastmw_vectorcall_fallback(callable, args, nargsf, kwnames);
     }
 
+    typedef PyObject* (*fastmw_call4_fn)(PyObject*, PyObject*, PyObject*, PyObject*, PyObject*);
+    static fastmw_call4_fn fastmw_call4 = NULL;
+
+    static PyObject* fastmw_vectorcall4(PyObject* callable, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+        if (PyVectorcall_NARGS(nargsf) == 4 && (kwnames == NULL || PyTuple_GET_SIZE(kwnames) == 0))
+            return fastmw_call4(callable, args[0], args[1], args[2], args[3]);
+        return fastmw_vectorcall_fallback(callable, args, nargsf, kwnames);
+    }
+
+    /* An object of this type in a class body is called like a function defined there:
+       instance.attr(...) and type(instance).__call__ pass the instance first, unbound. */
+    static int fastmw_enable_method(PyObject* type, Py_ssize_t offset, void* call4) {
+        PyTypeObject* t = (PyTypeObject*)type;
+        fastmw_call4 = (fastmw_call4_fn)call4;
+        t->tp_vectorcall_offset = offset;
+        t->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR;
+        PyType_Modified(t);
+        return 0;
+    }
+    #define FASTMW_VECTORCALL4 ((void*)fastmw_vectorcall4)
+
     static int fastmw_enable_vectorcall(PyObject* type, Py_ssize_t offset, void* call1, void* call3) {
         PyTypeObject* t = (PyTypeObject*)type;
         if (call1 != NULL) fastmw_call1 = (fastmw_call1_fn)call1;
@@ -171,6 +193,8 @@ cdef extern from *:
     int fastmw_enable_vectorcall(object type, Py_ssize_t offset, void* call1, void* call3) except -1
     void* FASTMW_VECTORCALL1
     void* FASTMW_VECTORCALL3
+    void* FASTMW_VECTORCALL4
+    int fastmw_enable_method(object type, Py_ssize_t offset, void* call4) except -1
 
 cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t
@@ -1028,8 +1052,9 @@ cdef bint _echoable(str value):
 cdef class ContextRunner:
     """Runs ``app`` with a request context built from the raw request headers.
 
-    ``runner(scope, receive, send)`` returns an awaitable. On ``http`` and
-    ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
+    ``runner(scope, receive, send)`` returns a coroutine (compiled: an awaitable that
+    ``asyncio`` takes as one): nothing runs until it is first stepped, so the context
+    is set in the task that awaits it. On ``http`` and ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
     ``readers`` (``(key, reader)`` pairs, in order); a reader raising
     ``MiddleWareValidationError`` hands the request to
     ``refuse(scope, receive, send, exc)`` instead (re-raised without ``refuse``).
@@ -1060,7 +1085,22 @@ cdef class ContextRunner:
         return _runner_call(self, scope, receive, send)
 
 
+cdef inline _ContextAwait _pending(object runner, scope, receive, send):
+    """An awaitable that enters ``runner`` on its first step, like a coroutine would."""
+    cdef _ContextAwait waiter = _ContextAwait.__new__(_ContextAwait)
+    waiter._runner = runner
+    waiter._scope = scope
+    waiter._receive = receive
+    waiter._send = send
+    return waiter
+
+
 cdef object _runner_call(ContextRunner self, scope, receive, send):
+    return _pending(self, scope, receive, send)
+
+
+cdef int _runner_enter(ContextRunner self, _ContextAwait waiter, scope, receive, send) except -1:
+    """Build the context and start the app into ``waiter`` (``_target``, ``_token``)."""
     cdef PyObject* found
     if type(scope) is dict:
         found = PyDict_GetItemWithError(scope, "type")
@@ -1068,7 +1108,8 @@ cdef object _runner_call(ContextRunner self, scope, receive, send):
     else:
         kind = scope["type"]
     if kind != "http" and kind != "websocket":
-        return self.app(scope, receive, send)
+        waiter._target = _await_target(self.app(scope, receive, send))
+        return 0
     if type(scope) is dict:
         found = PyDict_GetItemWithError(scope, "headers")
         headers = <object>found if found != NULL else None
@@ -1091,7 +1132,8 @@ cdef object _runner_call(ContextRunner self, scope, receive, send):
     except MiddleWareValidationError as exc:
         if self.refuse is None:
             raise
-        return self.refuse(scope, receive, send, exc)
+        waiter._target = _await_target(self.refuse(scope, receive, send, exc))
+        return 0
     cdef list echoed
     cdef HeaderSend wrapper
     if self.echo:
@@ -1110,24 +1152,88 @@ cdef object _runner_call(ContextRunner self, scope, receive, send):
         wrapper.headers = PyList_AsTuple(echoed)
         wrapper.replace = self.replace
         send = wrapper
-    cdef _ContextAwait waiter = _ContextAwait.__new__(_ContextAwait)
     waiter._token = PyContextVar_Set(_context_var, data)
     waiter._target = _await_target(self.app(scope, receive, send))
-    return waiter
+    return 0
 
 
-async def solo_call(self, scope, receive, send):
+async def _solo_call_signature(self, scope, receive, send):
+    # Never called: its code object gives solo_call the signature and the coroutine
+    # flag that inspect.iscoroutinefunction and asyncio.iscoroutinefunction look for.
+    pass
+
+
+@cython.final
+cdef class _AsyncMethod:
     """An ASGI ``__call__`` for a middleware that may run as one core runner.
 
-    Awaits ``self._solo(scope, receive, send)`` when ``self._solo`` is set (a
-    ``ContextRunner``), ``self._layer(scope, receive, send)`` otherwise. Compiled,
-    it is a coroutine without a Python frame.
+    ``solo_call(self, scope, receive, send)`` awaits ``self._solo(scope, receive,
+    send)`` when ``self._solo`` is set (a ``ContextRunner``), ``self._layer(scope,
+    receive, send)`` otherwise. Compiled, it is a method implemented in C that returns
+    a coroutine-like awaitable (an ``asyncio`` coroutine that runs nothing until its
+    first step), so a request costs no coroutine frame; it looks like an ``async def``
+    to ``inspect`` and ``asyncio``.
     """
-    runner = self._solo
-    if runner is not None:
-        await runner(scope, receive, send)
-    else:
-        await self._layer(scope, receive, send)
+
+    cdef void* _vectorcall
+
+    def __call__(self, middleware, scope, receive, send):
+        return _solo_call(self, middleware, scope, receive, send)
+
+    def __get__(self, instance, owner):
+        return self if instance is None else _method_new(self, instance)
+
+    @property
+    def __code__(self):
+        return _solo_call_signature.__code__
+
+    @property
+    def __name__(self):
+        return "solo_call"
+
+    @property
+    def __qualname__(self):
+        return "solo_call"
+
+    @property
+    def __module__(self):
+        return "fastmw._core"
+
+    @property
+    def __defaults__(self):
+        return None
+
+    @property
+    def __kwdefaults__(self):
+        return None
+
+    @property
+    def __annotations__(self):
+        return {}
+
+    def __repr__(self):
+        return "<fastmw._core.solo_call>"
+
+
+cdef object _solo_call(object method, middleware, scope, receive, send):
+    runner = middleware._solo
+    if runner is None:
+        return middleware._layer(scope, receive, send)
+    if type(runner) is ContextRunner:
+        return _pending(runner, scope, receive, send)
+    return _await_solo(runner, scope, receive, send)
+
+
+async def _await_solo(runner, scope, receive, send):
+    await runner(scope, receive, send)
+
+
+cdef _AsyncMethod _new_solo_call():
+    cdef _AsyncMethod method = _AsyncMethod.__new__(_AsyncMethod)
+    cdef Py_ssize_t offset = <char*>&method._vectorcall - <char*><PyObject*>method
+    fastmw_enable_method(_AsyncMethod, offset, <void*>_solo_call)
+    method._vectorcall = FASTMW_VECTORCALL4
+    return method
 
 
 @cython.final
@@ -1242,6 +1348,8 @@ cdef class _ContextAwait:
 
     cdef object _target
     cdef object _token
+    # Until the first step: what to enter (a ContextRunner) and the request.
+    cdef object _runner, _scope, _receive, _send
 
     def __await__(self):
         return self
@@ -1256,6 +1364,14 @@ cdef class _ContextAwait:
         return self._resume(value)
 
     def throw(self, typ, val=None, tb=None):
+        if self._target is None:
+            # Not started: like a coroutine, the exception is raised at its start.
+            self._drop_pending()
+            if val is None and tb is None:
+                raise typ
+            if val is None:
+                val = typ()
+            raise val.with_traceback(tb) if tb is not None else val
         try:
             if val is None and tb is None:
                 return self._target.throw(typ)
@@ -1265,9 +1381,20 @@ cdef class _ContextAwait:
             raise
 
     def close(self):
+        self._drop_pending()
         close = getattr(self._target, "close", None)
         if close is not None:
             close()
+
+    cdef void _drop_pending(self) noexcept:
+        self._runner = self._scope = self._receive = self._send = None
+
+    cdef int _start(self) except -1:
+        runner = self._runner
+        scope, receive, send = self._scope, self._receive, self._send
+        self._drop_pending()
+        _runner_enter(<ContextRunner>runner, self, scope, receive, send)
+        return 0
 
     cdef object _resume(self, value):
         cdef PyObject* result = NULL
@@ -1282,6 +1409,7 @@ cdef class _ContextAwait:
 
     cdef int _finish(self) except -1:
         token = self._token
+        self._target = None
         if token is not None:
             self._token = None
             PyContextVar_Reset(_context_var, token)
@@ -1291,6 +1419,12 @@ cdef class _ContextAwait:
 cdef int _await_step(PyObject* waiter, PyObject* value, PyObject** result) except -1:
     """One step of the app: 1 with the yielded value, 0 with the returned one (context reset)."""
     cdef _ContextAwait self = <_ContextAwait>waiter
+    if self._runner is not None:
+        if <object>value is not None:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        self._start()
+    elif self._target is None:
+        raise RuntimeError("cannot reuse already awaited coroutine")
     if PyIter_Send(self._target, <object>value, result) != PYGEN_RETURN:
         return 1
     try:
@@ -1367,6 +1501,10 @@ cdef int _enable_vectorcalls() except -1:
 
 
 _enable_vectorcalls()
+solo_call = _new_solo_call()
+# asyncio (create_task, iscoroutine) takes the runner's awaitable as a coroutine, as it
+# does Cython's own coroutines.
+Coroutine.register(_ContextAwait)
 
 
 cdef class _Context:

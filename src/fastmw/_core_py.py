@@ -655,8 +655,9 @@ def _echoable(value: str) -> bool:
 class ContextRunner:
     """Runs ``app`` with a request context built from the raw request headers.
 
-    ``runner(scope, receive, send)`` returns an awaitable. On ``http`` and
-    ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
+    ``runner(scope, receive, send)`` returns a coroutine (compiled: an awaitable that
+    ``asyncio`` takes as one): nothing runs until it is first stepped, so the context
+    is set in the task that awaits it. On ``http`` and ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
     ``readers`` (``(key, reader)`` pairs, in order); a reader raising
     ``MiddleWareValidationError`` hands the request to
     ``refuse(scope, receive, send, exc)`` instead (re-raised without ``refuse``).
@@ -687,9 +688,13 @@ class ContextRunner:
         self.refuse = refuse
 
     def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[Any]:
+        # A coroutine: nothing runs (not even the readers) until it is first stepped.
+        return self._run(scope, receive, send)
+
+    async def _run(self, scope: Any, receive: Any, send: Any) -> Any:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            return self.app(scope, receive, send)  # type: ignore[no-any-return]
+            return await _awaitable(self.app(scope, receive, send))
         headers = scope.get("headers") or ()
         data: dict[Any, Any] = {}
         try:
@@ -698,7 +703,7 @@ class ContextRunner:
         except MiddleWareValidationError as exc:
             if self.refuse is None:
                 raise
-            return self.refuse(scope, receive, send, exc)
+            return await _awaitable(self.refuse(scope, receive, send, exc))
         if self.echo:
             echoed = []
             for key, name in self.echo:
@@ -709,7 +714,10 @@ class ContextRunner:
                     continue
             send = HeaderSend(send, echoed, replace=self.replace)
         token = context_set(data)
-        return _run_then_reset(_awaitable(self.app(scope, receive, send)), token)
+        result = await _awaitable(self.app(scope, receive, send))
+        # Reached only when the app returns: an exception leaves the context set.
+        REQUEST_CONTEXT.reset(token)
+        return result
 
 
 async def solo_call(self: Any, scope: Any, receive: Any, send: Any) -> None:
@@ -787,12 +795,6 @@ def _awaitable(value: Any) -> Any:
     if isinstance(value, Awaitable) or getattr(getattr(value, "gi_code", None), "co_flags", 0) & CO_ITERABLE_COROUTINE:
         return value
     raise TypeError(f"the app returned {_type_name(value)}, which cannot be awaited")
-
-
-async def _run_then_reset(awaitable: Any, token: Token[dict[Any, Any]]) -> Any:
-    result = await awaitable
-    REQUEST_CONTEXT.reset(token)
-    return result
 
 
 class _Context:

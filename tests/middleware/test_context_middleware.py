@@ -12,7 +12,8 @@ from fastmw.middleware import ContextMiddleware
 from fastmw.middleware.context_middleware import ContextMiddleware as ByModulePath
 from fastmw.middleware.raw_middleware import RawContextMiddleware as RawByModulePath
 from fastmw.plugins import Plugin, RequestIdPlugin
-from tests.helpers import call_app, http_scope, plain_app, run
+from fastmw.middleware import RawContextMiddleware
+from tests.helpers import Recorder, call_app, feeder, http_scope, plain_app, run
 
 HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"
 
@@ -119,3 +120,84 @@ def test_set_context_result_is_copied() -> None:
 
     run(call_app(Mine(app), http_scope()))
     assert stored == {}
+
+
+# --------------------------------------------------------------------------- the solo entry point
+
+
+def _both_styles() -> list[Any]:
+    import fastmw
+
+    return [fastmw.RawContextMiddleware(plain_app, plugins=(RequestIdPlugin(),)), ContextMiddleware(plain_app)]
+
+
+def test_servers_detect_asgi3() -> None:
+    # uvicorn (asyncio.iscoroutinefunction), hypercorn and asgiref (inspect) look at __call__.
+    import asyncio
+    import inspect
+
+    for middleware in _both_styles():
+        assert middleware._solo is not None  # the compiled (or pure) runner serves it
+        assert inspect.iscoroutinefunction(middleware.__call__)
+        assert inspect.iscoroutinefunction(type(middleware).__call__)
+        assert asyncio.iscoroutinefunction(middleware.__call__)
+        assert list(inspect.signature(middleware).parameters) == ["scope", "receive", "send"]
+
+
+def test_a_call_is_a_coroutine_that_runs_in_the_task_awaiting_it() -> None:
+    import asyncio
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(context.data.copy())
+        await plain_app(scope, receive, send)
+
+    async def main() -> None:
+        middleware = RawContextMiddleware(app, plugins=(RequestIdPlugin(),))
+        call = middleware(http_scope(headers=[(b"x-request-id", HEX.encode())]), feeder([]), Recorder())
+        # Nothing ran yet: no context in the caller, the app not called.
+        assert asyncio.iscoroutine(call) and seen == [] and not context.exists()
+        await asyncio.create_task(call)  # asyncio takes it as a coroutine
+        assert seen == [{"X-Request-ID": HEX}]
+        assert not context.exists()  # set and reset inside the task only
+
+    run(main())
+
+
+def test_a_call_never_awaited_closes_without_side_effects() -> None:
+    calls: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope)
+
+    call = RawContextMiddleware(app, plugins=(RequestIdPlugin(),))(http_scope(), feeder([]), Recorder())
+    call.close()
+    assert calls == [] and not context.exists()
+
+
+def test_cancellation_propagates_and_the_next_request_is_clean() -> None:
+    import asyncio
+
+    async def main() -> None:
+        entered = asyncio.Event()
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            entered.set()
+            await asyncio.Event().wait()
+
+        middleware = RawContextMiddleware(app, plugins=(RequestIdPlugin(),))
+        task = asyncio.create_task(middleware(http_scope(), feeder([]), Recorder()))
+        await entered.wait()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:  # pragma: no cover - the assertion below reports it
+            raise AssertionError("the cancellation was swallowed")
+        assert not context.exists()
+        rec = await call_app(RawContextMiddleware(plain_app, plugins=(RequestIdPlugin(),)), http_scope())
+        assert rec.status == 200 and rec.header(b"x-request-id") is not None
+
+    run(main())
