@@ -1054,8 +1054,9 @@ cdef class ContextRunner:
 
     ``runner(scope, receive, send)`` returns a coroutine (compiled: an awaitable that
     ``asyncio`` takes as one): nothing runs until it is first stepped, so the context
-    is set in the task that awaits it. On ``http`` and ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
-    ``readers`` (``(key, reader)`` pairs, in order); a reader raising
+    is set in the task that awaits it. On ``http`` and ``websocket`` scopes the context
+    dict is ``{key: reader(headers)}`` over ``readers`` (``(key, reader)`` pairs, in
+    order); a reader raising
     ``MiddleWareValidationError`` hands the request to
     ``refuse(scope, receive, send, exc)`` instead (re-raised without ``refuse``).
     For each ``(key, header name)`` of ``echo`` the context value (``str()`` of it)

@@ -657,8 +657,9 @@ class ContextRunner:
 
     ``runner(scope, receive, send)`` returns a coroutine (compiled: an awaitable that
     ``asyncio`` takes as one): nothing runs until it is first stepped, so the context
-    is set in the task that awaits it. On ``http`` and ``websocket`` scopes the context dict is ``{key: reader(headers)}`` over
-    ``readers`` (``(key, reader)`` pairs, in order); a reader raising
+    is set in the task that awaits it. On ``http`` and ``websocket`` scopes the context
+    dict is ``{key: reader(headers)}`` over ``readers`` (``(key, reader)`` pairs, in
+    order); a reader raising
     ``MiddleWareValidationError`` hands the request to
     ``refuse(scope, receive, send, exc)`` instead (re-raised without ``refuse``).
     For each ``(key, header name)`` of ``echo`` the context value (``str()`` of it)
@@ -778,15 +779,15 @@ class HeaderSend:
         return self.send(message)
 
 
-def _reader_pair(pair: object) -> tuple[Any, Callable[[Any], Any]]:
-    key, reader = pair  # type: ignore[misc]
+def _reader_pair(pair: Any) -> tuple[Any, Callable[[Any], Any]]:
+    key, reader = pair
     if not callable(reader):
         raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
     return key, reader
 
 
-def _echo_pair(pair: object) -> tuple[Any, bytes]:
-    key, name = pair  # type: ignore[misc]
+def _echo_pair(pair: Any) -> tuple[Any, bytes]:
+    key, name = pair
     return key, encode_header_name(name)
 
 

@@ -8,11 +8,10 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from fastmw import context
-from fastmw.middleware import ContextMiddleware
+from fastmw.middleware import ContextMiddleware, RawContextMiddleware
 from fastmw.middleware.context_middleware import ContextMiddleware as ByModulePath
 from fastmw.middleware.raw_middleware import RawContextMiddleware as RawByModulePath
 from fastmw.plugins import Plugin, RequestIdPlugin
-from fastmw.middleware import RawContextMiddleware
 from tests.helpers import Recorder, call_app, feeder, http_scope, plain_app, run
 
 HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"

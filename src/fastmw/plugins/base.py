@@ -173,7 +173,7 @@ class PluginUUIDBase(Plugin):
             )
         reader.force_new = bool(self.force_new_uuid)
         reader.validate = bool(self.validate)
-        return reader  # type: ignore[no-any-return]
+        return reader
 
     def __setattr__(self, name: str, value: Any) -> None:
         # starlette-context reads these on every request: keep the core reader in step.
