@@ -3,7 +3,11 @@ on results, on the resulting header list, and on exception type and message."""
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import re
+import uuid
+from functools import partial
 from types import ModuleType
 from typing import Any
 
@@ -148,3 +152,201 @@ def test_uuid_checks_agree(twins: tuple[ModuleType, ModuleType], value: Any) -> 
 def test_visible_ascii_agrees(twins: tuple[ModuleType, ModuleType], value: Any, limit: int) -> None:
     compiled, pure = twins
     assert compiled.is_visible_ascii(value, limit) == pure.is_visible_ascii(value, limit)
+
+
+# --------------------------------------------------------------------------- context runner
+
+UUID_FORMS = (
+    str,
+    lambda u: u.hex,
+    lambda u: f"{{{u}}}",
+    lambda u: u.urn,
+    lambda u: str(u).upper(),
+    lambda u: u.hex[1:],
+)
+UUID_TEXT = st.builds(lambda u, form: UUID_FORMS[form](u), st.uuids(), st.integers(0, len(UUID_FORMS) - 1))
+# uuid.UUID strips whitespace (int() does), so control characters can hide around an accepted UUID.
+PAD = st.sampled_from(["", " ", "\t", "\r\n", "\n", "\r", "\x00", "\x0b", "\x0c", "\x1f", "\x85", "\xa0", "\x7f"])
+HOSTILE_UUID = st.one_of(
+    st.builds(lambda left, text, right: left + text + right, PAD, UUID_TEXT, PAD),
+    UUID_TEXT.map(lambda text: "+" + text.replace("-", "")[1:]),
+    UUID_TEXT.map(lambda text: "0x" + text.replace("-", "")[2:]),
+    UUID_TEXT.map(lambda text: text.replace("-", "")[:5] + "_" + text.replace("-", "")[6:]),
+    UUID_TEXT.map(lambda text: text + " " * 8192),
+    st.sampled_from(["a" * 8193, "0" * 32, "g" * 32, "{}", "urn:uuid:", "-" * 36]),
+    st.text(st.characters(max_codepoint=0xFF), max_size=40),
+)
+HEADER_VALUE = st.one_of(UUID_TEXT, HOSTILE_UUID).map(lambda text: text.encode("latin-1")) | st.binary(max_size=40)
+ID_NAMES = st.sampled_from([b"x-request-id", b"X-Request-ID", b"x-other"])
+ID_ENTRIES = st.lists(
+    st.one_of(st.tuples(ID_NAMES, HEADER_VALUE), st.tuples(ID_NAMES, HEADER_VALUE), HOSTILE_ENTRY), max_size=4
+)
+NEW_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def _on_invalid(value: str) -> tuple[str, str]:
+    return ("invalid", value)
+
+
+def _sent_values(entries: Any) -> set[str]:
+    return {
+        entry[1].decode("latin-1")
+        for entry in entries
+        if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], bytes)
+    }
+
+
+def _new_ids_hidden(result: tuple[Any, ...], entries: Any) -> tuple[Any, ...]:
+    """``result`` with a generated id (a str the client did not send) replaced by a marker."""
+    if result[0] == "ok" and isinstance(result[1], str) and result[1] not in _sent_values(entries):
+        assert NEW_ID.fullmatch(result[1]) and uuid.UUID(result[1]).version == 4, result
+        return ("ok", "<new id>")
+    return result
+
+
+@given(
+    entries=ID_ENTRIES,
+    name=st.sampled_from(["x-request-id", b"X-Request-Id"]),
+    validate=st.booleans(),
+    force_new=st.booleans(),
+    max_length=st.one_of(st.just(8192), st.integers(-1, 40), st.sampled_from([True, None, "5", 1.0])),
+    marker=st.booleans(),
+)
+def test_header_readers_agree(
+    twins: tuple[ModuleType, ModuleType],
+    entries: list[Any],
+    name: Any,
+    validate: bool,
+    force_new: bool,
+    max_length: Any,
+    marker: bool,
+) -> None:
+    compiled, pure = twins
+    options = {"validate": validate, "force_new": force_new, "max_length": max_length}
+    if marker:
+        options["on_invalid"] = _on_invalid
+    results = []
+    for twin in (compiled, pure):
+        made = outcome(partial(twin.UUIDHeaderReader, **options), name)
+        uuid_read = outcome(made[1], entries) if made[0] == "ok" else made
+        results.append((_new_ids_hidden(uuid_read, entries), outcome(twin.HeaderReader(name), entries)))
+    assert results[0] == results[1]
+
+
+START_TYPES = st.sampled_from(
+    ["http.response.start", "websocket.accept", "websocket.http.response.start", "http.response.body", "x", None]
+)
+
+
+@given(
+    app_headers=st.one_of(ENTRIES, CLEAN_ENTRIES, CLEAN_ENTRIES.map(tuple), st.none(), st.just("x")),
+    present=st.booleans(),
+    added=st.lists(st.tuples(KEY, VALUE), max_size=3),
+    replace=st.booleans(),
+    kind=START_TYPES,
+    again=START_TYPES,
+)
+def test_header_send_agrees(
+    twins: tuple[ModuleType, ModuleType],
+    app_headers: Any,
+    present: bool,
+    added: list[Any],
+    replace: bool,
+    kind: Any,
+    again: Any,
+) -> None:
+    compiled, pure = twins
+    results = []
+    for twin in (compiled, pure):
+        sent: list[Any] = []
+        shared = copy.deepcopy(app_headers)
+        message: dict[str, Any] = {"type": kind, "status": 200}
+        if present:
+            message["headers"] = shared
+        made = outcome(partial(twin.HeaderSend, replace=replace), sent.append, added)
+        calls = []
+        if made[0] == "ok":
+            calls = [outcome(made[1], message), outcome(made[1], {"type": again}), made[1].started]
+            made = ("ok",)
+        assert shared == app_headers  # the app's header list is never edited in place
+        results.append((made, calls, sent))
+    assert results[0] == results[1]
+
+
+def _serve_once(
+    twin: ModuleType, entries: Any, validate: bool, replace: bool, app_headers: list[Any], scope_type: str
+) -> tuple[Any, ...]:
+    """One request through a ContextRunner: (outcome, contexts the app saw, messages sent)."""
+    seen: list[dict[Any, Any]] = []
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> str:
+        seen.append(dict(twin.context_get()))
+        kind = "http.response.start" if scope["type"] == "http" else "websocket.accept"
+        await send({"type": kind, "status": 200, "headers": list(app_headers)})
+        return "done"
+
+    readers = [
+        ("id", twin.UUIDHeaderReader("x-request-id", validate=validate, on_invalid=lambda value: value)),
+        ("raw", twin.HeaderReader("x-raw")),
+    ]
+    runner = twin.ContextRunner(app, readers, [("id", "X-Request-ID"), ("raw", b"x-raw")], replace=replace)
+    result = outcome(_step_once, runner, {"type": scope_type, "headers": entries}, send)
+    # A generated id differs between the twins: compare it as a marker, in the context and the echo.
+    for data in seen:
+        if _new_ids_hidden(("ok", data["id"]), entries) == ("ok", "<new id>"):
+            new_id = data["id"].encode()
+            data["id"] = "<new id>"
+            for message in sent:
+                message["headers"] = [(k, b"<new id>" if v == new_id else v) for k, v in message["headers"]]
+    return result, seen, sent
+
+
+def _step_once(runner: Any, scope: Any, send: Any) -> Any:
+    """Call ``runner`` and drive its awaitable, which must not suspend; the result."""
+    try:
+        runner(scope, None, send).__await__().send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("the app suspended")
+
+
+@given(
+    entries=st.lists(st.tuples(st.sampled_from([b"x-request-id", b"X-Raw", b"x-raw"]), HEADER_VALUE), max_size=4),
+    validate=st.booleans(),
+    replace=st.booleans(),
+    app_headers=st.lists(st.tuples(st.sampled_from([b"x-request-id", b"x-raw", b"a"]), SMALL_BYTES), max_size=3),
+    scope_type=st.sampled_from(["http", "websocket"]),
+)
+def test_context_runners_agree(
+    twins: tuple[ModuleType, ModuleType],
+    entries: list[Any],
+    validate: bool,
+    replace: bool,
+    app_headers: list[Any],
+    scope_type: str,
+) -> None:
+    # Each request in a throwaway context: a failing request leaves its context set.
+    results = [
+        contextvars.copy_context().run(_serve_once, twin, entries, validate, replace, app_headers, scope_type)
+        for twin in twins
+    ]
+    assert results[0] == results[1]
+
+
+@given(
+    returned=st.one_of(
+        st.integers(), st.none(), st.text(max_size=3), st.binary(max_size=3), st.lists(st.none(), max_size=3)
+    )
+)
+def test_non_awaitable_apps_fail_alike(twins: tuple[ModuleType, ModuleType], returned: Any) -> None:
+    compiled, pure = twins
+    results = []
+    for twin in (compiled, pure):
+        runner = twin.ContextRunner(lambda scope, receive, send: returned, [("a", lambda headers: 1)])
+        results.append(contextvars.copy_context().run(outcome, _step_once, runner, {"type": "http"}, None))
+    assert results[0] == results[1]
+    assert results[0][:2] == ("error", TypeError)
