@@ -13,10 +13,12 @@ from cpython.ref cimport Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.stdint cimport uint8_t
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.string cimport memcpy
 
 import os
 import uuid
+import warnings
 from collections.abc import Coroutine, Mapping, MutableMapping
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
@@ -37,6 +39,7 @@ cdef extern from "Python.h":
     int PyIter_Send(object iterator, object arg, PyObject** presult) except -1
     bint PyCoro_CheckExact(object)
     bint PyUnicode_CheckExact(object)
+    bint PyIter_Check(object)
     object _method_new "PyMethod_New"(object func, object self)
     # Borrowed-pointer forms for loops that must not touch reference counts.
     bint _tuple_exact "PyTuple_CheckExact"(PyObject*)
@@ -1009,8 +1012,8 @@ cdef class UUIDHeaderReader:
     cdef readonly object on_invalid
 
     def __init__(self, name, *, force_new=False, validate=True, max_length=MAX_UUID_HEADER, on_invalid=None):
-        if type(max_length) is not int or max_length < 0:
-            raise ValueError("max_length must be a non-negative int")
+        if type(max_length) is not int or not 0 <= max_length <= PY_SSIZE_T_MAX:
+            raise ValueError("max_length must be an int from 0 to sys.maxsize")
         if on_invalid is not None and not callable(on_invalid):
             raise TypeError(f"on_invalid must be callable or None, not {_type_name(on_invalid)}")
         self.name = _lookup_key(name)
@@ -1141,7 +1144,9 @@ cdef int _runner_enter(ContextRunner self, _ContextAwait waiter, scope, receive,
         echoed = []
         for pair in self.echo:
             found = PyDict_GetItemWithError(data, pair[0])
-            value = <object>found if found != NULL else None
+            if found == NULL or <object>found is None:
+                continue  # nothing to echo (an absent header, a key no reader fills)
+            value = <object>found
             try:
                 raw = encode_header_value(value if type(value) is str else str(value))
             except ValueError:
@@ -1220,8 +1225,11 @@ cdef object _solo_call(object method, middleware, scope, receive, send):
     runner = middleware._solo
     if runner is None:
         return middleware._layer(scope, receive, send)
+    cdef _ContextAwait waiter
     if type(runner) is ContextRunner:
-        return _pending(runner, scope, receive, send)
+        waiter = _pending(runner, scope, receive, send)
+        waiter._from_solo = True
+        return waiter
     return _await_solo(runner, scope, receive, send)
 
 
@@ -1257,7 +1265,8 @@ cdef class HeaderSend:
     def __init__(self, send, headers, *, replace=False):
         self._vectorcall = FASTMW_VECTORCALL1
         self.send = send
-        self.headers = tuple([(encode_header_name(name), encode_header_value(value)) for name, value in headers])
+        pairs = [_pair(item, "a header") for item in headers]
+        self.headers = tuple([(encode_header_name(name), encode_header_value(value)) for name, value in pairs])
         self.replace = bool(replace)
         self.started = False
 
@@ -1313,15 +1322,22 @@ cdef inline bint _opens_response(kind):
     return False
 
 
+cdef tuple _pair(item, str what):
+    """``item`` as a 2-tuple; the same TypeError in both twins otherwise."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"{what} must be a pair, not {_type_name(item)} {_shown(repr(item))}")
+    return (item[0], item[1])
+
+
 cdef tuple _reader_pair(pair):
-    key, reader = pair
+    key, reader = _pair(pair, "a context reader entry")
     if not callable(reader):
         raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
     return key, reader
 
 
 cdef tuple _echo_pair(pair):
-    key, name = pair
+    key, name = _pair(pair, "an echo entry")
     return key, encode_header_name(name)
 
 
@@ -1331,7 +1347,13 @@ cdef object _await_target(value):
         return value
     method = getattr(type(value), "__await__", None)
     if method is not None:
-        return method(value)
+        # What the await expression itself checks.
+        target = method(value)
+        if PyCoro_CheckExact(target):
+            raise TypeError("__await__() returned a coroutine")
+        if not PyIter_Check(target):
+            raise TypeError(f"__await__() returned non-iterator of type '{_type_name(target)}'")
+        return target
     if PyGen_CheckExact(value) and value.gi_code.co_flags & CO_ITERABLE_COROUTINE:
         return value
     raise TypeError(f"the app returned {_type_name(value)}, which cannot be awaited")
@@ -1351,6 +1373,15 @@ cdef class _ContextAwait:
     cdef object _token
     # Until the first step: what to enter (a ContextRunner) and the request.
     cdef object _runner, _scope, _receive, _send
+    # Made by solo_call (else by ContextRunner.__call__): the name in the warning below.
+    cdef bint _from_solo
+
+    def __dealloc__(self):
+        # As CPython warns for a coroutine that was never awaited. (In __dealloc__, not
+        # __del__: a finalizer runs once per memory block, and the freelist reuses blocks.)
+        if self._runner is not None:
+            name = "solo_call" if self._from_solo else "ContextRunner._run"
+            warnings.warn(f"coroutine '{name}' was never awaited", RuntimeWarning, stacklevel=1)
 
     def __await__(self):
         return self

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -290,7 +291,7 @@ def message_headers(message: MutableMapping[str, Any]) -> RawHeaders:
     """The header list of an ASGI message or scope, made a list in place if needed."""
     if not isinstance(message, dict):
         raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
-    headers = message.get("headers", _MISSING)
+    headers = dict.get(message, "headers", _MISSING)  # the item itself, as the compiled twin reads it
     if type(headers) is list:
         return headers
     if headers is _MISSING or headers is None:
@@ -581,16 +582,38 @@ def context_get() -> dict[Any, Any]:
 # SendRecorder, and the app run; the context is reset once the app returns.
 
 
+def _pair(item: Any, what: str) -> tuple[Any, Any]:
+    """``item`` as a 2-tuple; the same TypeError in both twins otherwise."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"{what} must be a pair, not {_type_name(item)} {_shown(repr(item))}")
+    return item[0], item[1]
+
+
+class _ReadOnly:
+    """Attributes set in ``__init__`` only, as the compiled twin's are."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        cls = type(self)
+        raise AttributeError(f"attribute '{name}' of '{cls.__module__}.{cls.__qualname__}' objects is not writable")
+
+
 class HeaderReader:
     """``reader(headers)``: the first ``name`` header of raw ASGI headers as latin-1 text, or None."""
 
-    __slots__ = ("name",)
+    __slots__ = ("_name",)
 
     def __init__(self, name: str | bytes) -> None:
-        self.name = _lookup_key(name)
+        self._name = _lookup_key(name)
+
+    @property
+    def name(self) -> bytes:
+        """The lower-cased header name looked up."""
+        return self._name
 
     def __call__(self, headers: Iterable[Any]) -> str | None:
-        raw = header_get(headers, self.name)
+        raw = header_get(headers, self._name)
         return None if raw is None else raw.decode("latin-1")
 
 
@@ -605,7 +628,7 @@ class UUIDHeaderReader:
     ``on_invalid`` a ``ValueError`` is raised.
     """
 
-    __slots__ = ("force_new", "max_length", "name", "on_invalid", "validate")
+    __slots__ = ("_force_new", "_max_length", "_name", "_on_invalid", "_validate")
 
     def __init__(
         self,
@@ -616,32 +639,65 @@ class UUIDHeaderReader:
         max_length: int = MAX_UUID_HEADER,
         on_invalid: Callable[[str], Any] | None = None,
     ) -> None:
-        if type(max_length) is not int or max_length < 0:
-            raise ValueError("max_length must be a non-negative int")
+        if type(max_length) is not int or not 0 <= max_length <= sys.maxsize:
+            raise ValueError("max_length must be an int from 0 to sys.maxsize")
         if on_invalid is not None and not callable(on_invalid):
             raise TypeError(f"on_invalid must be callable or None, not {_type_name(on_invalid)}")
-        self.name = _lookup_key(name)
-        self.force_new = bool(force_new)
-        self.validate = bool(validate)
-        self.max_length = max_length
-        self.on_invalid = on_invalid
+        self._name = _lookup_key(name)
+        self._force_new = bool(force_new)
+        self._validate = bool(validate)
+        self._max_length = max_length
+        self._on_invalid = on_invalid
+
+    @property
+    def name(self) -> bytes:
+        """The lower-cased header name looked up."""
+        return self._name
+
+    @property
+    def max_length(self) -> int:
+        """The longest value kept."""
+        return self._max_length
+
+    @property
+    def on_invalid(self) -> Callable[[str], Any] | None:
+        """Called with a refused value; its result is returned."""
+        return self._on_invalid
+
+    @property
+    def force_new(self) -> bool:
+        """Always generate a new id (writable; stored as a bool)."""
+        return self._force_new
+
+    @force_new.setter
+    def force_new(self, value: object) -> None:
+        self._force_new = bool(value)
+
+    @property
+    def validate(self) -> bool:
+        """Require a UUID (writable; stored as a bool)."""
+        return self._validate
+
+    @validate.setter
+    def validate(self, value: object) -> None:
+        self._validate = bool(value)
 
     def __call__(self, headers: Iterable[Any]) -> Any:
-        raw = None if self.force_new else header_get(headers, self.name)
+        raw = None if self._force_new else header_get(headers, self._name)
         if not raw:
             return new_request_id()
         value: str = raw.decode("latin-1")
-        if len(value) <= self.max_length:
-            if self.validate:
+        if len(value) <= self._max_length:
+            if self._validate:
                 # uuid.UUID tolerates surrounding whitespace, so CR/LF/NUL can hide
                 # in an accepted value: isprintable() refuses every control character.
                 if is_uuid(value) and value.isprintable():
                     return value
             elif _echoable(value):
                 return value
-        if self.on_invalid is None:
+        if self._on_invalid is None:
             raise ValueError(f"invalid UUID header value {_shown(value)}")
-        return self.on_invalid(value)
+        return self._on_invalid(value)
 
 
 def _echoable(value: str) -> bool:
@@ -652,7 +708,7 @@ def _echoable(value: str) -> bool:
     return True
 
 
-class ContextRunner:
+class ContextRunner(_ReadOnly):
     """Runs ``app`` with a request context built from the raw request headers.
 
     ``runner(scope, receive, send)`` returns a coroutine (compiled: an awaitable that
@@ -670,6 +726,11 @@ class ContextRunner:
     """
 
     __slots__ = ("app", "echo", "readers", "refuse", "replace")
+    app: Callable[[Any, Any, Any], Awaitable[Any]]
+    readers: tuple[tuple[Any, Callable[[Any], Any]], ...]
+    echo: tuple[tuple[Any, bytes], ...]
+    replace: bool
+    refuse: Callable[[Any, Any, Any, MiddleWareValidationError], Awaitable[Any]] | None
 
     def __init__(
         self,
@@ -680,13 +741,14 @@ class ContextRunner:
         replace: bool = False,
         refuse: Callable[[Any, Any, Any, MiddleWareValidationError], Awaitable[Any]] | None = None,
     ) -> None:
-        self.app = app
-        self.readers = tuple(_reader_pair(pair) for pair in readers)
-        self.echo = tuple(_echo_pair(pair) for pair in echo)
-        self.replace = bool(replace)
         if refuse is not None and not callable(refuse):
             raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
-        self.refuse = refuse
+        init = object.__setattr__
+        init(self, "app", app)
+        init(self, "readers", tuple(_reader_pair(pair) for pair in readers))
+        init(self, "echo", tuple(_echo_pair(pair) for pair in echo))
+        init(self, "replace", bool(replace))
+        init(self, "refuse", refuse)
 
     def __call__(self, scope: Any, receive: Any, send: Any) -> Awaitable[Any]:
         # A coroutine: nothing runs (not even the readers) until it is first stepped.
@@ -709,6 +771,8 @@ class ContextRunner:
             echoed = []
             for key, name in self.echo:
                 value = data.get(key)
+                if value is None:
+                    continue  # nothing to echo (an absent header, a key no reader fills)
                 try:
                     echoed.append((name, encode_header_value(value if type(value) is str else str(value))))
                 except ValueError:
@@ -735,7 +799,7 @@ async def solo_call(self: Any, scope: Any, receive: Any, send: Any) -> None:
         await self._layer(scope, receive, send)
 
 
-class HeaderSend:
+class HeaderSend(_ReadOnly):
     """Wraps an ASGI ``send``: puts ``headers`` on the response start, passes the rest on.
 
     On the first ``http.response.start``, ``websocket.accept`` or
@@ -746,6 +810,10 @@ class HeaderSend:
     """
 
     __slots__ = ("headers", "replace", "send", "started")
+    send: Callable[[dict[str, Any]], Awaitable[Any]]
+    headers: tuple[tuple[bytes, bytes], ...]
+    replace: bool
+    started: bool
 
     def __init__(
         self,
@@ -754,15 +822,17 @@ class HeaderSend:
         *,
         replace: bool = False,
     ) -> None:
-        self.send = send
-        self.headers = tuple((encode_header_name(name), encode_header_value(value)) for name, value in headers)
-        self.replace = bool(replace)
-        self.started = False
+        pairs = [_pair(item, "a header") for item in headers]
+        init = object.__setattr__
+        init(self, "send", send)
+        init(self, "headers", tuple((encode_header_name(name), encode_header_value(value)) for name, value in pairs))
+        init(self, "replace", bool(replace))
+        init(self, "started", False)
 
     def __call__(self, message: dict[str, Any]) -> Awaitable[Any]:
         if not isinstance(message, dict):
             raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
-        kind = message.get("type")
+        kind = dict.get(message, "type")  # the item itself, as the compiled twin reads it
         if type(kind) is str and kind in HEADER_SEND_TYPES:
             if self.started:
                 raise RuntimeError(f"{kind} was already sent for this request")
@@ -775,19 +845,19 @@ class HeaderSend:
                     header_set(headers, name, value)
                 else:
                     headers.append((name, value))
-            self.started = True
+            object.__setattr__(self, "started", True)
         return self.send(message)
 
 
 def _reader_pair(pair: Any) -> tuple[Any, Callable[[Any], Any]]:
-    key, reader = pair
+    key, reader = _pair(pair, "a context reader entry")
     if not callable(reader):
         raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
     return key, reader
 
 
 def _echo_pair(pair: Any) -> tuple[Any, bytes]:
-    key, name = pair
+    key, name = _pair(pair, "an echo entry")
     return key, encode_header_name(name)
 
 

@@ -184,7 +184,7 @@ def test_without_validation_any_echoable_value_is_kept(core: ModuleType, sent: b
 
 @pytest.mark.parametrize("max_length", [-1, "5", True, 1.5, None])
 def test_max_length_must_be_a_non_negative_int(core: ModuleType, max_length: Any) -> None:
-    with pytest.raises(ValueError, match="max_length must be a non-negative int"):
+    with pytest.raises(ValueError, match=r"max_length must be an int from 0 to sys\.maxsize"):
         core.UUIDHeaderReader("x-request-id", max_length=max_length)
 
 
@@ -603,12 +603,14 @@ def test_echo_skips_values_that_are_not_header_values(core: ModuleType) -> None:
         "nul": "x\x00",
         "snowman": "☃",
         "number": 42,
+        "none": None,
         "latin1": "café",
         "unprintable": Unprintable(),
         "ok": "fine",
     }
     readers = [(key, lambda headers, value=value: value) for key, value in values.items()]
-    echo = [(key, f"x-{key}") for key in values]
+    # "missing" has no reader: like None (an absent header), nothing is echoed for it.
+    echo = [(key, f"x-{key}") for key in [*values, "missing"]]
     runner = core.ContextRunner(_start_app, readers, echo)
     downstream = run(_drive(runner, []))
     assert downstream.headers[2:] == [(b"x-number", b"42"), (b"x-latin1", b"caf\xe9"), (b"x-ok", b"fine")]
@@ -628,8 +630,14 @@ def test_without_echo_send_is_passed_on_as_is(core: ModuleType) -> None:
 def test_constructor_errors(core: ModuleType) -> None:
     with pytest.raises(TypeError, match="context reader for 'a' must be callable, not int"):
         core.ContextRunner(None, [("a", 1)])
-    with pytest.raises(ValueError, match="too many values to unpack"):
+    with pytest.raises(
+        TypeError, match=r"a context reader entry must be a pair, not tuple \"\('a', <built-in function len>, 3\)\""
+    ):
         core.ContextRunner(None, [("a", len, 3)])
+    with pytest.raises(TypeError, match="an echo entry must be a pair, not str"):
+        core.ContextRunner(None, [], ["a"])
+    with pytest.raises(TypeError, match="a header must be a pair, not tuple"):
+        core.HeaderSend(None, [(b"a",)])
     with pytest.raises(ValueError, match="invalid HTTP header name 'x y'"):
         core.ContextRunner(None, [], [("a", "x y")])
     with pytest.raises(TypeError, match="refuse must be callable or None, not int"):
@@ -937,3 +945,118 @@ def test_throw_or_close_before_the_first_step_runs_nothing(core: ModuleType, how
             step.send(None)
 
     in_fresh_context(check)
+
+
+# --------------------------------------------------------------------------- twin parity details
+
+
+def test_a_runner_call_never_awaited_warns_like_a_coroutine(core: ModuleType) -> None:
+    import gc
+    import warnings
+
+    gc.collect()  # earlier tests' garbage warns outside the blocks below
+    call = _runner(core, _start_app)(http_scope(), None, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del call
+        gc.collect()
+    assert "coroutine 'ContextRunner._run' was never awaited" in [str(w.message) for w in caught]
+    closed = _runner(core, _start_app)(http_scope(), None, None)
+    closed.close()  # closed before its first step: nothing ran, nothing to warn about
+    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del closed
+        gc.collect()
+    assert caught == []
+
+
+class _BadAwait:
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def __await__(self) -> Any:
+        return self.result
+
+
+async def _nothing() -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        (5, "__await__() returned non-iterator of type 'int'"),
+        (None, "__await__() returned non-iterator of type 'NoneType'"),
+    ],
+)
+def test_an_await_method_returning_a_non_iterator_is_the_await_error(
+    core: ModuleType, result: Any, message: str
+) -> None:
+    runner = core.ContextRunner(lambda scope, receive, send: _BadAwait(result), [])
+
+    def check() -> None:
+        with pytest.raises(TypeError) as info:
+            run(runner(http_scope(), None, None))
+        assert str(info.value) == message
+
+    in_fresh_context(check)
+
+
+def test_an_await_method_returning_a_coroutine_is_the_await_error(core: ModuleType) -> None:
+    import warnings
+
+    runner = core.ContextRunner(lambda scope, receive, send: _BadAwait(_nothing()), [])
+
+    def check() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the coroutine __await__ made is never awaited
+            with pytest.raises(TypeError, match=r"^__await__\(\) returned a coroutine$"):
+                run(runner(http_scope(), None, None))
+
+    in_fresh_context(check)
+
+
+def test_attributes_are_read_only_except_the_uuid_switches(core: ModuleType) -> None:
+    reader = core.UUIDHeaderReader("x-request-id")
+    runner = core.ContextRunner(None, [])
+    wrapper = core.HeaderSend(None, [])
+    for obj, name in [
+        (reader, "name"),
+        (reader, "max_length"),
+        (reader, "on_invalid"),
+        (core.HeaderReader("a"), "name"),
+        (runner, "app"),
+        (runner, "readers"),
+        (runner, "echo"),
+        (runner, "replace"),
+        (runner, "refuse"),
+        (wrapper, "send"),
+        (wrapper, "headers"),
+        (wrapper, "replace"),
+        (wrapper, "started"),
+    ]:
+        with pytest.raises(AttributeError):
+            setattr(obj, name, getattr(obj, name))
+    reader.force_new = "yes"
+    reader.validate = 0
+    assert reader.force_new is True and reader.validate is False
+
+
+def test_max_length_up_to_sys_maxsize(core: ModuleType) -> None:
+    import sys
+
+    assert core.UUIDHeaderReader("x", max_length=sys.maxsize).max_length == sys.maxsize
+    with pytest.raises(ValueError, match=r"max_length must be an int from 0 to sys\.maxsize"):
+        core.UUIDHeaderReader("x", max_length=sys.maxsize + 1)
+
+
+def test_header_send_reads_the_type_item_of_a_dict_subclass(core: ModuleType) -> None:
+    class Sneaky(dict):  # type: ignore[type-arg]
+        def get(self, key: Any, default: Any = None) -> Any:
+            return "http.response.body"
+
+    sent: list[Any] = []
+    wrapper = core.HeaderSend(sent.append, [(b"x-a", b"1")])
+    wrapper(Sneaky(type="http.response.start", status=200, headers=[]))
+    assert sent[0]["headers"] == [(b"x-a", b"1")] and wrapper.started
