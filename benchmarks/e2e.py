@@ -40,6 +40,7 @@ STACKS = {
     "fastmw five (compiled)": ("stack", "fastmw compiled"),
     "hand-written": ("stack", "hand-written"),
     "BaseHTTPMiddleware": ("stack", "BaseHTTPMiddleware"),
+    "fastmw Raw context (compiled)": ("context", "fastmw Raw compiled"),
     "starlette-context Raw": ("context", "starlette-context Raw"),
 }
 REQUEST_HEADERS = {
