@@ -9,8 +9,8 @@ from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_AsTuple, PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from cpython.ref cimport Py_XDECREF
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.stdint cimport uint8_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -1138,10 +1138,15 @@ cdef int _runner_enter(ContextRunner self, _ContextAwait waiter, scope, receive,
             raise
         waiter._target = _await_target(self.refuse(scope, receive, send, exc))
         return 0
-    cdef list echoed
+    cdef tuple echoed
+    cdef Py_ssize_t echo_count, filled
     cdef HeaderSend wrapper
     if self.echo:
-        echoed = []
+        # The echoed entries straight into a tuple (what HeaderSend keeps); a skipped
+        # value leaves it one shorter.
+        echo_count = PyTuple_GET_SIZE(self.echo)
+        echoed = PyTuple_New(echo_count)
+        filled = 0
         for pair in self.echo:
             found = PyDict_GetItemWithError(data, pair[0])
             if found == NULL or <object>found is None:
@@ -1151,11 +1156,16 @@ cdef int _runner_enter(ContextRunner self, _ContextAwait waiter, scope, receive,
                 raw = encode_header_value(value if type(value) is str else str(value))
             except ValueError:
                 continue
-            PyList_Append(echoed, (pair[1], raw))
+            entry = (pair[1], raw)
+            Py_INCREF(entry)
+            PyTuple_SET_ITEM(echoed, filled, entry)
+            filled += 1
+        if filled < echo_count:
+            echoed = echoed[:filled]
         wrapper = HeaderSend.__new__(HeaderSend)
         wrapper._vectorcall = FASTMW_VECTORCALL1
         wrapper.send = send
-        wrapper.headers = PyList_AsTuple(echoed)
+        wrapper.headers = echoed
         wrapper.replace = self.replace
         send = wrapper
     waiter._token = PyContextVar_Set(_context_var, data)
