@@ -721,20 +721,23 @@ cpdef str new_request_id():
 cdef int _fast_uuid_version(str value):
     """Version of a plain (32 hex) or canonical (8-4-4-4-12) UUID string;
     -1 when it is neither, so the caller falls back to ``uuid.UUID``."""
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i
-    cdef const unsigned char* p
+    if not PyUnicode_IS_ASCII(value):
+        return -1
+    return _uuid_text_version(<const unsigned char*>PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value))
+
+
+cdef int _uuid_text_version(const unsigned char* p, Py_ssize_t n) noexcept:
+    """``_fast_uuid_version`` of ``n`` bytes (ASCII text)."""
+    cdef Py_ssize_t i
     cdef unsigned int seen = 0
     cdef int version_nibble, variant_nibble
-    if not PyUnicode_IS_ASCII(value) or (n != 32 and n != 36):
-        return -1
-    p = <const unsigned char*>PyUnicode_DATA(value)
     # HEX_VALUE is 0-15 for a hex digit and 255 otherwise: OR them all, test once.
     if n == 32:
         for i in range(32):
             seen |= HEX_VALUE[p[i]]
         version_nibble = HEX_VALUE[p[12]]
         variant_nibble = HEX_VALUE[p[16]]
-    else:
+    elif n == 36:
         if p[8] != 45 or p[13] != 45 or p[18] != 45 or p[23] != 45:  # '-'
             return -1
         for i in range(36):
@@ -742,6 +745,8 @@ cdef int _fast_uuid_version(str value):
                 seen |= HEX_VALUE[p[i]]
         version_nibble = HEX_VALUE[p[14]]
         variant_nibble = HEX_VALUE[p[19]]
+    else:
+        return -1
     if seen > 15:
         return -1
     # uuid.UUID.version is None (here 0) unless the variant is RFC 4122 (10xx).
@@ -1026,7 +1031,15 @@ cdef class UUIDHeaderReader:
         raw = None if self.force_new else _find(headers, self.name, None)
         if raw is None or PyBytes_GET_SIZE(raw) == 0:
             return new_request_id()
-        cdef str value = (<bytes>raw).decode("latin-1")
+        cdef Py_ssize_t size = PyBytes_GET_SIZE(raw)
+        cdef str value
+        if self.validate and size <= self.max_length:
+            if _uuid_text_version(<const unsigned char*>PyBytes_AS_STRING(raw), size) >= 0:
+                # The usual header, a plain or canonical UUID: hex and dashes, so ASCII.
+                value = PyUnicode_New(size, 127)
+                memcpy(PyUnicode_DATA(value), PyBytes_AS_STRING(raw), size)
+                return value
+        value = (<bytes>raw).decode("latin-1")
         if PyUnicode_GET_LENGTH(value) <= self.max_length:
             if self.validate:
                 # A plain or canonical UUID is hex and dashes only; other forms
