@@ -14,7 +14,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTu
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.stdint cimport uint8_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 import os
 import uuid
@@ -255,6 +255,8 @@ cdef enum:
     # inspect.CO_ITERABLE_COROUTINE: a @types.coroutine generator may be awaited.
     CO_ITERABLE_COROUTINE = 0x100
     PYGEN_RETURN = 0
+    # Readers whose header bytes the runner can keep for the echo (a fixed C array).
+    KEPT_READERS = 8
 
 cdef object _MISSING = object()
 cdef object _context_var = REQUEST_CONTEXT
@@ -1028,6 +1030,11 @@ cdef class UUIDHeaderReader:
         self.on_invalid = on_invalid
 
     cdef object _read(self, headers):
+        return self._read_keeping(headers, NULL)
+
+    cdef object _read_keeping(self, headers, PyObject** kept):
+        """``_read``; when the value is the header's bytes as they came, a new reference
+        to those bytes goes to ``kept[0]`` (if given): the runner echoes them as they are."""
         raw = None if self.force_new else _find(headers, self.name, None)
         if raw is None or PyBytes_GET_SIZE(raw) == 0:
             return new_request_id()
@@ -1038,6 +1045,9 @@ cdef class UUIDHeaderReader:
                 # The usual header, a plain or canonical UUID: hex and dashes, so ASCII.
                 value = PyUnicode_New(size, 127)
                 memcpy(PyUnicode_DATA(value), PyBytes_AS_STRING(raw), size)
+                if kept != NULL:
+                    Py_INCREF(raw)
+                    kept[0] = <PyObject*>raw
                 return value
         value = (<bytes>raw).decode("latin-1")
         if PyUnicode_GET_LENGTH(value) <= self.max_length:
@@ -1087,6 +1097,9 @@ cdef class ContextRunner:
     cdef readonly tuple readers, echo
     cdef readonly bint replace
     cdef readonly object refuse
+    # Per echo entry: the index of the UUIDHeaderReader that fills its key (the last
+    # reader with that key), below KEPT_READERS, else -1; its header bytes are echoed as is.
+    cdef tuple _echo_reader
 
     def __init__(self, app, readers, echo=(), *, replace=False, refuse=None):
         self._vectorcall = FASTMW_VECTORCALL3
@@ -1097,6 +1110,7 @@ cdef class ContextRunner:
         if refuse is not None and not callable(refuse):
             raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
         self.refuse = refuse
+        self._echo_reader = tuple([_echo_reader(self.readers, pair[0]) for pair in self.echo])
 
     def __call__(self, scope, receive, send):
         return _runner_call(self, scope, receive, send)
@@ -1114,6 +1128,43 @@ cdef inline _ContextAwait _pending(object runner, scope, receive, send):
 
 cdef object _runner_call(ContextRunner self, scope, receive, send):
     return _pending(self, scope, receive, send)
+
+
+cdef HeaderSend _echo_send(ContextRunner self, dict data, PyObject** kept, send):
+    """``send`` wrapped to echo the context values named by ``self.echo``."""
+    # The echoed entries straight into a tuple (what HeaderSend keeps); a skipped
+    # value leaves it one shorter.
+    cdef Py_ssize_t echo_count = PyTuple_GET_SIZE(self.echo), filled = 0, position = 0, index
+    cdef tuple echoed = PyTuple_New(echo_count)
+    cdef tuple pair
+    cdef PyObject* found
+    for pair in self.echo:
+        index = <Py_ssize_t>self._echo_reader[position]
+        position += 1
+        if index >= 0 and kept[index] != NULL:
+            # The header's own bytes, already checked by the reader.
+            raw = <object>kept[index]
+        else:
+            found = PyDict_GetItemWithError(data, pair[0])
+            if found == NULL or <object>found is None:
+                continue  # nothing to echo (an absent header, a key no reader fills)
+            value = <object>found
+            try:
+                raw = encode_header_value(value if type(value) is str else str(value))
+            except ValueError:
+                continue
+        entry = (pair[1], raw)
+        Py_INCREF(entry)
+        PyTuple_SET_ITEM(echoed, filled, entry)
+        filled += 1
+    if filled < echo_count:
+        echoed = echoed[:filled]
+    cdef HeaderSend wrapper = HeaderSend.__new__(HeaderSend)
+    wrapper._vectorcall = FASTMW_VECTORCALL1
+    wrapper.send = send
+    wrapper.headers = echoed
+    wrapper.replace = self.replace
+    return wrapper
 
 
 cdef int _runner_enter(ContextRunner self, _ContextAwait waiter, scope, receive, send) except -1:
@@ -1136,51 +1187,34 @@ cdef int _runner_enter(ContextRunner self, _ContextAwait waiter, scope, receive,
         headers = ()
     cdef dict data = {}
     cdef tuple pair
+    cdef PyObject* kept[KEPT_READERS]
+    cdef Py_ssize_t index
+    memset(kept, 0, sizeof(kept))
     try:
-        for pair in self.readers:
-            reader = pair[1]
-            if type(reader) is UUIDHeaderReader:
-                value = (<UUIDHeaderReader>reader)._read(headers)
-            elif type(reader) is HeaderReader:
-                value = (<HeaderReader>reader)._read(headers)
-            else:
-                value = reader(headers)
-            PyDict_SetItem(data, pair[0], value)
-    except MiddleWareValidationError as exc:
-        if self.refuse is None:
-            raise
-        waiter._target = _await_target(self.refuse(scope, receive, send, exc))
-        return 0
-    cdef tuple echoed
-    cdef Py_ssize_t echo_count, filled
-    cdef HeaderSend wrapper
-    if self.echo:
-        # The echoed entries straight into a tuple (what HeaderSend keeps); a skipped
-        # value leaves it one shorter.
-        echo_count = PyTuple_GET_SIZE(self.echo)
-        echoed = PyTuple_New(echo_count)
-        filled = 0
-        for pair in self.echo:
-            found = PyDict_GetItemWithError(data, pair[0])
-            if found == NULL or <object>found is None:
-                continue  # nothing to echo (an absent header, a key no reader fills)
-            value = <object>found
-            try:
-                raw = encode_header_value(value if type(value) is str else str(value))
-            except ValueError:
-                continue
-            entry = (pair[1], raw)
-            Py_INCREF(entry)
-            PyTuple_SET_ITEM(echoed, filled, entry)
-            filled += 1
-        if filled < echo_count:
-            echoed = echoed[:filled]
-        wrapper = HeaderSend.__new__(HeaderSend)
-        wrapper._vectorcall = FASTMW_VECTORCALL1
-        wrapper.send = send
-        wrapper.headers = echoed
-        wrapper.replace = self.replace
-        send = wrapper
+        try:
+            index = 0
+            for pair in self.readers:
+                reader = pair[1]
+                if type(reader) is UUIDHeaderReader:
+                    value = (<UUIDHeaderReader>reader)._read_keeping(
+                        headers, &kept[index] if index < KEPT_READERS else NULL
+                    )
+                elif type(reader) is HeaderReader:
+                    value = (<HeaderReader>reader)._read(headers)
+                else:
+                    value = reader(headers)
+                PyDict_SetItem(data, pair[0], value)
+                index += 1
+        except MiddleWareValidationError as exc:
+            if self.refuse is None:
+                raise
+            waiter._target = _await_target(self.refuse(scope, receive, send, exc))
+            return 0
+        if self.echo:
+            send = _echo_send(self, data, kept, send)
+    finally:
+        for index in range(KEPT_READERS):
+            Py_XDECREF(kept[index])
     waiter._token = PyContextVar_Set(_context_var, data)
     waiter._target = _await_target(self.app(scope, receive, send))
     return 0
@@ -1343,6 +1377,16 @@ cdef inline bint _opens_response(kind):
     if n == 29:
         return kind == "websocket.http.response.start"
     return False
+
+
+cdef int _echo_reader(tuple readers, key) except -2:
+    cdef Py_ssize_t index
+    for index in range(len(readers) - 1, -1, -1):
+        if readers[index][0] == key:
+            if index < KEPT_READERS and type(readers[index][1]) is UUIDHeaderReader:
+                return index
+            return -1
+    return -1
 
 
 cdef tuple _pair(item, str what):

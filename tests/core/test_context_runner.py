@@ -1060,3 +1060,23 @@ def test_header_send_reads_the_type_item_of_a_dict_subclass(core: ModuleType) ->
     wrapper = core.HeaderSend(sent.append, [(b"x-a", b"1")])
     wrapper(Sneaky(type="http.response.start", status=200, headers=[]))
     assert sent[0]["headers"] == [(b"x-a", b"1")] and wrapper.started
+
+
+@pytest.mark.parametrize("uuid_last", [True, False])
+def test_echo_follows_the_last_reader_of_a_key(core: ModuleType, uuid_last: bool) -> None:
+    uuid_reader = ("id", core.UUIDHeaderReader("x-request-id"))
+    other = ("id", lambda headers: "other")
+    readers = [other, uuid_reader] if uuid_last else [uuid_reader, other]
+    runner = core.ContextRunner(_start_app, readers, [("id", "x-echo")])
+    downstream = run(_drive(runner, [(b"x-request-id", RID.encode())]))
+    assert downstream.header(b"x-echo") == (RID.encode() if uuid_last else b"other")
+
+
+def test_echo_of_many_uuid_readers(core: ModuleType) -> None:
+    # More readers than the compiled runner keeps header bytes for: all still echo.
+    names = [f"x-id-{index}" for index in range(12)]
+    readers = [(name, core.UUIDHeaderReader(name)) for name in names]
+    sent = [(name.encode(), uuid.UUID(int=index + 1, version=4).hex.encode()) for index, name in enumerate(names)]
+    runner = core.ContextRunner(_start_app, readers, [(name, f"echo-{name}") for name in names])
+    downstream = run(_drive(runner, sent))
+    assert [downstream.header(f"echo-{name}".encode()) for name in names] == [value for _, value in sent]

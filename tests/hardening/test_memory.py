@@ -23,7 +23,7 @@ STREAM_MEBIBYTES = 500
 # A leak of one allocator block or one gc object per request shows as thousands.
 BLOCKS_BUDGET = 1000
 OBJECTS_BUDGET = 100
-COUNTS = {"http": 100_000, "websocket": 10_000, "raising": 10_000, "rejected": 20_000}
+COUNTS = {"http": 100_000, "websocket": 10_000, "raising": 10_000, "rejected": 20_000, "context": 100_000}
 PROBES = {"scope": 0, "headers": 0, "message": 0, "start": 0, "context": 0}
 
 
@@ -40,7 +40,7 @@ def check_requests(figures: dict[str, object], expect_probes: bool) -> None:
 @pytest.mark.parametrize("scenario", sorted(COUNTS))
 def test_full_stack_requests_do_not_leak(scenario: str) -> None:
     figures = run_script("tests.leak_scripts.stack_requests", scenario, str(scaled(COUNTS[scenario])))
-    check_requests(figures, expect_probes=scenario in ("http", "raising"))
+    check_requests(figures, expect_probes=scenario in ("http", "raising", "context"))
 
 
 @pytest.mark.slow

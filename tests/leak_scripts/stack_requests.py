@@ -4,8 +4,9 @@ Reports RSS growth after warm-up (total, first half, second half), the change in
 pymalloc's allocated block count and in the number of gc-tracked objects, and the
 reference counts of probe objects (scope, message, headers, context dict).
 
-Usage: python -m tests.leak_scripts.stack_requests <http|websocket|raising|rejected> <requests>
-(rejected: a bad X-Correlation-ID, refused with the context middleware's 400)
+Usage: python -m tests.leak_scripts.stack_requests <http|websocket|raising|rejected|context> <requests>
+(rejected: a bad X-Correlation-ID, refused with the context middleware's 400; context: the
+context middleware alone, served by the core's ContextRunner instead of the fused stack)
 The core is whatever ``fastmw`` picks (set FASTMW_NO_EXTENSIONS=1 for the pure twin).
 """
 
@@ -37,7 +38,8 @@ PROBES: dict[str, Any] = {}
 
 async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     message = await receive()
-    assert fastmw.correlation_id.get() == fastmw.context["X-Request-ID"]
+    if SCENARIO != "context":
+        assert fastmw.correlation_id.get() == fastmw.context["X-Request-ID"]
     if SCENARIO == "raising":
         raise Boom("app failed")
     # A fresh start message each time (the stack edits it); the probe one is kept.
@@ -160,6 +162,11 @@ async def probe_refcounts(app: Any) -> dict[str, int]:
 
 
 def app_factory(app: Any) -> Any:
+    if SCENARIO == "context":
+        plugins = [fastmw.plugins.RequestIdPlugin(), fastmw.plugins.CorrelationIdPlugin()]
+        solo = fastmw.RawContextMiddleware(app, plugins=plugins)
+        assert solo._solo is not None
+        return solo
     devnull = open(os.devnull, "wb")
     stacked, _ = full_stack(app, logger=null_logger(), sink_stream=devnull)
     return stacked
@@ -182,7 +189,7 @@ async def main() -> None:
         await one(app, index)
     gc.collect()
     rss2, blocks2, objects2 = rss_kib(), sys.getallocatedblocks(), len(gc.get_objects())
-    ref_deltas = await probe_refcounts(app) if SCENARIO in ("http", "raising") else {}
+    ref_deltas = await probe_refcounts(app) if SCENARIO in ("http", "raising", "context") else {}
     report(
         scenario=SCENARIO,
         compiled=fastmw.COMPILED,
