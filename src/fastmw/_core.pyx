@@ -6,7 +6,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
-from cpython.list cimport PyList_Append, PyList_AsTuple, PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -41,11 +41,6 @@ cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object)
     bint PyIter_Check(object)
     object _method_new "PyMethod_New"(object func, object self)
-    # Borrowed-pointer forms for loops that must not touch reference counts.
-    bint _tuple_exact "PyTuple_CheckExact"(PyObject*)
-    bint _bytes_exact "PyBytes_CheckExact"(PyObject*)
-    Py_ssize_t _tuple_size "PyTuple_GET_SIZE"(PyObject*)
-    PyObject* _tuple_item "PyTuple_GET_ITEM"(PyObject*, Py_ssize_t)
     bint PyGen_CheckExact(object)
 
 cdef extern from *:

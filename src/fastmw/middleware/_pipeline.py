@@ -231,8 +231,9 @@ class FusableMiddleware:
     def _solo_runner(self) -> Any:
         """A core object running a whole request of this stage alone, or None.
 
-        ``runner(scope, receive, send)`` returns the awaitable the engine awaits,
-        for every scope type; it must behave exactly like the one-stage pipeline.
+        ``runner(scope, receive, send)`` returns the awaitable ``core.solo_call`` (the
+        stage's ``__call__``) awaits, for every scope type; it must behave exactly like
+        the one-stage pipeline. This engine runs only when there is none.
         """
         return None
 
@@ -264,10 +265,6 @@ class FusableMiddleware:
     # ------------------------------------------------------------------ the engine
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        solo = self._solo
-        if solo is not None:
-            await solo(scope, receive, send)
-            return
         kind = scope["type"]
         if kind == "http":
             plan = self._http
