@@ -49,7 +49,7 @@ $(VENV)/.installed: $(VENV)/.deps-test pyproject.toml setup.py
 	touch $@
 
 # Rebuild the extension in place whenever the .pyx (or the build) changes.
-$(EXT_STAMP): $(VENV)/.installed src/fastmw/_core.pyx setup.py
+$(EXT_STAMP): $(VENV)/.installed src/fastmw/_core.pyx $(wildcard src/fastmw/_cy/*.pxi src/fastmw/_cy/*.h) setup.py
 	$(PY) setup.py -q build_ext --inplace
 	touch $@
 

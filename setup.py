@@ -60,6 +60,7 @@ def extensions() -> list:
     core = Extension(
         "fastmw._core",
         ["src/fastmw/_core.pyx"],
+        include_dirs=["src/fastmw/_cy"],
         define_macros=macros,
         extra_compile_args=extra,
         extra_link_args=extra,

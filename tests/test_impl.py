@@ -15,7 +15,7 @@ import pytest
 import fastmw
 from fastmw import _core_py, _impl
 
-STUB = Path(_core_py.__file__).with_name("_core.pyi")
+STUB = Path(_core_py.__file__).parent.with_name("_core.pyi")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from _distutil import ROOT, is_pure, project_version, run, wheel_tags
 
 # The type stub and marker users' type checkers need (PEP 561).
-WHEEL_REQUIRED = ("fastmw/py.typed", "fastmw/_core.pyi", "fastmw/__init__.py", "fastmw/_core_py.py")
+WHEEL_REQUIRED = ("fastmw/py.typed", "fastmw/_core.pyi", "fastmw/__init__.py", "fastmw/_core_py/__init__.py")
 SDIST_REQUIRED = ("PKG-INFO", "pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "src/fastmw/_core.pyx")
 FORBIDDEN_SUFFIXES = (".c", ".pyx", ".html", ".pyc")
 SDIST_FORBIDDEN_SUFFIXES = (".c", ".html", ".so", ".pyd", ".pyc")

@@ -1,0 +1,106 @@
+"""JSON-lines access records: one flat ASCII JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from fastmw._core_py._common import _type_name
+
+# --------------------------------------------------------------------------- JSON-lines access records
+# Used by the access log's fast sink: one flat JSON object per line, ASCII only
+# (json.dumps' ensure_ascii escaping), so any header bytes give a valid line.
+
+
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string literal, escaped exactly like ``json.dumps`` (ensure_ascii)."""
+    return json.dumps(text)
+
+
+def _json_value(key: str, value: object) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        # NaN and infinities are not JSON.
+        return float.__repr__(value) if math.isfinite(value) else "null"
+    if isinstance(value, str):
+        return _json_string(value)
+    if isinstance(value, (bytes, bytearray)):
+        # Header bytes are latin-1 by ASGI; every byte maps to one code point.
+        return _json_string(bytes(value).decode("latin-1"))
+    raise TypeError(
+        f"access record value for {key!r} must be None, bool, int, float, str or bytes, not {_type_name(value)}"
+    )
+
+
+def encode_access_record(keys: Sequence[str], values: Sequence[Any]) -> bytes:
+    """One JSON object (ASCII bytes ending in a newline) pairing ``keys`` with ``values``."""
+    if not isinstance(keys, (tuple, list)):
+        raise TypeError(f"keys must be a tuple or list, not {_type_name(keys)}")
+    if not isinstance(values, (tuple, list)):
+        raise TypeError(f"values must be a tuple or list, not {_type_name(values)}")
+    if len(keys) != len(values):
+        raise ValueError(f"{len(values)} values for {len(keys)} keys")
+    parts = []
+    for key, value in zip(keys, values, strict=True):
+        if not isinstance(key, str):
+            raise TypeError(f"access record key must be str, not {_type_name(key)}")
+        parts.append(_json_string(key) + ":" + _json_value(key, value))
+    return ("{" + ",".join(parts) + "}\n").encode("ascii")
+
+
+class JsonLinesWriter:
+    """Buffers JSON lines and writes them to a binary stream ``batch_lines`` at a time.
+
+    Write errors propagate to the caller; the failed batch is dropped, not retried.
+    """
+
+    __slots__ = ("_buffer", "_lines", "batch_lines", "stream")
+
+    def __init__(self, stream: Any, batch_lines: int = 64) -> None:
+        if type(batch_lines) is not int or batch_lines < 1:
+            raise ValueError("batch_lines must be a positive int")
+        if not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream must have a write() method, not {_type_name(stream)}")
+        self.stream = stream
+        self.batch_lines = batch_lines
+        self._buffer = bytearray()
+        self._lines = 0
+
+    @property
+    def pending(self) -> int:
+        """How many lines wait in the buffer."""
+        return self._lines
+
+    def write(self, line: bytes) -> None:
+        """Buffer one encoded line; write the batch out once it is full."""
+        if not isinstance(line, bytes):
+            raise TypeError(f"line must be bytes, not {_type_name(line)}")
+        self._buffer += line
+        self._lines += 1
+        if self._lines >= self.batch_lines:
+            self.flush()
+
+    def write_record(self, keys: Sequence[str], values: Sequence[Any]) -> None:
+        """``write(encode_access_record(keys, values))``."""
+        self.write(encode_access_record(keys, values))
+
+    def flush(self) -> None:
+        """Write out the buffered lines and flush the stream."""
+        if not self._lines:
+            return
+        data = bytes(self._buffer)
+        self._buffer = bytearray()
+        self._lines = 0
+        self.stream.write(data)
+        flush = getattr(self.stream, "flush", None)
+        if flush is not None:
+            flush()

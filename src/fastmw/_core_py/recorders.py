@@ -1,0 +1,151 @@
+"""Send/receive wrapping: the recorders that watch a response and a request body."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastmw._core_py._common import RESPONSE_BODY_TYPES, RESPONSE_START_TYPES, RawHeaders, _type_name
+from fastmw._core_py.headers import _entry, _owned_headers, encode_header_name, encode_header_value, header_set
+from fastmw._core_py.ids import monotonic
+
+# --------------------------------------------------------------------------- send / receive wrapping
+
+
+class SendRecorder:
+    """Wraps an ASGI ``send``: records the response as it passes, never buffers it.
+
+    Headers registered with ``add_header``/``set_header`` and the ``on_start``
+    callback are applied to ``http.response.start`` (and ``websocket.accept``).
+    """
+
+    __slots__ = (
+        "_pending",
+        "accepted",
+        "body_bytes",
+        "close_code",
+        "complete",
+        "headers",
+        "on_start",
+        "send",
+        "started",
+        "status",
+        "t_first_byte",
+        "t_last_byte",
+        "t_start",
+    )
+
+    def __init__(
+        self,
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        on_start: Callable[[SendRecorder, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.send = send
+        self.on_start = on_start
+        self.started = False
+        self.complete = False
+        self.accepted = False
+        self.status: int | None = None
+        self.headers: RawHeaders | None = None
+        self.close_code: int | None = None
+        self.body_bytes = 0
+        self.t_start = monotonic()
+        self.t_first_byte = 0.0
+        self.t_last_byte = 0.0
+        self._pending: list[tuple[bool, bytes, bytes]] = []
+
+    def add_header(self, name: str | bytes, value: str | bytes) -> None:
+        """Append this header to the response start (duplicates kept)."""
+        self._pending.append((False, encode_header_name(name), encode_header_value(value)))
+
+    def set_header(self, name: str | bytes, value: str | bytes) -> None:
+        """Set this header on the response start (replacing the app's)."""
+        self._pending.append((True, encode_header_name(name), encode_header_value(value)))
+
+    def _apply(self, message: dict[str, Any]) -> RawHeaders:
+        headers = _owned_headers(message)
+        # A malformed entry is refused here, at the innermost layer, before anything is sent.
+        for entry in headers:
+            _entry(entry)
+        for replace, name, value in self._pending:
+            if replace:
+                header_set(headers, name, value)
+            else:
+                headers.append((name, value))
+        if self.on_start is not None:
+            self.on_start(self, message)
+        return headers
+
+    def __call__(self, message: dict[str, Any]) -> Awaitable[None]:
+        if not isinstance(message, dict):
+            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+        kind = message.get("type")
+        if kind in RESPONSE_BODY_TYPES:
+            body = message.get("body", b"")
+            if not isinstance(body, (bytes, bytearray)):
+                raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
+            self.body_bytes += len(body)
+            if not message.get("more_body", False):
+                self.complete = True
+                self.t_last_byte = monotonic()
+        elif kind in RESPONSE_START_TYPES:
+            if self.started:
+                raise RuntimeError(f"{kind} was already sent for this request")
+            status = message.get("status")
+            if not isinstance(status, int):
+                raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
+            self.headers = self._apply(message)
+            self.status = status
+            self.started = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.accept":
+            self.headers = self._apply(message)
+            self.accepted = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            self.t_last_byte = monotonic()
+        return self.send(message)
+
+
+class ReceiveRecorder:
+    """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
+    and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
+
+    __slots__ = ("_copy", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
+
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], body_limit: int = 0) -> None:
+        if type(body_limit) is not int or body_limit < 0:
+            raise ValueError("body_limit must be a non-negative int")
+        self.receive = receive
+        self.body_limit = body_limit
+        self.body_bytes = 0
+        self.body_truncated = False
+        self.disconnected = False
+        self._copy = bytearray()
+
+    @property
+    def body(self) -> bytes:
+        """The copy of the request body read so far (at most ``body_limit`` bytes)."""
+        return bytes(self._copy)
+
+    def release(self) -> None:
+        """Drop the body copy."""
+        self._copy = bytearray()
+
+    async def __call__(self) -> dict[str, Any]:
+        message = await self.receive()
+        kind = message.get("type")
+        if kind == "http.request":
+            body = message.get("body", b"")
+            size = len(body)
+            self.body_bytes += size
+            room = self.body_limit - len(self._copy)
+            if size > room:
+                self.body_truncated = True
+                size = room
+            if size > 0:
+                self._copy += body[:size]
+        elif kind == "http.disconnect" or kind == "websocket.disconnect":
+            self.disconnected = True
+        return message

@@ -1,0 +1,73 @@
+/* C helpers of the compiled core (included by _core.pyx). */
+#ifndef FASTMW_H
+#define FASTMW_H
+
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Whether n ASCII bytes hold no control character (0x00-0x1F, 0x7F), eight at a time. */
+static int fastmw_ascii_printable(const char* data, Py_ssize_t n) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    const uint64_t below = 0x2020202020202020ULL, del = 0x7F7F7F7F7F7F7F7FULL;
+    uint64_t word, flip;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&word, data + i, 8);
+        flip = word ^ del;
+        if (((word - below) & ~word & highs) | ((flip - ones) & ~flip & highs)) return 0;
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c < 0x20 || c == 0x7F) return 0;
+    }
+    return 1;
+}
+
+/* The value of the first header whose name is `key` (lower-case) in any case, borrowed;
+   NULL when absent. Sets *irregular, and stops, at an entry that is not a
+   (bytes, bytes) tuple: the caller then runs its checked loop. */
+static PyObject* fastmw_find_header(PyObject* list, const char* key, Py_ssize_t size, int* irregular) {
+    Py_ssize_t i, j, n = PyList_GET_SIZE(list);
+    for (i = 0; i < n; i++) {
+        PyObject* entry = PyList_GET_ITEM(list, i);
+        PyObject *name, *value;
+        const unsigned char* text;
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) goto irregular;
+        name = PyTuple_GET_ITEM(entry, 0);
+        value = PyTuple_GET_ITEM(entry, 1);
+        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(value)) goto irregular;
+        if (PyBytes_GET_SIZE(name) != size) continue;
+        text = (const unsigned char*)PyBytes_AS_STRING(name);
+        for (j = 0; j < size; j++) {
+            unsigned char c = text[j];
+            if (c >= 'A' && c <= 'Z') c += 32;
+            if (c != (unsigned char)key[j]) break;
+        }
+        if (j == size) return value;
+    }
+    return NULL;
+irregular:
+    *irregular = 1;
+    return NULL;
+}
+
+/* A new list: the items of `list`, then those of `extra` (a tuple). */
+static PyObject* fastmw_list_plus_tuple(PyObject* list, PyObject* extra) {
+    Py_ssize_t n = PyList_GET_SIZE(list), k = PyTuple_GET_SIZE(extra), i;
+    PyObject* result = PyList_New(n + k);
+    if (result == NULL) return NULL;
+    for (i = 0; i < n; i++) {
+        PyObject* item = PyList_GET_ITEM(list, i);
+        Py_INCREF(item);
+        PyList_SET_ITEM(result, i, item);
+    }
+    for (i = 0; i < k; i++) {
+        PyObject* item = PyTuple_GET_ITEM(extra, i);
+        Py_INCREF(item);
+        PyList_SET_ITEM(result, n + i, item);
+    }
+    return result;
+}
+
+#endif /* FASTMW_H */

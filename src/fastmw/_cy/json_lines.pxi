@@ -1,0 +1,216 @@
+# JSON-lines access records: one flat ASCII JSON object per line.
+# Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
+
+# --------------------------------------------------------------------------- JSON-lines access records
+# Used by the access log's fast sink: one flat JSON object per line, ASCII only
+# (json.dumps' ensure_ascii escaping), so any header bytes give a valid line.
+
+
+
+# The letter after the backslash for \b \t \n \f \r (indexes 8, 9, 10, 12, 13).
+cdef const char* ESCAPE_LETTER = b"........btn.fr"
+
+
+cdef struct _JsonBuf:
+    char* data
+    Py_ssize_t size
+    Py_ssize_t capacity
+
+
+cdef int _jb_reserve(_JsonBuf* buf, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t wanted = buf.size + extra, capacity = buf.capacity
+    cdef char* grown
+    if wanted <= capacity:
+        return 0
+    while capacity < wanted:
+        capacity = capacity * 2 if capacity else 256
+    grown = <char*>PyMem_Realloc(buf.data, capacity)
+    if grown == NULL:
+        raise MemoryError()
+    buf.data = grown
+    buf.capacity = capacity
+    return 0
+
+
+cdef int _jb_put(_JsonBuf* buf, const char* text, Py_ssize_t n) except -1:
+    _jb_reserve(buf, n)
+    memcpy(buf.data + buf.size, text, n)
+    buf.size += n
+    return 0
+
+
+cdef inline void _jb_unit(char* out, unsigned int unit) noexcept:
+    # "\\uXXXX" with lower-case hex, like json.dumps.
+    out[0] = 92
+    out[1] = 117
+    out[2] = HEX_CHARS[(unit >> 12) & 0xF]
+    out[3] = HEX_CHARS[(unit >> 8) & 0xF]
+    out[4] = HEX_CHARS[(unit >> 4) & 0xF]
+    out[5] = HEX_CHARS[unit & 0xF]
+
+
+cdef int _jb_char(_JsonBuf* buf, unsigned int c) except -1:
+    cdef char* out
+    cdef unsigned int n
+    if 0x20 <= c <= 0x7E and c != 34 and c != 92:
+        _jb_reserve(buf, 1)
+        buf.data[buf.size] = <char>c
+        buf.size += 1
+        return 0
+    _jb_reserve(buf, 12)
+    out = buf.data + buf.size
+    if c == 34 or c == 92:
+        out[0] = 92
+        out[1] = <char>c
+        buf.size += 2
+    elif c == 10 or c == 13 or c == 9 or c == 8 or c == 12:
+        out[0] = 92
+        out[1] = ESCAPE_LETTER[c]
+        buf.size += 2
+    elif c > 0xFFFF:
+        n = c - 0x10000
+        _jb_unit(out, 0xD800 | ((n >> 10) & 0x3FF))
+        _jb_unit(out + 6, 0xDC00 | (n & 0x3FF))
+        buf.size += 12
+    else:
+        _jb_unit(out, c)
+        buf.size += 6
+    return 0
+
+
+cdef int _jb_str(_JsonBuf* buf, str text) except -1:
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    _jb_reserve(buf, n + 2)
+    buf.data[buf.size] = 34
+    buf.size += 1
+    for i in range(n):
+        _jb_char(buf, <unsigned int>PyUnicode_READ(kind, data, i))
+    _jb_put(buf, b'"', 1)
+    return 0
+
+
+cdef int _jb_bytes(_JsonBuf* buf, const unsigned char* raw, Py_ssize_t n) except -1:
+    # latin-1: every byte is the code point of the same value.
+    cdef Py_ssize_t i
+    _jb_put(buf, b'"', 1)
+    for i in range(n):
+        _jb_char(buf, raw[i])
+    _jb_put(buf, b'"', 1)
+    return 0
+
+
+cdef int _jb_ascii(_JsonBuf* buf, str text) except -1:
+    cdef bytes raw = text.encode("ascii")
+    _jb_put(buf, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+    return 0
+
+
+cdef int _jb_value(_JsonBuf* buf, key, value) except -1:
+    if value is None:
+        _jb_put(buf, b"null", 4)
+    elif value is True:
+        _jb_put(buf, b"true", 4)
+    elif value is False:
+        _jb_put(buf, b"false", 5)
+    elif isinstance(value, int):
+        _jb_ascii(buf, int.__repr__(value))
+    elif isinstance(value, float):
+        if isfinite(<double>value):
+            _jb_ascii(buf, float.__repr__(value))
+        else:
+            _jb_put(buf, b"null", 4)
+    elif isinstance(value, str):
+        _jb_str(buf, <str>value)
+    elif PyBytes_Check(value):
+        _jb_bytes(buf, <const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+    elif isinstance(value, bytearray):
+        _jb_bytes(buf, <const unsigned char*>PyByteArray_AS_STRING(value), PyByteArray_GET_SIZE(value))
+    else:
+        raise TypeError(
+            f"access record value for {key!r} must be None, bool, int, float, str or bytes, not {_type_name(value)}"
+        )
+    return 0
+
+
+cpdef bytes encode_access_record(keys, values):
+    """One JSON object (ASCII bytes ending in a newline) pairing ``keys`` with ``values``."""
+    if not isinstance(keys, (tuple, list)):
+        raise TypeError(f"keys must be a tuple or list, not {_type_name(keys)}")
+    if not isinstance(values, (tuple, list)):
+        raise TypeError(f"values must be a tuple or list, not {_type_name(values)}")
+    cdef Py_ssize_t i, n = len(keys)
+    if n != len(values):
+        raise ValueError(f"{len(values)} values for {n} keys")
+    cdef _JsonBuf buf
+    buf.data = NULL
+    buf.size = 0
+    buf.capacity = 0
+    try:
+        _jb_put(&buf, b"{", 1)
+        for i in range(n):
+            key = keys[i]
+            if not isinstance(key, str):
+                raise TypeError(f"access record key must be str, not {_type_name(key)}")
+            if i:
+                _jb_put(&buf, b",", 1)
+            _jb_str(&buf, <str>key)
+            _jb_put(&buf, b":", 1)
+            _jb_value(&buf, key, values[i])
+        _jb_put(&buf, b"}\n", 2)
+        return PyBytes_FromStringAndSize(buf.data, buf.size)
+    finally:
+        PyMem_Free(buf.data)
+
+
+cdef class JsonLinesWriter:
+    """Buffers JSON lines and writes them to a binary stream ``batch_lines`` at a time.
+
+    Write errors propagate to the caller; the failed batch is dropped, not retried.
+    """
+
+    cdef readonly object stream
+    cdef readonly Py_ssize_t batch_lines
+    cdef bytearray _buffer
+    cdef Py_ssize_t _lines
+
+    def __init__(self, stream, batch_lines=64):
+        if type(batch_lines) is not int or batch_lines < 1:
+            raise ValueError("batch_lines must be a positive int")
+        if not callable(getattr(stream, "write", None)):
+            raise TypeError(f"stream must have a write() method, not {_type_name(stream)}")
+        self.stream = stream
+        self.batch_lines = batch_lines
+        self._buffer = bytearray()
+        self._lines = 0
+
+    @property
+    def pending(self):
+        """How many lines wait in the buffer."""
+        return self._lines
+
+    def write(self, line):
+        """Buffer one encoded line; write the batch out once it is full."""
+        if not PyBytes_Check(line):
+            raise TypeError(f"line must be bytes, not {_type_name(line)}")
+        self._buffer += <bytes>line
+        self._lines += 1
+        if self._lines >= self.batch_lines:
+            self.flush()
+
+    def write_record(self, keys, values):
+        """``write(encode_access_record(keys, values))``."""
+        self.write(encode_access_record(keys, values))
+
+    def flush(self):
+        """Write out the buffered lines and flush the stream."""
+        if not self._lines:
+            return
+        data = bytes(self._buffer)
+        self._buffer = bytearray()
+        self._lines = 0
+        self.stream.write(data)
+        flush = getattr(self.stream, "flush", None)
+        if flush is not None:
+            flush()

@@ -1,0 +1,152 @@
+# Send/receive wrapping: the recorders that watch a response and a request body.
+# Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
+
+# --------------------------------------------------------------------------- send / receive wrapping
+
+
+@cython.freelist(16)
+cdef class SendRecorder:
+    """Wraps an ASGI ``send``: records the response as it passes, never buffers it.
+
+    Headers registered with ``add_header``/``set_header`` and the ``on_start``
+    callback are applied to ``http.response.start`` (and ``websocket.accept``).
+    """
+
+    cdef readonly object send
+    cdef public object on_start
+    cdef readonly bint started, complete, accepted
+    cdef readonly object status, headers, close_code
+    cdef readonly Py_ssize_t body_bytes
+    cdef readonly double t_start, t_first_byte, t_last_byte
+    cdef list _pending
+
+    def __init__(self, send, on_start=None):
+        self.send = send
+        self.on_start = on_start
+        self.started = False
+        self.complete = False
+        self.accepted = False
+        self.status = None
+        self.headers = None
+        self.close_code = None
+        self.body_bytes = 0
+        self.t_start = monotonic()
+        self.t_first_byte = 0.0
+        self.t_last_byte = 0.0
+        self._pending = None
+
+    def add_header(self, name, value):
+        """Append this header to the response start (duplicates kept)."""
+        entry = (False, encode_header_name(name), encode_header_value(value))
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(entry)
+
+    def set_header(self, name, value):
+        """Set this header on the response start (replacing the app's)."""
+        entry = (True, encode_header_name(name), encode_header_value(value))
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(entry)
+
+    cdef list _apply(self, dict message):
+        cdef list headers = _owned_headers(message)
+        cdef tuple entry
+        cdef PyObject* name
+        cdef PyObject* value
+        cdef Py_ssize_t i
+        # A malformed entry is refused here, at the innermost layer, before anything is sent.
+        for i in range(PyList_GET_SIZE(headers)):
+            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
+        if self._pending is not None:
+            for entry in self._pending:
+                if entry[0]:
+                    _set(headers, <bytes>entry[1], <bytes>entry[2])
+                else:
+                    headers.append((entry[1], entry[2]))
+        if self.on_start is not None:
+            self.on_start(self, message)
+        return headers
+
+    def __call__(self, message):
+        if not isinstance(message, dict):
+            raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
+        cdef dict msg = <dict>message
+        kind = msg.get("type")
+        if kind == "http.response.body" or kind == "websocket.http.response.body":
+            body = msg.get("body", b"")
+            if PyBytes_Check(body):
+                self.body_bytes += PyBytes_GET_SIZE(body)
+            elif isinstance(body, bytearray):
+                self.body_bytes += len(body)
+            else:
+                raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
+            if not msg.get("more_body", False):
+                self.complete = True
+                self.t_last_byte = monotonic()
+        elif kind == "http.response.start" or kind == "websocket.http.response.start":
+            if self.started:
+                raise RuntimeError(f"{kind} was already sent for this request")
+            status = msg.get("status")
+            if not isinstance(status, int):
+                raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
+            self.headers = self._apply(msg)
+            self.status = status
+            self.started = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.accept":
+            self.headers = self._apply(msg)
+            self.accepted = True
+            self.t_first_byte = monotonic()
+        elif kind == "websocket.close":
+            self.close_code = msg.get("code", 1000)
+            self.t_last_byte = monotonic()
+        return self.send(message)
+
+
+@cython.freelist(16)
+cdef class ReceiveRecorder:
+    """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
+    and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
+
+    cdef readonly object receive
+    cdef readonly Py_ssize_t body_limit, body_bytes
+    cdef readonly bint body_truncated, disconnected
+    cdef bytearray _copy
+
+    def __init__(self, receive, body_limit=0):
+        if type(body_limit) is not int or body_limit < 0:
+            raise ValueError("body_limit must be a non-negative int")
+        self.receive = receive
+        self.body_limit = body_limit
+        self.body_bytes = 0
+        self.body_truncated = False
+        self.disconnected = False
+        self._copy = bytearray()
+
+    @property
+    def body(self):
+        """The copy of the request body read so far (at most ``body_limit`` bytes)."""
+        return bytes(self._copy)
+
+    def release(self):
+        """Drop the body copy."""
+        self._copy = bytearray()
+
+    async def __call__(self):
+        message = await self.receive()
+        kind = message.get("type")
+        cdef Py_ssize_t size, room
+        if kind == "http.request":
+            body = message.get("body", b"")
+            size = len(body)
+            self.body_bytes += size
+            room = self.body_limit - len(self._copy)
+            if size > room:
+                self.body_truncated = True
+                size = room
+            if size > 0:
+                self._copy += body[:size]
+        elif kind == "http.disconnect" or kind == "websocket.disconnect":
+            self.disconnected = True
+        return message
