@@ -1,31 +1,39 @@
 # cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False, cdivision=True
 """Compiled core of fastmw. ``fastmw._core_py`` is its specification: same names,
-signatures, results, exceptions and messages. Change both in one commit."""
+signatures, results, exceptions and messages. Change both in one commit.
+
+One ``_cy/*.pxi`` per concept, included below; C helpers in ``_cy/fastmw.h``."""
 
 cimport cython
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
-from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.object cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_AsLatin1String
-from libc.stdint cimport uint8_t
-from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.string cimport memcpy, memset
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.math cimport isfinite
+from libc.stdint cimport uint8_t
+from libc.stdio cimport snprintf
+from libc.string cimport memcpy, memset
 
+import inspect as _inspect
+import json as _json
+import logging
 import os
+import time as _time
 import uuid
-import warnings
-from collections.abc import Coroutine, Mapping, MutableMapping
+from asyncio import CancelledError as _CancelledError
+from collections.abc import Mapping, MutableMapping
+from urllib.parse import quote as _quote
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
-from fastmw._storage import REQUEST_CONTEXT
+from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER
 from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
 
 cdef extern from "Python.h":
@@ -35,21 +43,11 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object)
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
-
-cdef extern from "Python.h":
-    # PYGEN_RETURN 0, PYGEN_ERROR -1 (exception set), PYGEN_NEXT 1; CPython 3.10+.
-    int PyIter_Send(object iterator, object arg, PyObject** presult) except -1
-    bint PyCoro_CheckExact(object)
     bint PyUnicode_CheckExact(object)
-    bint PyIter_Check(object)
-    object _method_new "PyMethod_New"(object func, object self)
-    bint PyGen_CheckExact(object)
 
 cdef extern from "fastmw.h":
     bint fastmw_ascii_printable(const char* data, Py_ssize_t n)
     PyObject* fastmw_find_header(object headers, const char* key, Py_ssize_t size, int* irregular)
-    list fastmw_list_plus_tuple(list headers, tuple extra)
-
 
 cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t
@@ -63,15 +61,25 @@ cdef extern from "<pthread.h>" nogil:
     int pthread_atfork(void (*prepare)(), void (*parent)(), void (*child)())
 
 __all__ = [
-    "ContextRunner",
+    "ACCESS_FIELDS",
+    "ACCESS_JSON_FIELDS",
+    "AccessLogStage",
+    "BodyCacheStage",
+    "ContextStage",
+    "ErrorStage",
     "HeaderReader",
-    "HeaderSend",
     "JsonLinesWriter",
     "MutableHeaders",
+    "Pipeline",
     "ReceiveRecorder",
+    "RequestIdStage",
     "SendRecorder",
+    "Stage",
+    "TimingStage",
     "UUIDHeaderReader",
     "_Context",
+    "access_status",
+    "access_values",
     "add_vary_header",
     "context_get",
     "context_reset",
@@ -79,6 +87,7 @@ __all__ = [
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",
+    "error_body",
     "header_append",
     "header_contains",
     "header_delete",
@@ -90,13 +99,13 @@ __all__ = [
     "header_setdefault",
     "header_update",
     "header_values",
+    "is_safe_id",
     "is_uuid",
     "is_uuid4",
     "is_visible_ascii",
     "message_headers",
     "monotonic",
     "new_request_id",
-    "solo_call",
 ]
 
 cdef enum:
@@ -104,14 +113,37 @@ cdef enum:
     RANDOM_POOL = 4096
     # A UUID header longer than this is refused before it is parsed (8 KiB).
     MAX_UUID_HEADER = 8 * 1024
-    # inspect.CO_ITERABLE_COROUTINE: a @types.coroutine generator may be awaited.
-    CO_ITERABLE_COROUTINE = 0x100
-    PYGEN_RETURN = 0
-    # Readers whose header bytes the runner can keep for the echo (a fixed C array).
-    KEPT_READERS = 8
+    # The most stages one pipeline runs (path filters pick them with a 64-bit mask).
+    MAX_STAGES = 64
+    # The longest request id kept by default.
+    DEFAULT_ID_LENGTH = 128
+    ERROR_STATUS = 500
+    WEBSOCKET_INTERNAL_ERROR = 1011
+    STATUS_APP_ERROR = 500
+    STATUS_CLIENT_GONE = 499
+    STATUS_WEBSOCKET_ACCEPTED = 101
+    STATUS_WEBSOCKET_DENIED = 403
+
+ECHO_MODES = ("set", "append", None)
+# The resolved request id, kept in the scope so every component of the request reuses it.
+cdef str ID_SCOPE_KEY = "fastmw.request_id"
+# The body cache's recorder is also put in scope["state"] under this key.
+cdef str BODY_STATE_KEY = "fastmw.body_cache"
+cdef bytes SERVER_TIMING = b"server-timing"
+cdef str ERROR_CODE = "internal_error"
+ACCESS_FIELDS = (
+    "method", "path", "query", "http_version", "status", "duration_ms", "ttfb_ms",
+    "response_bytes", "request_bytes", "client_addr", "user_agent", "request_id",
+)
+ACCESS_JSON_FIELDS = ("time", *ACCESS_FIELDS)
+# uvicorn's access line ('%s - "%s %s HTTP/%s" %d') plus the duration.
+cdef str ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
 
 cdef object _MISSING = object()
 cdef object _context_var = REQUEST_CONTEXT
+cdef object _internal_logger = logging.getLogger("fastmw")
+cdef object _timing_logger = logging.getLogger("fastmw.timing")
+cdef object _error_logger = logging.getLogger("fastmw.error")
 
 
 include "_cy/headers.pxi"
@@ -119,5 +151,9 @@ include "_cy/ids.pxi"
 include "_cy/recorders.pxi"
 include "_cy/context.pxi"
 include "_cy/readers.pxi"
-include "_cy/context_runner.pxi"
+include "_cy/engine.pxi"
+include "_cy/stages.pxi"
+include "_cy/error_stage.pxi"
+include "_cy/context_stage.pxi"
+include "_cy/access.pxi"
 include "_cy/json_lines.pxi"

@@ -14,11 +14,16 @@ from typing import TYPE_CHECKING
 TRUTHY = frozenset({"1", "true", "yes", "on"})
 
 
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is set to 1/true/yes/on (any case)."""
+    return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
 def extensions_disabled() -> bool:
     """Whether the environment (or the interpreter) asks for the pure-Python core."""
     if sys.implementation.name != "cpython":
         return True
-    return os.environ.get("FASTMW_NO_EXTENSIONS", "").strip().lower() in TRUTHY
+    return env_flag("FASTMW_NO_EXTENSIONS")
 
 
 if TYPE_CHECKING:
@@ -39,4 +44,4 @@ else:
     else:
         COMPILED = True
 
-__all__ = ["COMPILED", "core", "extensions_disabled"]
+__all__ = ["COMPILED", "core", "env_flag", "extensions_disabled"]

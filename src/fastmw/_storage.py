@@ -13,3 +13,9 @@ REQUEST_CONTEXT: ContextVar[dict[Any, Any]] = ContextVar("fastmw_context")
 
 # The current request/correlation id (asgi-correlation-id's ``correlation_id``).
 CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+# The SendRecorder timing the current request (``fastmw.middleware.timing.current_timing``).
+TIMING_RECORDER: ContextVar[Any] = ContextVar("fastmw_timing_recorder", default=None)
+
+# The ReceiveRecorder keeping the current request's body (``fastmw.middleware.body_cache``).
+BODY_RECORDER: ContextVar[Any] = ContextVar("fastmw_body_recorder", default=None)

@@ -5,8 +5,11 @@ exists in the compiled module with the same signature, defaults, results,
 exception types and messages. Change both in one commit.
 """
 
+from fastmw._core_py.access import ACCESS_FIELDS, ACCESS_JSON_FIELDS, AccessLogStage, access_status, access_values
 from fastmw._core_py.context import _Context, context_get, context_reset, context_set
-from fastmw._core_py.context_runner import ContextRunner, HeaderSend, solo_call
+from fastmw._core_py.context_stage import ContextStage
+from fastmw._core_py.engine import Pipeline, Stage
+from fastmw._core_py.error_stage import ErrorStage, error_body
 from fastmw._core_py.headers import (
     MutableHeaders,
     add_vary_header,
@@ -29,17 +32,28 @@ from fastmw._core_py.ids import is_uuid, is_uuid4, is_visible_ascii, monotonic, 
 from fastmw._core_py.json_lines import JsonLinesWriter, encode_access_record
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._core_py.stages import BodyCacheStage, RequestIdStage, TimingStage, is_safe_id
 
 __all__ = [
-    "ContextRunner",
+    "ACCESS_FIELDS",
+    "ACCESS_JSON_FIELDS",
+    "AccessLogStage",
+    "BodyCacheStage",
+    "ContextStage",
+    "ErrorStage",
     "HeaderReader",
-    "HeaderSend",
     "JsonLinesWriter",
     "MutableHeaders",
+    "Pipeline",
     "ReceiveRecorder",
+    "RequestIdStage",
     "SendRecorder",
+    "Stage",
+    "TimingStage",
     "UUIDHeaderReader",
     "_Context",
+    "access_status",
+    "access_values",
     "add_vary_header",
     "context_get",
     "context_reset",
@@ -47,6 +61,7 @@ __all__ = [
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",
+    "error_body",
     "header_append",
     "header_contains",
     "header_delete",
@@ -58,11 +73,11 @@ __all__ = [
     "header_setdefault",
     "header_update",
     "header_values",
+    "is_safe_id",
     "is_uuid",
     "is_uuid4",
     "is_visible_ascii",
     "message_headers",
     "monotonic",
     "new_request_id",
-    "solo_call",
 ]

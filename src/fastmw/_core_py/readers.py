@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastmw._core_py._common import MAX_UUID_HEADER, _shown, _type_name
-from fastmw._core_py.headers import _lookup_key, encode_header_value, header_get
+from fastmw._core_py.headers import _lookup_key, encode_header_name, encode_header_value, header_get
 from fastmw._core_py.ids import is_uuid, new_request_id
 
 # --------------------------------------------------------------------------- context runner
@@ -140,3 +140,14 @@ def _echoable(value: str) -> bool:
     except ValueError:
         return False
     return True
+def _reader_pair(pair: Any) -> tuple[Any, Callable[[Any], Any]]:
+    key, reader = _pair(pair, "a context reader entry")
+    if not callable(reader):
+        raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
+    return key, reader
+
+
+def _echo_pair(pair: Any) -> tuple[Any, bytes]:
+    key, name = _pair(pair, "an echo entry")
+    return key, encode_header_name(name)
+

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastmw._core_py._common import RESPONSE_BODY_TYPES, RESPONSE_START_TYPES, RawHeaders, _type_name
-from fastmw._core_py.headers import _entry, _owned_headers, encode_header_name, encode_header_value, header_set
+from fastmw._core_py.headers import _entry, _owned_headers, message_headers
 from fastmw._core_py.ids import monotonic
 
 # --------------------------------------------------------------------------- send / receive wrapping
@@ -15,18 +15,23 @@ from fastmw._core_py.ids import monotonic
 class SendRecorder:
     """Wraps an ASGI ``send``: records the response as it passes, never buffers it.
 
-    Headers registered with ``add_header``/``set_header`` and the ``on_start``
-    callback are applied to ``http.response.start`` (and ``websocket.accept``).
+    Inside the engine it is the request's one wrapped ``send``: on the response start
+    (``http.response.start``, ``websocket.accept``) it runs the start steps of the
+    stages that take part, inner to outer, on a copy of the message's header list.
     """
 
     __slots__ = (
-        "_pending",
+        "_edits",
+        "_entered",
+        "_live",
+        "_refusal",
+        "_stages",
+        "_states",
         "accepted",
         "body_bytes",
         "close_code",
         "complete",
         "headers",
-        "on_start",
         "send",
         "started",
         "status",
@@ -35,13 +40,8 @@ class SendRecorder:
         "t_start",
     )
 
-    def __init__(
-        self,
-        send: Callable[[dict[str, Any]], Awaitable[None]],
-        on_start: Callable[[SendRecorder, dict[str, Any]], None] | None = None,
-    ) -> None:
+    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
         self.send = send
-        self.on_start = on_start
         self.started = False
         self.complete = False
         self.accepted = False
@@ -52,28 +52,29 @@ class SendRecorder:
         self.t_start = monotonic()
         self.t_first_byte = 0.0
         self.t_last_byte = 0.0
-        self._pending: list[tuple[bool, bytes, bytes]] = []
-
-    def add_header(self, name: str | bytes, value: str | bytes) -> None:
-        """Append this header to the response start (duplicates kept)."""
-        self._pending.append((False, encode_header_name(name), encode_header_value(value)))
-
-    def set_header(self, name: str | bytes, value: str | bytes) -> None:
-        """Set this header on the response start (replacing the app's)."""
-        self._pending.append((True, encode_header_name(name), encode_header_value(value)))
+        # Engine state for one request: the plan's stages and their per-request states;
+        # stages [0, _live) get the response start, [0, _entered) were entered.
+        self._stages: tuple[Any, ...] = ()
+        self._states: list[Any] | None = None
+        self._live = 0
+        self._entered = 0
+        self._edits = False
+        self._refusal: Any = None
 
     def _apply(self, message: dict[str, Any]) -> RawHeaders:
+        if not self._edits:
+            return message_headers(message)
         headers = _owned_headers(message)
         # A malformed entry is refused here, at the innermost layer, before anything is sent.
         for entry in headers:
             _entry(entry)
-        for replace, name, value in self._pending:
-            if replace:
-                header_set(headers, name, value)
-            else:
-                headers.append((name, value))
-        if self.on_start is not None:
-            self.on_start(self, message)
+        stages = self._stages
+        states = self._states
+        assert states is not None
+        for i in range(self._live - 1, -1, -1):
+            stage = stages[i]
+            if stage.starts:
+                stage.start(self, states[i], message, headers)
         return headers
 
     def __call__(self, message: dict[str, Any]) -> Awaitable[None]:

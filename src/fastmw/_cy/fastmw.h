@@ -52,22 +52,4 @@ irregular:
     return NULL;
 }
 
-/* A new list: the items of `list`, then those of `extra` (a tuple). */
-static PyObject* fastmw_list_plus_tuple(PyObject* list, PyObject* extra) {
-    Py_ssize_t n = PyList_GET_SIZE(list), k = PyTuple_GET_SIZE(extra), i;
-    PyObject* result = PyList_New(n + k);
-    if (result == NULL) return NULL;
-    for (i = 0; i < n; i++) {
-        PyObject* item = PyList_GET_ITEM(list, i);
-        Py_INCREF(item);
-        PyList_SET_ITEM(result, i, item);
-    }
-    for (i = 0; i < k; i++) {
-        PyObject* item = PyTuple_GET_ITEM(extra, i);
-        Py_INCREF(item);
-        PyList_SET_ITEM(result, n + i, item);
-    }
-    return result;
-}
-
 #endif /* FASTMW_H */

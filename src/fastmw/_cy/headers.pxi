@@ -1,12 +1,15 @@
 # Header names, values and raw ASGI header lists (Starlette semantics).
 # Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
 
+cdef str SAFE_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/=:@-"
 # 1 for an RFC 9110 token byte (allowed in a header name).
 cdef uint8_t TOKEN_TABLE[256]
 # 1 for a control byte refused in a header value (all CTLs but HTAB).
 cdef uint8_t VALUE_FORBIDDEN_TABLE[256]
 # value of a hex digit, or 255.
 cdef uint8_t HEX_VALUE[256]
+# 1 for a byte allowed in a request id by default: [A-Za-z0-9._~+/=:@-].
+cdef uint8_t SAFE_ID_TABLE[256]
 cdef const char* HEX_CHARS = b"0123456789abcdef"
 
 
@@ -17,6 +20,7 @@ cdef void _init_tables():
         TOKEN_TABLE[c] = 0
         VALUE_FORBIDDEN_TABLE[c] = 1 if (c < 0x20 and c != 0x09) or c == 0x7F else 0
         HEX_VALUE[c] = 255
+        SAFE_ID_TABLE[c] = 1 if chr(c) in SAFE_ID_CHARS else 0
     for c in token:
         TOKEN_TABLE[c] = 1
     for c in range(10):

@@ -95,3 +95,22 @@ cdef bint _echoable(str value):
     except ValueError:
         return False
     return True
+
+
+cdef tuple _pair(item, str what):
+    """``item`` as a 2-tuple; the same TypeError in both twins otherwise."""
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise TypeError(f"{what} must be a pair, not {_type_name(item)} {_shown(repr(item))}")
+    return (item[0], item[1])
+
+
+cdef tuple _reader_pair(pair):
+    key, reader = _pair(pair, "a context reader entry")
+    if not callable(reader):
+        raise TypeError(f"context reader for {key!r} must be callable, not {_type_name(reader)}")
+    return key, reader
+
+
+cdef tuple _echo_pair(pair):
+    key, name = _pair(pair, "an echo entry")
+    return key, encode_header_name(name)

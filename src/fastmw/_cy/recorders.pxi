@@ -8,64 +8,45 @@
 cdef class SendRecorder:
     """Wraps an ASGI ``send``: records the response as it passes, never buffers it.
 
-    Headers registered with ``add_header``/``set_header`` and the ``on_start``
-    callback are applied to ``http.response.start`` (and ``websocket.accept``).
+    Inside the engine it is the request's one wrapped ``send``: on the response start
+    (``http.response.start``, ``websocket.accept``) it runs the start steps of the
+    stages that take part, inner to outer, on a copy of the message's header list.
     """
 
     cdef readonly object send
-    cdef public object on_start
     cdef readonly bint started, complete, accepted
     cdef readonly object status, headers, close_code
     cdef readonly Py_ssize_t body_bytes
     cdef readonly double t_start, t_first_byte, t_last_byte
-    cdef list _pending
+    # Engine state for one request: the plan's stages and their per-request states;
+    # stages [0, _live) get the response start, [0, _entered) were entered.
+    cdef tuple _stages
+    cdef list _states
+    cdef Py_ssize_t _live, _entered
+    cdef bint _edits
+    cdef object _refusal
 
-    def __init__(self, send, on_start=None):
-        self.send = send
-        self.on_start = on_start
-        self.started = False
-        self.complete = False
-        self.accepted = False
-        self.status = None
-        self.headers = None
-        self.close_code = None
-        self.body_bytes = 0
-        self.t_start = monotonic()
-        self.t_first_byte = 0.0
-        self.t_last_byte = 0.0
-        self._pending = None
-
-    def add_header(self, name, value):
-        """Append this header to the response start (duplicates kept)."""
-        entry = (False, encode_header_name(name), encode_header_value(value))
-        if self._pending is None:
-            self._pending = []
-        self._pending.append(entry)
-
-    def set_header(self, name, value):
-        """Set this header on the response start (replacing the app's)."""
-        entry = (True, encode_header_name(name), encode_header_value(value))
-        if self._pending is None:
-            self._pending = []
-        self._pending.append(entry)
+    def __init__(self, send):
+        _recorder_init(self, send)
 
     cdef list _apply(self, dict message):
-        cdef list headers = _owned_headers(message)
-        cdef tuple entry
+        cdef list headers
         cdef PyObject* name
         cdef PyObject* value
         cdef Py_ssize_t i
+        cdef Stage stage
+        if not self._edits:
+            return message_headers(message)
+        headers = _owned_headers(message)
         # A malformed entry is refused here, at the innermost layer, before anything is sent.
         for i in range(PyList_GET_SIZE(headers)):
             _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
-        if self._pending is not None:
-            for entry in self._pending:
-                if entry[0]:
-                    _set(headers, <bytes>entry[1], <bytes>entry[2])
-                else:
-                    headers.append((entry[1], entry[2]))
-        if self.on_start is not None:
-            self.on_start(self, message)
+        i = self._live - 1
+        while i >= 0:
+            stage = <Stage>PyTuple_GET_ITEM(self._stages, i)
+            if stage.starts:
+                stage.start(self, <object>PyList_GET_ITEM(self._states, i), message, headers)
+            i -= 1
         return headers
 
     def __call__(self, message):
@@ -104,6 +85,21 @@ cdef class SendRecorder:
         return self.send(message)
 
 
+cdef inline int _recorder_init(SendRecorder self, send) except -1:
+    self.send = send
+    self.started = False
+    self.complete = False
+    self.accepted = False
+    self.status = None
+    self.headers = None
+    self.close_code = None
+    self.body_bytes = 0
+    self.t_start = monotonic()
+    self.t_first_byte = 0.0
+    self.t_last_byte = 0.0
+    return 0
+
+
 @cython.freelist(16)
 cdef class ReceiveRecorder:
     """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
@@ -117,12 +113,7 @@ cdef class ReceiveRecorder:
     def __init__(self, receive, body_limit=0):
         if type(body_limit) is not int or body_limit < 0:
             raise ValueError("body_limit must be a non-negative int")
-        self.receive = receive
-        self.body_limit = body_limit
-        self.body_bytes = 0
-        self.body_truncated = False
-        self.disconnected = False
-        self._copy = bytearray()
+        _receiver_init(self, receive, body_limit)
 
     @property
     def body(self):
@@ -150,3 +141,13 @@ cdef class ReceiveRecorder:
         elif kind == "http.disconnect" or kind == "websocket.disconnect":
             self.disconnected = True
         return message
+
+
+cdef inline int _receiver_init(ReceiveRecorder self, receive, Py_ssize_t body_limit) except -1:
+    self.receive = receive
+    self.body_limit = body_limit
+    self.body_bytes = 0
+    self.body_truncated = False
+    self.disconnected = False
+    self._copy = bytearray()
+    return 0

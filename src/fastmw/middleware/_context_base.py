@@ -1,22 +1,24 @@
-"""Shared engine of ``ContextMiddleware`` and ``RawContextMiddleware``.
+"""Shared base of ``ContextMiddleware`` and ``RawContextMiddleware``.
 
 Pure ASGI on the fastmw core: the request's context dict is built before the
 app runs, made current for the whole call (every ``send``, background tasks,
 streaming bodies) and reset when the app returns.
 
-Hot path: plugins that keep the default hooks are read from the raw scope
-headers by sync readers (``Plugin._fast_reader``) and the built-in echo of the
-UUID plugins is applied by a ``SendRecorder`` start callback, so a request
-costs no Starlette ``Request`` and no coroutine per plugin. Anything
-overridden (``set_context``, ``get_request_object``, a plugin's
-``process_request``/``extract_value_from_header_by_key``/``enrich_response``)
-takes the compatible path that awaits the hooks like starlette-context does.
+Which path a request takes is decided at construction and held in ``_stage``:
+
+* plugins that keep the default hooks (and the built-in echo of the UUID plugins)
+  are served by a ``core.ContextStage``: values read from the raw scope headers in
+  the core, no Starlette ``Request``, no coroutine per plugin; the stage fuses with
+  adjacent fastmw middlewares;
+* overriding ``set_context``, ``get_request_object`` or a plugin's
+  ``process_request``/``extract_value_from_header_by_key``/``enrich_response``
+  switches the middleware to a Python layer (``_stage`` is None) that awaits the
+  hooks like starlette-context does; it does not fuse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -25,8 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastmw._impl import core
 from fastmw.errors import ConfigurationError, MiddleWareValidationError
-from fastmw.middleware._pipeline import FusableMiddleware, Refuse
+from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.plugins.base import FastReader, Plugin, PluginUUIDBase
+from fastmw.plugins.request_id import RequestIdPlugin
 
 __all__ = ["ContextMiddlewareBase", "ResponseStart"]
 
@@ -38,12 +41,8 @@ WEBSOCKET_POLICY_VIOLATION = 1008
 
 _context_set = core.context_set
 _context_reset = core.context_reset
-_context_get = core.context_get
-_SendRecorder = core.SendRecorder
 _message_headers = core.message_headers
 _MutableHeaders = core.MutableHeaders
-_header_set = core.header_set
-_encode_header_value = core.encode_header_value
 
 
 class ResponseStart(dict):  # type: ignore[type-arg]
@@ -79,11 +78,6 @@ class ResponseStart(dict):  # type: ignore[type-arg]
 class ContextMiddlewareBase(FusableMiddleware):
     """Builds the request context from plugins; subclasses choose the response style."""
 
-    # Running alone (the common placement) a request is one compiled coroutine around
-    # the core ContextRunner; otherwise the fused engine runs (FusableMiddleware.__call__).
-    __call__ = core.solo_call
-    _layer = FusableMiddleware.__call__
-
     # The class used for the message custom ``enrich_response`` hooks receive.
     response_start_class: type[ResponseStart] = ResponseStart
     # True: echo headers replace the app's (Response-style); False: they are appended.
@@ -97,7 +91,6 @@ class ContextMiddlewareBase(FusableMiddleware):
         *,
         fuse: bool = True,
     ) -> None:
-        self.app = app
         for plugin in plugins or ():
             if not isinstance(plugin, Plugin):
                 raise ConfigurationError(f"Plugin {plugin} is not a valid instance")
@@ -108,25 +101,30 @@ class ContextMiddlewareBase(FusableMiddleware):
             self._check_key(plugin)
             reader = plugin._fast_reader()
             self._readers.append((plugin.key if hasattr(plugin, "key") else None, reader, plugin))
-        custom_setup = type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
-        self._custom_setup = custom_setup
-        # The fast path: every value read straight from the raw headers.
-        self._fast: list[tuple[Any, FastReader]] | None = None
-        if not custom_setup and all(reader is not None for _, reader, _ in self._readers):
-            self._fast = [(key, reader) for key, reader, _ in self._readers if reader is not None]
-        echo = [p for p in self.plugins if type(p).enrich_response is PluginUUIDBase.enrich_response]
         self._enrichers = [p for p in self.plugins if type(p).enrich_response is not Plugin.enrich_response]
-        self._custom_enrich = len(echo) != len(self._enrichers)
-        # (context key, encoded header name) of each built-in echo, in plugin order:
-        # the UUID plugins' enrich_response done by registering the value with the
-        # core SendRecorder, which applies it on the response start in C. The value
-        # echoed is the one in the context when the app starts (starlette-context
-        # reads it again at response time; see docs/context.md).
-        self._echo = [(plugin.key, core.encode_header_name(plugin.key)) for plugin in echo]
-        self._put = _SendRecorder.set_header if self.replace_echo_headers else _SendRecorder.add_header
-        # As a fused stage the echo is a start step; without one nothing wraps send.
-        self._wraps_send = self._starts = bool(self._echo)
-        self._fuse_init(fuse)
+        self._attach(app, self._make_stage(), fuse)
+
+    def _make_stage(self) -> Any:
+        """The core stage serving every plugin, or None when a hook must be awaited."""
+        custom_setup = type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
+        if custom_setup or any(reader is None for _, reader, _ in self._readers):
+            return None
+        echo = [p for p in self.plugins if type(p).enrich_response is PluginUUIDBase.enrich_response]
+        if len(echo) != len(self._enrichers):
+            return None
+        readers = [(key, reader) for key, reader, _ in self._readers]
+        # The request id is the last RequestIdPlugin's value (the one the context keeps).
+        request_id = -1
+        for index, plugin in enumerate(self.plugins):
+            if isinstance(plugin, RequestIdPlugin):
+                request_id = index
+        return core.ContextStage(
+            readers,
+            [(plugin.key, plugin.key) for plugin in echo],
+            replace=self.replace_echo_headers,
+            refuse=self._refuse_invalid,
+            request_id=request_id,
+        )
 
     @staticmethod
     def _check_key(plugin: Plugin) -> None:
@@ -147,106 +145,34 @@ class ContextMiddlewareBase(FusableMiddleware):
     async def _send_error(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
         await response(scope, receive, send)
 
-    # ----------------------------------------------------------------- fused stage steps
-
-    def _fusable(self) -> bool:
-        # Awaited hooks (custom set_context, request objects, enrich_response) need a layer.
-        return self._fast is not None and not self._custom_enrich
-
-    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
-        headers = scope.get("headers") or ()
-        data = {}
-        try:
-            for key, read in self._fast:  # type: ignore[union-attr]
-                data[key] = read(headers)
-        except MiddleWareValidationError as exc:
-            return Refuse(partial(self._refuse_app, exc.error_response or self.error_response))
-        echo: list[tuple[bytes, bytes]] | None = None
-        if self._echo:
-            echo = []
-            for key, name in self._echo:
-                value = data.get(key)
-                try:
-                    echo.append((name, _encode_header_value(value if type(value) is str else str(value))))
-                except ValueError:
-                    continue
-        return _context_set(data), echo
-
-    def _solo_runner(self) -> Any:
-        # _fusable() held: every value comes from a fast reader and the only
-        # enrichment is the built-in echo, which the core runner applies.
-        return core.ContextRunner(
-            self._terminal,
-            self._fast or (),
-            self._echo,
-            replace=self.replace_echo_headers,
-            refuse=self._refuse_invalid,
-        )
-
     def _refuse_invalid(self, scope: Scope, receive: Receive, send: Send, exc: MiddleWareValidationError) -> Any:
         return self._refuse(scope, receive, send, exc.error_response or self.error_response)
 
-    async def _refuse_app(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._refuse(scope, receive, send, response)
+    # ----------------------------------------------------------------- the Python layer (awaited hooks)
 
-    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
-        headers = message["headers"]
-        if self.replace_echo_headers:
-            for name, raw in state[1]:
-                _header_set(headers, name, raw)
-        else:
-            headers.extend(state[1])
-
-    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
-        # Like starlette-context, an exception leaves the context readable by outer handlers.
-        if exc is None:
-            _context_reset(state[0])
-
-    # ----------------------------------------------------------------- per request, unfused
-
-    async def _unfused_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _layer(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
-        fast = self._fast
         try:
-            if fast is not None:
-                headers = scope.get("headers") or ()
-                data = {}
-                for key, read in fast:
-                    data[key] = read(headers)
-            else:
-                data, receive = await self._build(scope, receive, send)
+            data, receive = await self._awaited_context(scope, receive, send)
         except MiddleWareValidationError as exc:
             await self._refuse(scope, receive, send, exc.error_response or self.error_response)
             return
-        if self._echo:
-            if self._custom_enrich:
-                send = EnrichingSend(self, send)
-            else:
-                # The built-in echo: values registered with the C recorder, no coroutine.
-                recorder = _SendRecorder(send)
-                send = recorder  # type: ignore[assignment]
-                put = self._put
-                for key, name in self._echo:
-                    value = data.get(key)
-                    try:
-                        put(recorder, name, value if type(value) is str else str(value))
-                    except ValueError:
-                        continue
-        elif self._custom_enrich:
+        if self._enrichers:
             send = EnrichingSend(self, send)
         token = _context_set(data)
-        await self.app(scope, receive, send)
+        await app(scope, receive, send)
         # Reached only when the app returns: like starlette-context, an exception
         # leaves the context readable by outer exception handlers.
         _context_reset(token)
 
-    async def _build(self, scope: Scope, receive: Receive, send: Send) -> tuple[dict[Any, Any], Receive]:
-        """The compatible path: await the overridden hooks with a Starlette request object."""
+    async def _awaited_context(self, scope: Scope, receive: Receive, send: Send) -> tuple[dict[Any, Any], Receive]:
+        """Await the overridden hooks with a Starlette request object."""
         request: Request | HTTPConnection | None = None
-        if self._custom_setup:
+        custom_setup = type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
+        if custom_setup:
             request = self._request_object(scope, receive, send)
             data = (await self.set_context(request)).copy()
         else:

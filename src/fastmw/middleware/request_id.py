@@ -11,13 +11,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastmw._impl import core
-from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import ConfigurationError
+from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
-from fastmw.middleware._pipeline import FusableMiddleware, Refuse
 
 DEFAULT_HEADER = "X-Request-ID"
 DEFAULT_MAX_LENGTH = 128
@@ -29,12 +28,8 @@ FAILED_VALIDATION_MESSAGE = "Generated new request ID (%s), since request header
 ON_INVALID = ("regenerate", "reject")
 
 logger = logging.getLogger("fastmw.request_id")
-
-header_get = core.header_get
-header_set = core.header_set
-is_visible_ascii = core.is_visible_ascii
-new_request_id = core.new_request_id
-SendRecorder = core.SendRecorder
+# A replaced id is logged at most once per cause per this many seconds.
+REPORT_INTERVAL = 60.0
 
 
 def _check_callable(value: object, option: str, optional: bool) -> None:
@@ -44,13 +39,39 @@ def _check_callable(value: object, option: str, optional: bool) -> None:
         raise ConfigurationError(f"{option} must be callable{' or None' if optional else ''}, got {value!r}")
 
 
+class _Reporter:
+    """Logs a replaced request id at most once per cause per ``REPORT_INTERVAL`` seconds."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def __call__(self, cause: str, value: str) -> None:
+        now = core.monotonic()
+        last = self._last.get(cause)
+        if last is not None and now - last < REPORT_INTERVAL:
+            return
+        self._last[cause] = now
+        if cause == "invalid":
+            logger.warning(FAILED_VALIDATION_MESSAGE, value)
+        else:
+            logger.warning("request id generator/transformer gave an unusable id; using a random one")
+
+
 class RequestIdMiddleware(FusableMiddleware):
     """Takes the request id from ``header_name`` (or makes one), validates and sanitises it,
     exposes it as ``fastmw.correlation_id`` and in the request context, and echoes it on
-    ``http.response.start`` and ``websocket.accept``."""
+    ``http.response.start`` and ``websocket.accept``.
+
+    The default accepts ids of 1-128 characters from ``[A-Za-z0-9._~+/=:@-]`` (what
+    nginx, AWS, Heroku and Cloudflare send, UUIDs of any version); pass
+    ``validator=fastmw.is_uuid`` (or ``is_uuid4``) to accept UUIDs only. The first
+    request-id component of a request decides its id; the others reuse it.
+    """
 
     # asgi-correlation-id appends on http responses only; fastmw sets on both.
-    _append_header = False
+    _echo = "set"
     _echo_websocket = True
 
     def __init__(
@@ -59,7 +80,7 @@ class RequestIdMiddleware(FusableMiddleware):
         *,
         header_name: str = DEFAULT_HEADER,
         generator: Callable[[], str] = core.new_request_id,
-        validator: Callable[[str], bool] | None = core.is_uuid4,
+        validator: Callable[[str], bool] | None = core.is_safe_id,
         transformer: Callable[[str], str] | None = None,
         update_request_header: bool = True,
         on_invalid: Literal["regenerate", "reject"] = "regenerate",
@@ -71,11 +92,10 @@ class RequestIdMiddleware(FusableMiddleware):
         exclude_paths: list[str] | None = None,
         fuse: bool = True,
     ) -> None:
-        self.app = app
         if not isinstance(header_name, str):
             raise ConfigurationError(f"header_name must be a str, got {header_name!r}")
         try:
-            self._key = core.encode_header_name(header_name)
+            key = core.encode_header_name(header_name)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
         self.header_name = header_name
@@ -96,102 +116,45 @@ class RequestIdMiddleware(FusableMiddleware):
         self.update_request_header = bool(update_request_header)
         self.reject = on_invalid == "reject"
         self.max_length = max_length
+        self._key = key
         self._reject_headers = [
             (b"content-type", core.encode_header_value(reject_media_type)),
             (b"content-length", str(len(reject_body)).encode()),
         ]
         self._reject_body = reject_body
         self._reject_status = reject_status
-        self._paths = PathFilter(include_paths, exclude_paths)
-        self._refusal = Refuse(self._reject_app)
-        # The core's ids are always usable: a request without an id then costs one call.
-        cls = type(self)
-        self._core_ids = (
-            generator in CORE_GENERATORS
-            and transformer in (None, _identity)
-            and max_length >= CORE_ID_LENGTH
-            and cls.resolve is RequestIdMiddleware.resolve
-            and cls._fresh is RequestIdMiddleware._fresh
+        # A subclass overriding resolve() decides every id itself (the engine calls it).
+        custom = type(self).resolve is not RequestIdMiddleware.resolve
+        stage = core.RequestIdStage(
+            key,
+            header_name,
+            generator=generator,
+            validator=validator,
+            transformer=transformer,
+            resolver=self.resolve if custom else None,
+            max_length=max_length,
+            update_request_header=update_request_header,
+            echo=self._echo,
+            echo_websocket=self._echo_websocket,
+            reject=self._send_reject if self.reject else None,
+            report=_Reporter(),
+            on_id=None,
+            paths=PathFilter(include_paths, exclude_paths),
         )
-        self._fuse_init(fuse)
-
-    # ------------------------------------------------------------------ request step
-
-    def _fresh(self) -> str:
-        """A generated (and transformed) id, falling back to the core's if either misbehaves."""
-        value = self.generator()
-        if self.transformer is not None:
-            value = self.transformer(value)
-        if not is_visible_ascii(value, self.max_length):
-            logger.warning("request id generator/transformer gave an unusable id; using a random one")
-            return core.new_request_id()
-        return value
+        self._attach(app, stage, fuse)
 
     def resolve(self, raw: bytes | None) -> str | None:
         """The id for a request whose header held ``raw``; None means reject the request."""
-        if not raw:
-            return self._fresh()
-        # Hostile values (CR/LF/NUL, non-ASCII, oversize) never reach the validator or a log.
-        value = raw.decode("latin-1")
-        if is_visible_ascii(value, self.max_length) and (self.validator is None or self.validator(value)):
-            if self.transformer is not None:
-                value = self.transformer(value)
-                if not is_visible_ascii(value, self.max_length):
-                    return self._fresh()
-            return value
-        if self.reject:
-            return None
-        value = self._fresh()
-        logger.warning(FAILED_VALIDATION_MESSAGE, value)
-        return value
+        assert self._stage is not None
+        return self._stage.resolve(raw)  # type: ignore[attr-defined, no-any-return]
 
-    async def _reject_app(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._send_reject(scope, send)
-
-    async def _send_reject(self, scope: Scope, send: Send) -> None:
+    async def _send_reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
-        headers = [*self._reject_headers, (self._key, self._fresh().encode("latin-1"))]
+        headers = [*self._reject_headers, (self._key, core.new_request_id().encode("latin-1"))]
         await send({"type": "http.response.start", "status": self._reject_status, "headers": headers})
         await send({"type": "http.response.body", "body": self._reject_body})
-
-    # ------------------------------------------------------------------ stage steps
-
-    _starts = True
-
-    def _stage_enter(self, scope: Scope, recorder: Any, receiver: Any) -> Any:
-        headers = scope["headers"]
-        raw = header_get(headers, self._key)
-        value = new_request_id() if (not raw and self._core_ids) else self.resolve(raw)
-        if value is None:
-            return self._refusal
-        encoded = value.encode("ascii")
-        if self.update_request_header and encoded != raw:
-            # A copy: the server's header list is not ours to mutate.
-            if raw is None:
-                # header_set would append it: no header of that name to replace.
-                scope["headers"] = [*headers, (self._key, encoded)]
-            else:
-                headers = scope["headers"] = list(headers)
-                header_set(headers, self._key, encoded)
-        token = CORRELATION_ID.set(value)
-        data = REQUEST_CONTEXT.get(None)
-        if data is not None:
-            data[self.header_name] = value
-        # (token, the echoed value or None)
-        return token, encoded if (self._echo_websocket or scope["type"] == "http") else None
-
-    def _stage_start(self, state: Any, recorder: Any, message: Message) -> None:
-        encoded = state[1]
-        if encoded is not None:
-            if self._append_header:
-                message["headers"].append((self._key, encoded))
-            else:
-                header_set(message["headers"], self._key, encoded)
-
-    def _stage_exit(self, scope: Scope, recorder: Any, receiver: Any, state: Any, exc: BaseException | None) -> None:
-        CORRELATION_ID.reset(state[0])
 
 
 def is_valid_uuid4(value: str) -> bool:
@@ -200,16 +163,13 @@ def is_valid_uuid4(value: str) -> bool:
 
 
 def _uuid4_hex() -> str:
+    """asgi-correlation-id's default generator: ``uuid4().hex`` (the core's CSPRNG ids)."""
     return core.new_request_id()
 
 
 def _identity(value: str) -> str:
+    """asgi-correlation-id's default transformer."""
     return value
-
-
-# Generators whose ids need no checking (always 32 lower-case hex characters).
-CORE_GENERATORS = (core.new_request_id, _uuid4_hex)
-CORE_ID_LENGTH = 32
 
 
 class CorrelationIdMiddleware(RequestIdMiddleware):
@@ -219,7 +179,7 @@ class CorrelationIdMiddleware(RequestIdMiddleware):
     oversize ids are always replaced (sanitising cannot be switched off).
     """
 
-    _append_header = True
+    _echo = "append"
     _echo_websocket = False
 
     def __init__(
@@ -232,12 +192,16 @@ class CorrelationIdMiddleware(RequestIdMiddleware):
         transformer: Callable[[str], str] | None = _identity,
         **options: Any,
     ) -> None:
+        # The defaults are what the core does anyway: the engine skips calling them.
         super().__init__(
             app,
             header_name=header_name,
             update_request_header=update_request_header,
-            generator=generator,
-            validator=validator,
-            transformer=transformer,
+            generator=core.new_request_id if generator is _uuid4_hex else generator,
+            validator=core.is_uuid if validator is is_valid_uuid4 else validator,
+            transformer=None if transformer is _identity else transformer,
             **options,
         )
+        self.generator = generator
+        self.validator = validator
+        self.transformer = transformer

@@ -1,0 +1,173 @@
+"""The access log stage: one record per request, built from the recorders' fields."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import quote
+
+from fastmw._core_py._common import _type_name
+from fastmw._core_py.engine import Stage
+from fastmw._core_py.headers import header_get
+from fastmw._core_py.ids import monotonic
+from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._storage import CORRELATION_ID, TIMING_RECORDER
+
+STATUS_APP_ERROR = 500
+STATUS_CLIENT_GONE = 499
+STATUS_WEBSOCKET_ACCEPTED = 101
+STATUS_WEBSOCKET_DENIED = 403
+ACCESS_FIELDS = (
+    "method",
+    "path",
+    "query",
+    "http_version",
+    "status",
+    "duration_ms",
+    "ttfb_ms",
+    "response_bytes",
+    "request_bytes",
+    "client_addr",
+    "user_agent",
+    "request_id",
+)
+ACCESS_JSON_FIELDS = ("time", *ACCESS_FIELDS)
+# uvicorn's access line ('%s - "%s %s HTTP/%s" %d') plus the duration.
+ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
+
+_internal_logger = logging.getLogger("fastmw")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (no log injection)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _text_or_none(raw: bytes | None) -> str | None:
+    """Header or query bytes as printable text; None stays None."""
+    if raw is None:
+        return None
+    return _printable(raw.decode("latin-1"))
+
+
+class AccessLogStage(Stage):
+    """Writes one access record per request after its last body byte: to ``sink``
+    (``write_record(keys, values)``, the JSON-lines sink) or to ``logger`` at ``level``
+    (a uvicorn-style line, the fields in ``extra``). Nothing is built when neither
+    would see it. A failure is reported on the ``fastmw`` logger, never raised."""
+
+    def __init__(
+        self,
+        logger: Any,
+        level: int,
+        *,
+        sink: Any = None,
+        include_query: bool = True,
+        include_user_agent: bool = True,
+        paths: Any = None,
+    ) -> None:
+        Stage.__init__(self, paths=paths)
+        if not callable(getattr(logger, "isEnabledFor", None)):
+            raise TypeError(f"logger must be a logging.Logger, not {_type_name(logger)}")
+        if type(level) is not int:
+            raise TypeError(f"level must be an int, not {_type_name(level)}")
+        if sink is not None and not callable(getattr(sink, "write_record", None)):
+            raise TypeError(f"sink must have write_record(keys, values), not {_type_name(sink)}")
+        self.logger = logger
+        self.level = level
+        self.sink = sink
+        self.include_query = bool(include_query)
+        self.include_user_agent = bool(include_user_agent)
+        self.wraps_receive = True
+
+    def leave(
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        if self.sink is None and not self.logger.isEnabledFor(self.level):
+            return exc
+        try:
+            values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
+            if self.sink is not None:
+                self.sink.write_record(ACCESS_JSON_FIELDS, [round(time.time(), 6), *values])
+            else:
+                self._log(values)
+        except Exception:
+            _internal_logger.exception("fastmw access log failed to write a record")
+        return exc
+
+    def _log(self, values: list[Any]) -> int:
+        target = quote(values[1])
+        if values[2]:
+            target = f"{target}?{values[2]}"
+        extra = dict(zip(ACCESS_FIELDS, values, strict=True))
+        self.logger.log(
+            self.level,
+            ACCESS_TEXT_FORMAT,
+            values[9] or "-",
+            values[0],
+            target,
+            values[3],
+            values[4],
+            values[5],
+            extra=extra,
+        )
+        return 0
+
+
+def access_status(scope: Any, ex: SendRecorder, rx: ReceiveRecorder | None, raised: BaseException | None) -> int:
+    """The status an access record shows: the response's, 499 when the client went away,
+    500 when the app failed before responding; 101/403 (or the denial's) on websockets."""
+    if scope["type"] == "websocket":
+        if ex.accepted:
+            return STATUS_WEBSOCKET_ACCEPTED
+        return ex.status if ex.started else STATUS_WEBSOCKET_DENIED  # type: ignore[return-value]
+    if ex.complete:
+        return ex.status  # type: ignore[return-value]
+    # A send failing mid-response (OSError) or a server cancelling the task means the
+    # client went away; an OSError before any start is the app's own failure.
+    if (
+        (rx is not None and rx.disconnected)
+        or isinstance(raised, asyncio.CancelledError)
+        or (ex.started and isinstance(raised, OSError))
+    ):
+        return STATUS_CLIENT_GONE
+    # Started but cut short by the app: the client got this status line.
+    if ex.started:
+        return ex.status  # type: ignore[return-value]
+    return STATUS_APP_ERROR
+
+
+def access_values(
+    scope: Any,
+    ex: SendRecorder,
+    rx: ReceiveRecorder | None,
+    raised: BaseException | None,
+    include_query: bool = True,
+    include_user_agent: bool = True,
+) -> list[Any]:
+    """The access record's values, in ``ACCESS_FIELDS`` order, one type per field."""
+    now = monotonic()
+    timing = TIMING_RECORDER.get()
+    start = timing.t_start if type(timing) is SendRecorder else ex.t_start
+    end = ex.t_last_byte or now
+    ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
+    headers = scope.get("headers") or ()
+    user_agent = _text_or_none(header_get(headers, b"user-agent")) if include_user_agent else None
+    query = _text_or_none(scope.get("query_string", b"")) if include_query else None
+    client = scope.get("client")
+    return [
+        scope.get("method", "WEBSOCKET"),
+        _printable(scope.get("path", "")),
+        query,
+        scope.get("http_version", "1.1"),
+        access_status(scope, ex, rx, raised),
+        round((end - start) * 1000.0, 3),
+        ttfb,
+        ex.body_bytes,
+        rx.body_bytes if rx is not None else 0,
+        f"{client[0]}:{client[1]}" if client else None,
+        user_agent,
+        CORRELATION_ID.get(),
+    ]

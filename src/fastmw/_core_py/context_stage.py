@@ -1,0 +1,127 @@
+"""The request-context stage: the context plugins' values for the whole request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastmw._core_py._common import _MISSING, _type_name
+from fastmw._core_py.engine import Stage
+from fastmw._core_py.headers import encode_header_value, header_set
+from fastmw._core_py.readers import _echo_pair, _reader_pair
+from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._core_py.stages import ID_SCOPE_KEY
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw.errors import MiddleWareValidationError
+
+
+class ContextStage(Stage):
+    """The request context: ``{key: reader(headers)}`` set for the whole request.
+
+    ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
+    hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
+    name)`` of ``echo`` the context value (``str()`` of it; None and values that cannot be
+    a header are skipped) goes on the response start, appended or, with ``replace``, set.
+    The reader at ``request_id`` (an index, or -1) reads the request id: it reuses an id an
+    outer component resolved, and otherwise decides it for the components inside. The
+    context is reset when the app returns, and left set when it raises.
+    """
+
+    def __init__(
+        self,
+        readers: Iterable[Any],
+        echo: Iterable[Any] = (),
+        *,
+        replace: bool = False,
+        refuse: Any = None,
+        request_id: int = -1,
+        paths: Any = None,
+    ) -> None:
+        Stage.__init__(self, paths=paths)
+        self.readers = tuple([_reader_pair(pair) for pair in readers])
+        self.echo = tuple([_echo_pair(pair) for pair in echo])
+        self.replace = bool(replace)
+        if refuse is not None and not callable(refuse):
+            raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
+        if type(request_id) is not int or not -1 <= request_id < len(self.readers):
+            raise ValueError("request_id must be -1 or the index of a reader")
+        self.refuse = refuse
+        self.request_id = request_id
+        self.starts = bool(self.echo)
+
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+        data: dict[Any, Any] = {}
+        owned = None
+        headers = scope.get("headers") or ()
+        request_id = self.request_id
+        try:
+            for position, (key, reader) in enumerate(self.readers):
+                if position == request_id:
+                    found = scope.get(ID_SCOPE_KEY, _MISSING) if type(scope) is dict else _MISSING
+                    if found is not _MISSING:
+                        value = found
+                    else:
+                        value = reader(headers)
+                        if type(value) is str:
+                            owned = value
+                else:
+                    value = reader(headers)
+                data[key] = value
+        except MiddleWareValidationError as exc:
+            if self.refuse is None:
+                raise
+            ex._refusal = _Refusal(self.refuse, exc)
+            return 1
+        id_token = None
+        if owned is not None:
+            scope[ID_SCOPE_KEY] = owned
+            id_token = CORRELATION_ID.set(owned)
+        echoed = self._echoed(data, owned is not None or request_id < 0) if self.echo else None
+        ex._states[index] = (REQUEST_CONTEXT.set(data), id_token, echoed)  # type: ignore[index]
+        return 0
+
+    def _echoed(self, data: dict[Any, Any], with_request_id: bool) -> tuple[tuple[bytes, bytes], ...]:
+        entries = []
+        request_key = self.readers[self.request_id][0] if self.request_id >= 0 else _MISSING
+        for key, name in self.echo:
+            if not with_request_id and key == request_key:
+                continue  # the component that resolved the id echoes it
+            value = data.get(key)
+            if value is None:
+                continue
+            try:
+                entries.append((name, encode_header_value(value if type(value) is str else str(value))))
+            except ValueError:
+                continue
+        return tuple(entries)
+
+    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+        for entry in state[2]:
+            if self.replace:
+                header_set(headers, entry[0], entry[1])
+            else:
+                headers.append(entry)
+        return 0
+
+    def leave(
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        # Like starlette-context, an exception leaves the context readable by outer handlers.
+        if exc is None:
+            REQUEST_CONTEXT.reset(state[0])
+            if state[1] is not None:
+                CORRELATION_ID.reset(state[1])
+        return exc
+
+
+class _Refusal:
+    """The ASGI app answering a request a context reader refused."""
+
+    __slots__ = ("exc", "refuse")
+
+    def __init__(self, refuse: Any, exc: BaseException) -> None:
+        self.refuse = refuse
+        self.exc = exc
+
+    def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+        return self.refuse(scope, receive, send, self.exc)

@@ -1,0 +1,190 @@
+"""The request engine: one coroutine per request runs a list of stages.
+
+A stage is a core object configured once (``stages``, ``access``); per request the
+engine calls its steps: ``enter`` outer -> inner before the app, ``start`` inner ->
+outer on the response start (from the SendRecorder), ``leave`` inner -> outer when
+the app is done. A stage that ``catches`` may answer an exception (``answer``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastmw._core_py._common import _MISSING, _type_name
+from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+
+# The most stages one pipeline runs (path filters pick them with a 64-bit mask).
+MAX_STAGES = 64
+
+Scope = Any
+ASGIApp = Any
+
+
+class Stage:
+    """A unit of middleware work the engine runs; configured once, reused by every request."""
+
+    __slots__ = ("__weakref__", "body_limit", "catches", "http_only", "paths", "starts", "wraps_receive")
+
+    def __init__(self, *, paths: Any = None) -> None:
+        if paths is not None and not callable(getattr(paths, "applies", None)):
+            raise TypeError(f"paths must have an applies(scope) method, not {_type_name(paths)}")
+        self.paths = None if paths is None or getattr(paths, "everything", False) else paths
+        self.http_only = False
+        self.starts = False
+        self.catches = False
+        self.wraps_receive = False
+        self.body_limit = 0
+
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
+        """Store this request's state in ``ex._states[index]``; return 1 to refuse
+        (with ``ex._refusal`` set to the ASGI app that answers instead)."""
+        return 0
+
+    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+        return 0
+
+    def leave(
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        """Return the exception that propagates past this stage (``exc`` unless replaced)."""
+        return exc
+
+    async def answer(self, scope: Scope, receive: Any, send: Any, exc: BaseException) -> bool:
+        """Answer ``exc`` (stages that catch); True when it propagates."""
+        return True
+
+
+class _Plan:
+    """The stages that take part in one kind of request, and what the request needs."""
+
+    __slots__ = ("body_limit", "edits", "size", "stages", "wraps_receive")
+
+    def __init__(self, stages: Iterable[Stage]) -> None:
+        self.stages = tuple(stages)
+        self.size = len(self.stages)
+        self.wraps_receive = any(stage.wraps_receive for stage in self.stages)
+        self.edits = any(stage.starts for stage in self.stages)
+        self.body_limit = max((stage.body_limit for stage in self.stages), default=0)
+
+
+def _plan_or_none(stages: Iterable[Stage]) -> _Plan | None:
+    stages = tuple(stages)
+    return _Plan(stages) if stages else None
+
+
+class Pipeline:
+    """An ASGI app running ``stages`` (outermost first) around ``app`` in one coroutine.
+
+    ``http`` requests get every stage, ``websocket`` requests the stages that are not
+    ``http_only``; a stage whose ``paths`` do not match the request's path is left out
+    of it. Other scopes (lifespan, unknown types) go to ``other`` (default: ``app``).
+    ``terminal`` is the app the stages run around.
+    """
+
+    terminal: ASGIApp
+    stages: tuple[Stage, ...]
+    other: ASGIApp
+
+    def __init__(self, app: ASGIApp, stages: Iterable[Stage] = (), other: ASGIApp | None = None) -> None:
+        self.configure(app, stages, other)
+
+    def configure(self, app: ASGIApp, stages: Iterable[Stage] = (), other: ASGIApp | None = None) -> None:
+        """Set the app, the stages and the app for other scopes (construction time only)."""
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI app, not {_type_name(app)}")
+        stages = tuple(stages)
+        for item in stages:
+            if not isinstance(item, Stage):
+                raise TypeError(f"stages must be core stages, not {_type_name(item)}")
+        if len(stages) > MAX_STAGES:
+            raise ValueError(f"at most {MAX_STAGES} stages, got {len(stages)}")
+        self.terminal = app
+        self.stages = stages
+        self.other = app if other is None else other
+        self._http = _plan_or_none(stages)
+        self._websocket = _plan_or_none(stage for stage in stages if not stage.http_only)
+        self._filtered = any(stage.paths is not None for stage in stages)
+        self._subplans: dict[tuple[int, bool], _Plan | None] = {}
+
+    def _select(self, plan: _Plan, scope: Scope) -> _Plan | None:
+        """The plan of the stages whose path filter takes this request."""
+        mask = 0
+        for index, stage in enumerate(plan.stages):
+            if stage.paths is None or stage.paths.applies(scope):
+                mask |= 1 << index
+        key = (mask, plan is self._http)
+        found = self._subplans.get(key, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        chosen = [stage for index, stage in enumerate(plan.stages) if mask >> index & 1]
+        result = self._subplans[key] = _plan_or_none(chosen)
+        return result
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            plan = self._http
+        elif kind == "websocket":
+            plan = self._websocket
+        else:
+            await self.other(scope, receive, send)
+            return
+        if self._filtered and plan is not None:
+            plan = self._select(plan, scope)
+        if plan is None:
+            await self.terminal(scope, receive, send)
+            return
+        ex = SendRecorder(send)
+        stages = ex._stages = plan.stages
+        states = ex._states = [None] * plan.size
+        ex._edits = plan.edits
+        rx = None
+        if plan.wraps_receive:
+            rx = receive = ReceiveRecorder(receive, plan.body_limit)
+        exc: BaseException | None = None
+        try:
+            if _enter_all(plan, ex, rx, scope):
+                await ex._refusal(scope, receive, ex)
+            else:
+                await self.terminal(scope, receive, ex)
+        except BaseException as raised:
+            exc = raised
+        # Unwind inner -> outer, as the except/finally blocks of nested layers would.
+        for i in range(ex._entered - 1, -1, -1):
+            stage = stages[i]
+            if stage.catches and exc is not None and isinstance(exc, Exception):
+                # What it sends gets only the start steps of the stages outer to it.
+                ex._live = i
+                try:
+                    if not await stage.answer(scope, receive, ex, exc):
+                        exc = None
+                except BaseException as raised:
+                    # Raised while answering: chained to the original, as in an except block.
+                    if raised is not exc and raised.__context__ is None:
+                        raised.__context__ = exc
+                    exc = raised
+            try:
+                exc = stage.leave(ex, rx, scope, states[i], exc)
+            except BaseException as raised:
+                # A failing finally block replaces the exception, in nested layers too.
+                exc = raised
+        ex._states = None
+        ex._refusal = None
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                # No exception -> traceback -> frame -> exception cycle.
+                exc = None
+
+
+def _enter_all(plan: _Plan, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope) -> int:
+    """Enter the stages outer -> inner; 1 when one refused (the others are not entered)."""
+    for i, stage in enumerate(plan.stages):
+        ex._live = i
+        if stage.enter(ex, rx, scope, i):
+            return 1
+        ex._entered = i + 1
+    ex._live = plan.size
+    return 0

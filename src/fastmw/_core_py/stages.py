@@ -1,0 +1,312 @@
+"""The engine's stages: request id, timing, body cache, errors, request context.
+
+(The access log stage has its own module, ``access``.)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from fastmw._core_py._common import _MISSING, _shown, _type_name
+from fastmw._core_py.engine import Stage
+from fastmw._core_py.headers import encode_header_name, header_get, header_set
+from fastmw._core_py.ids import is_visible_ascii, monotonic, new_request_id
+from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER
+
+ECHO_MODES = ("set", "append", None)
+# The longest request id kept by default.
+DEFAULT_ID_LENGTH = 128
+SAFE_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~+/=:@-")
+SAFE_ID_BYTES = frozenset("".join(sorted(SAFE_ID_CHARS)).encode())
+# The resolved request id, kept in the scope so every component of the request reuses it.
+ID_SCOPE_KEY = "fastmw.request_id"
+# The body cache's recorder is also put in scope["state"] under this key.
+BODY_STATE_KEY = "fastmw.body_cache"
+SERVER_TIMING = b"server-timing"
+ERROR_CODE = "internal_error"
+ERROR_STATUS = 500
+WEBSOCKET_INTERNAL_ERROR = 1011
+
+_internal_logger = logging.getLogger("fastmw")
+_timing_logger = logging.getLogger("fastmw.timing")
+_error_logger = logging.getLogger("fastmw.error")
+
+Hook = Callable[..., Any] | None
+
+# --------------------------------------------------------------------------- request id
+
+
+class RequestIdStage(Stage):
+    """Reads (or makes) the request id, exposes it and echoes it on the response start.
+
+    The first request-id component of a request resolves the id and echoes it; any
+    other one inside it (a second middleware, a request-id plugin) reuses it, so a
+    request has one id and one echoed header. ``echo`` is ``"set"``, ``"append"``
+    (http only) or ``None``. ``report(cause, value)`` is told when an id is replaced.
+    """
+
+    def __init__(
+        self,
+        key: str | bytes,
+        context_key: str,
+        *,
+        generator: Hook = None,
+        validator: Hook = None,
+        transformer: Hook = None,
+        resolver: Hook = None,
+        max_length: int = DEFAULT_ID_LENGTH,
+        update_request_header: bool = True,
+        echo: str | None = "set",
+        echo_websocket: bool = True,
+        reject: Hook = None,
+        report: Hook = None,
+        on_id: Hook = None,
+        paths: Any = None,
+    ) -> None:
+        Stage.__init__(self, paths=paths)
+        if echo not in ECHO_MODES:
+            raise ValueError(f"echo must be one of {ECHO_MODES}, got {echo!r}")
+        if type(max_length) is not int or not 1 <= max_length <= sys.maxsize:
+            raise ValueError("max_length must be a positive int")
+        hooks = (
+            ("generator", generator),
+            ("validator", validator),
+            ("transformer", transformer),
+            ("resolver", resolver),
+            ("reject", reject),
+            ("report", report),
+            ("on_id", on_id),
+        )
+        for name, hook in hooks:
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable or None, not {_type_name(hook)}")
+        self.key = encode_header_name(key)
+        self.context_key = str(context_key)
+        self.generator: Callable[[], Any] = new_request_id if generator is None else generator
+        self.validator = validator
+        self.transformer = transformer
+        self.resolver = resolver
+        self.max_length = max_length
+        self.update_request_header = bool(update_request_header)
+        self.echo = echo
+        self.echo_websocket = bool(echo_websocket)
+        self.reject = reject
+        self.report = report
+        self.on_id = on_id
+        self.starts = echo is not None
+        self._append = echo == "append"
+        # Ids the core makes need no checks: 32 lower-case hex characters.
+        self._core_ids = self.generator is new_request_id and transformer is None and resolver is None
+        self._safe_ids = validator is is_safe_id and transformer is None and resolver is None
+
+    def _fresh(self) -> Any:
+        value = self.generator()
+        if self.transformer is not None:
+            value = self.transformer(value)
+        if not is_visible_ascii(value, self.max_length):
+            if self.report is not None:
+                self.report("unusable", value)
+            return new_request_id()
+        return value
+
+    def resolve(self, raw: bytes | None) -> Any:
+        """The id for a request whose header held ``raw`` (bytes or None); None: refuse it."""
+        if self.resolver is not None:
+            return self.resolver(raw)
+        if not raw:
+            return self._fresh()
+        # Hostile values (CR/LF/NUL, non-ASCII, oversize) never reach the validator or a log.
+        value = raw.decode("latin-1")
+        if is_visible_ascii(value, self.max_length) and (self.validator is None or self.validator(value)):
+            if self.transformer is not None:
+                value = self.transformer(value)
+                if not is_visible_ascii(value, self.max_length):
+                    return self._fresh()
+            return value
+        if self.reject is not None:
+            return None
+        value = self._fresh()
+        if self.report is not None:
+            self.report("invalid", value)
+        return value
+
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+        found = scope.get(ID_SCOPE_KEY, _MISSING) if type(scope) is dict else _MISSING
+        if found is not _MISSING:
+            # An outer component resolved this request's id: reuse it, it echoes.
+            _context_put(self.context_key, found)
+            return 0
+        headers = scope.get("headers") or []
+        raw = header_get(headers, self.key)
+        if raw is None and self._core_ids:
+            value = new_request_id()
+        elif raw is not None and self._safe_ids and _safe_id_bytes(raw, self.max_length):
+            value = raw.decode("ascii")
+        else:
+            value = self.resolve(raw)
+            if value is None:
+                ex._refusal = self.reject
+                return 1
+            if not is_visible_ascii(value, self.max_length):
+                raise ValueError(f"request id resolver gave an unusable id {_shown(repr(value))}")
+        encoded = value.encode("latin-1")
+        if self.update_request_header and encoded != raw:
+            # A copy: the server's header list is not ours to mutate.
+            if raw is None:
+                scope["headers"] = [*headers, (self.key, encoded)]
+            else:
+                headers = scope["headers"] = list(headers)
+                header_set(headers, self.key, encoded)
+        scope[ID_SCOPE_KEY] = value
+        token = CORRELATION_ID.set(value)
+        _context_put(self.context_key, value)
+        if self.on_id is not None:
+            _call_hook(self.on_id, value)
+        states = ex._states
+        assert states is not None
+        if self.echo is not None and (self.echo_websocket or scope["type"] == "http"):
+            states[index] = (token, encoded)
+        else:
+            states[index] = (token, None)
+        return 0
+
+    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+        if state is None:
+            return 0
+        encoded = state[1]
+        if encoded is not None:
+            if self._append:
+                headers.append((self.key, encoded))
+            else:
+                header_set(headers, self.key, encoded)
+        return 0
+
+    def leave(
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        if state is not None:
+            CORRELATION_ID.reset(state[0])
+        return exc
+
+
+def _context_put(key: Any, value: Any) -> None:
+    """``context[key] = value`` when a request context is active."""
+    data = REQUEST_CONTEXT.get(None)
+    if data is not None:
+        data[key] = value
+
+
+def _call_hook(hook: Callable[[Any], Any], value: Any) -> None:
+    """Call a user hook whose failure must not break the request."""
+    try:
+        hook(value)
+    except Exception:
+        _internal_logger.exception("fastmw hook %r failed", hook)
+
+
+def _safe_id_bytes(raw: bytes, max_length: int) -> bool:
+    return 0 < len(raw) <= max_length and SAFE_ID_BYTES.issuperset(raw)
+
+
+def is_safe_id(value: object) -> bool:
+    """Whether ``value`` is a str of 1-128 characters from ``[A-Za-z0-9._~+/=:@-]``:
+    the ids proxies and platforms send (nginx, UUIDs of any version, AWS, Heroku, Cloudflare)."""
+    return isinstance(value, str) and 0 < len(value) <= DEFAULT_ID_LENGTH and SAFE_ID_CHARS.issuperset(value)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+class TimingStage(Stage):
+    """Timing headers on the response start; ``callback(scope, ttfb, total)`` at the end."""
+
+    def __init__(
+        self,
+        key: str | bytes | None = None,
+        *,
+        precision: int = 4,
+        server_timing: bool = True,
+        callback: Hook = None,
+        paths: Any = None,
+    ) -> None:
+        Stage.__init__(self, paths=paths)
+        if type(precision) is not int or not 0 <= precision <= 9:
+            raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, not {_type_name(callback)}")
+        self.key = None if key is None else encode_header_name(key)
+        self.precision = precision
+        self.server_timing = bool(server_timing)
+        self.callback = callback
+        self.starts = self.key is not None or self.server_timing
+
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+        ex._states[index] = TIMING_RECORDER.set(ex)  # type: ignore[index]
+        return 0
+
+    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+        elapsed = monotonic() - ex.t_start
+        if self.key is not None:
+            header_set(headers, self.key, b"%.*f" % (self.precision, elapsed))
+        if self.server_timing:
+            entry = b"app;dur=%.*f" % (max(self.precision - 3, 0), elapsed * 1000.0)
+            existing = header_get(headers, SERVER_TIMING)
+            header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
+        return 0
+
+    def leave(
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        TIMING_RECORDER.reset(state)
+        if self.callback is not None:
+            ttfb = ex.t_first_byte - ex.t_start if ex.t_first_byte else None
+            end = ex.t_last_byte or monotonic()
+            try:
+                self.callback(scope, ttfb, end - ex.t_start)
+            except Exception:
+                _timing_logger.exception("timing callback %r failed", self.callback)
+        return exc
+
+
+# --------------------------------------------------------------------------- body cache
+
+
+class BodyCacheStage(Stage):
+    """Keeps up to ``max_bytes`` of the request body as the app reads it (http only)."""
+
+    def __init__(self, max_bytes: int, *, paths: Any = None) -> None:
+        Stage.__init__(self, paths=paths)
+        if type(max_bytes) is not int or max_bytes < 0:
+            raise ValueError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
+        self.body_limit = max_bytes
+        self.http_only = True
+        self.wraps_receive = True
+
+    @property
+    def max_bytes(self) -> int:
+        """The most body bytes kept per request."""
+        return self.body_limit
+
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+        token = BODY_RECORDER.set(rx)
+        state = scope.get("state")
+        if isinstance(state, dict):
+            state[BODY_STATE_KEY] = rx
+            ex._states[index] = (token, state)  # type: ignore[index]
+        else:
+            ex._states[index] = (token, None)  # type: ignore[index]
+        return 0
+
+    def leave(
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        BODY_RECORDER.reset(state[0])
+        if state[1] is not None:
+            state[1].pop(BODY_STATE_KEY, None)
+        assert rx is not None
+        rx.release()
+        return exc

@@ -1,0 +1,125 @@
+# The access log stage: one record per request, built from the recorders' C fields.
+# Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
+
+
+cdef str _printable(str text):
+    """``text`` with control and other non-printable characters escaped (no log injection)."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+cdef object _text_or_none(raw):
+    """Header or query bytes as printable text; None stays None."""
+    if raw is None:
+        return None
+    return _printable((<bytes>raw).decode("latin-1"))
+
+
+@cython.final
+cdef class AccessLogStage(Stage):
+    """Writes one access record per request after its last body byte: to ``sink``
+    (``write_record(keys, values)``, the JSON-lines sink) or to ``logger`` at ``level``
+    (a uvicorn-style line, the fields in ``extra``). Nothing is built when neither
+    would see it. A failure is reported on the ``fastmw`` logger, never raised."""
+
+    cdef readonly object logger, sink
+    cdef readonly int level
+    cdef readonly bint include_query, include_user_agent
+
+    def __init__(self, logger, level, *, sink=None, include_query=True, include_user_agent=True, paths=None):
+        Stage.__init__(self, paths=paths)
+        if not callable(getattr(logger, "isEnabledFor", None)):
+            raise TypeError(f"logger must be a logging.Logger, not {_type_name(logger)}")
+        if type(level) is not int:
+            raise TypeError(f"level must be an int, not {_type_name(level)}")
+        if sink is not None and not callable(getattr(sink, "write_record", None)):
+            raise TypeError(f"sink must have write_record(keys, values), not {_type_name(sink)}")
+        self.logger = logger
+        self.level = level
+        self.sink = sink
+        self.include_query = bool(include_query)
+        self.include_user_agent = bool(include_user_agent)
+        self.wraps_receive = True
+        self.starts = False
+
+    cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        if self.sink is None and not self.logger.isEnabledFor(self.level):
+            return exc
+        try:
+            values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
+            if self.sink is not None:
+                self.sink.write_record(ACCESS_JSON_FIELDS, [round(_time.time(), 6), *values])
+            else:
+                self._log(values)
+        except Exception:
+            _internal_logger.exception("fastmw access log failed to write a record")
+        return exc
+
+    cdef int _log(self, list values) except -1:
+        target = _quote(values[1])
+        if values[2]:
+            target = f"{target}?{values[2]}"
+        extra = dict(zip(ACCESS_FIELDS, values))
+        self.logger.log(
+            self.level, ACCESS_TEXT_FORMAT, values[9] or "-", values[0], target, values[3], values[4], values[5],
+            extra=extra,
+        )
+        return 0
+
+
+cpdef int access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised) except -1:
+    """The status an access record shows: the response's, 499 when the client went away,
+    500 when the app failed before responding; 101/403 (or the denial's) on websockets."""
+    if scope["type"] == "websocket":
+        if ex.accepted:
+            return STATUS_WEBSOCKET_ACCEPTED
+        return ex.status if ex.started else STATUS_WEBSOCKET_DENIED
+    if ex.complete:
+        return ex.status
+    # A send failing mid-response (OSError) or a server cancelling the task means the
+    # client went away; an OSError before any start is the app's own failure.
+    if (rx is not None and rx.disconnected) or isinstance(raised, _CancelledError) or (
+        ex.started and isinstance(raised, OSError)
+    ):
+        return STATUS_CLIENT_GONE
+    # Started but cut short by the app: the client got this status line.
+    if ex.started:
+        return ex.status
+    return STATUS_APP_ERROR
+
+
+cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bint include_query=True,
+                         bint include_user_agent=True):
+    """The access record's values, in ``ACCESS_FIELDS`` order, one type per field."""
+    cdef double now = monotonic()
+    timing = _timing_recorder()
+    cdef double start = (<SendRecorder>timing).t_start if timing is not None else ex.t_start
+    cdef double end = ex.t_last_byte or now
+    ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
+    headers = scope.get("headers") or ()
+    user_agent = _text_or_none(_find(headers, b"user-agent", None)) if include_user_agent else None
+    query = _text_or_none(scope.get("query_string", b"")) if include_query else None
+    client = scope.get("client")
+    return [
+        scope.get("method", "WEBSOCKET"),
+        _printable(scope.get("path", "")),
+        query,
+        scope.get("http_version", "1.1"),
+        access_status(scope, ex, rx, raised),
+        round((end - start) * 1000.0, 3),
+        ttfb,
+        ex.body_bytes,
+        rx.body_bytes if rx is not None else 0,
+        f"{client[0]}:{client[1]}" if client else None,
+        user_agent,
+        CORRELATION_ID.get(),
+    ]
+
+
+cdef object _timing_recorder():
+    cdef PyObject* value = NULL
+    PyContextVar_Get(TIMING_RECORDER, NULL, &value)
+    if value == NULL:
+        return None
+    result = <object>value
+    Py_XDECREF(value)
+    return result if type(result) is SendRecorder else None

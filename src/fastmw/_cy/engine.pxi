@@ -1,0 +1,199 @@
+# The request engine: one compiled coroutine per request runs a list of stages.
+# Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
+#
+# A stage is a core object configured once (stages.pxi, access.pxi); per request the
+# engine calls its C steps: ``enter`` outer -> inner before the app, ``start`` inner ->
+# outer on the response start (from the SendRecorder), ``leave`` inner -> outer when
+# the app is done. A stage that ``catches`` may answer an exception (``answer``).
+
+
+cdef class Stage:
+    """A unit of middleware work the engine runs; configured once, reused by every request."""
+
+    # The path filter (``PathFilter``), or None when the stage applies everywhere.
+    cdef readonly object paths
+    cdef readonly bint http_only, starts, catches, wraps_receive
+    cdef readonly Py_ssize_t body_limit
+
+    def __init__(self, *, paths=None):
+        if paths is not None and not callable(getattr(paths, "applies", None)):
+            raise TypeError(f"paths must have an applies(scope) method, not {_type_name(paths)}")
+        self.paths = None if paths is None or getattr(paths, "everything", False) else paths
+
+    cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
+        """Store this request's state in ``ex._states[index]``; return 1 to refuse
+        (with ``ex._refusal`` set to the ASGI app that answers instead)."""
+        return 0
+
+    cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
+        return 0
+
+    cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        """Return the exception that propagates past this stage (``exc`` unless replaced)."""
+        return exc
+
+    async def answer(self, scope, receive, send, exc):
+        """Answer ``exc`` (stages that catch); True when it propagates."""
+        return True
+
+
+@cython.final
+cdef class _Plan:
+    """The stages that take part in one kind of request, and what the request needs."""
+
+    cdef tuple stages
+    cdef Py_ssize_t size, body_limit
+    cdef bint wraps_receive, edits
+
+    def __init__(self, stages):
+        cdef Stage stage
+        self.stages = tuple(stages)
+        self.size = len(self.stages)
+        self.body_limit = 0
+        self.wraps_receive = False
+        self.edits = False
+        for stage in self.stages:
+            self.wraps_receive = self.wraps_receive or stage.wraps_receive
+            self.edits = self.edits or stage.starts
+            if stage.body_limit > self.body_limit:
+                self.body_limit = stage.body_limit
+
+
+cdef _Plan _plan_or_none(stages):
+    return _Plan(stages) if stages else None
+
+
+cdef class Pipeline:
+    """An ASGI app running ``stages`` (outermost first) around ``app`` in one coroutine.
+
+    ``http`` requests get every stage, ``websocket`` requests the stages that are not
+    ``http_only``; a stage whose ``paths`` do not match the request's path is left out
+    of it. Other scopes (lifespan, unknown types) go to ``other`` (default: ``app``).
+    ``terminal`` is the app the stages run around.
+    """
+
+    cdef readonly object terminal
+    cdef readonly tuple stages
+    cdef readonly object other
+    cdef _Plan _http, _websocket
+    cdef bint _filtered
+    # Plans for the subsets of stages that path filters leave, by bitmask of taking part.
+    cdef dict _subplans
+
+    def __init__(self, app, stages=(), other=None):
+        self.configure(app, stages, other)
+
+    def configure(self, app, stages=(), other=None):
+        """Set the app, the stages and the app for other scopes (construction time only)."""
+        cdef Stage stage
+        if not callable(app):
+            raise TypeError(f"app must be an ASGI app, not {_type_name(app)}")
+        stages = tuple(stages)
+        for item in stages:
+            if not isinstance(item, Stage):
+                raise TypeError(f"stages must be core stages, not {_type_name(item)}")
+        if len(stages) > MAX_STAGES:
+            raise ValueError(f"at most {MAX_STAGES} stages, got {len(stages)}")
+        self.terminal = app
+        self.stages = stages
+        self.other = app if other is None else other
+        self._http = _plan_or_none(stages)
+        self._websocket = _plan_or_none([stage for stage in stages if not stage.http_only])
+        self._filtered = any(stage.paths is not None for stage in stages)
+        self._subplans = {}
+
+    cdef _Plan _select(self, _Plan plan, scope):
+        """The plan of the stages whose path filter takes this request."""
+        cdef Stage stage
+        cdef unsigned long long mask = 0, bit = 1
+        for stage in plan.stages:
+            if stage.paths is None or stage.paths.applies(scope):
+                mask |= bit
+            bit <<= 1
+        key = (mask, plan is self._http)
+        found = self._subplans.get(key, _MISSING)
+        if found is not _MISSING:
+            return <_Plan>found
+        chosen = [stage for index, stage in enumerate(plan.stages) if mask >> index & 1]
+        result = self._subplans[key] = _plan_or_none(chosen)
+        return result
+
+    async def __call__(self, scope, receive, send):
+        cdef _Plan plan
+        cdef SendRecorder ex
+        cdef ReceiveRecorder rx = None
+        cdef Stage stage
+        cdef Py_ssize_t i
+        kind = scope["type"]
+        if kind == "http":
+            plan = self._http
+        elif kind == "websocket":
+            plan = self._websocket
+        else:
+            await self.other(scope, receive, send)
+            return
+        if self._filtered and plan is not None:
+            plan = self._select(plan, scope)
+        if plan is None:
+            await self.terminal(scope, receive, send)
+            return
+        ex = SendRecorder.__new__(SendRecorder)
+        _recorder_init(ex, send)
+        ex._stages = plan.stages
+        ex._states = [None] * plan.size
+        ex._edits = plan.edits
+        if plan.wraps_receive:
+            rx = ReceiveRecorder.__new__(ReceiveRecorder)
+            _receiver_init(rx, receive, plan.body_limit)
+            receive = rx
+        exc = None
+        try:
+            if _enter_all(plan, ex, rx, scope):
+                await ex._refusal(scope, receive, ex)
+            else:
+                await self.terminal(scope, receive, ex)
+        except BaseException as raised:
+            exc = raised
+        # Unwind inner -> outer, as the except/finally blocks of nested layers would.
+        i = ex._entered - 1
+        while i >= 0:
+            stage = <Stage>PyTuple_GET_ITEM(plan.stages, i)
+            if stage.catches and exc is not None and isinstance(exc, Exception):
+                # What it sends gets only the start steps of the stages outer to it.
+                ex._live = i
+                try:
+                    if not await stage.answer(scope, receive, ex, exc):
+                        exc = None
+                except BaseException as raised:
+                    # Raised while answering: chained to the original, as in an except block.
+                    if raised is not exc and raised.__context__ is None:
+                        raised.__context__ = exc
+                    exc = raised
+            try:
+                exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(ex._states, i), exc)
+            except BaseException as raised:
+                # A failing finally block replaces the exception, in nested layers too.
+                exc = raised
+            i -= 1
+        ex._states = None
+        ex._refusal = None
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                # No exception -> traceback -> frame -> exception cycle.
+                exc = None
+
+
+cdef int _enter_all(_Plan plan, SendRecorder ex, ReceiveRecorder rx, scope) except -1:
+    """Enter the stages outer -> inner; 1 when one refused (the others are not entered)."""
+    cdef Py_ssize_t i
+    cdef Stage stage
+    for i in range(plan.size):
+        stage = <Stage>PyTuple_GET_ITEM(plan.stages, i)
+        ex._live = i
+        if stage.enter(ex, rx, scope, i):
+            return 1
+        ex._entered = i + 1
+    ex._live = plan.size
+    return 0

@@ -1,0 +1,278 @@
+# The engine's small stages: request id, timing, body cache.
+# Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
+# (Errors, the request context and the access log have files of their own.)
+
+
+# --------------------------------------------------------------------------- request id
+
+
+@cython.final
+cdef class RequestIdStage(Stage):
+    """Reads (or makes) the request id, exposes it and echoes it on the response start.
+
+    The first request-id component of a request resolves the id and echoes it; any
+    other one inside it (a second middleware, a request-id plugin) reuses it, so a
+    request has one id and one echoed header. ``echo`` is ``"set"``, ``"append"``
+    (http only) or ``None``. ``report(cause, value)`` is told when an id is replaced.
+    """
+
+    cdef readonly bytes key
+    cdef readonly str context_key
+    cdef readonly object generator, validator, transformer, resolver, reject, report, on_id
+    cdef readonly Py_ssize_t max_length
+    cdef readonly bint update_request_header, echo_websocket
+    cdef readonly object echo
+    cdef bint _append, _core_ids, _safe_ids
+
+    def __init__(self, key, context_key, *, generator=None, validator=None, transformer=None, resolver=None,
+                 max_length=DEFAULT_ID_LENGTH, update_request_header=True, echo="set", echo_websocket=True,
+                 reject=None, report=None, on_id=None, paths=None):
+        Stage.__init__(self, paths=paths)
+        if echo not in ECHO_MODES:
+            raise ValueError(f"echo must be one of {ECHO_MODES}, got {echo!r}")
+        if type(max_length) is not int or not 1 <= max_length <= PY_SSIZE_T_MAX:
+            raise ValueError("max_length must be a positive int")
+        for name, hook in (("generator", generator), ("validator", validator), ("transformer", transformer),
+                           ("resolver", resolver), ("reject", reject), ("report", report), ("on_id", on_id)):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"{name} must be callable or None, not {_type_name(hook)}")
+        self.key = encode_header_name(key)
+        self.context_key = str(context_key)
+        self.generator = new_request_id if generator is None else generator
+        self.validator = validator
+        self.transformer = transformer
+        self.resolver = resolver
+        self.max_length = max_length
+        self.update_request_header = bool(update_request_header)
+        self.echo = echo
+        self.echo_websocket = bool(echo_websocket)
+        self.reject = reject
+        self.report = report
+        self.on_id = on_id
+        self.starts = echo is not None
+        self._append = echo == "append"
+        # Ids the core makes need no checks: 32 lower-case hex characters.
+        self._core_ids = self.generator is new_request_id and transformer is None and resolver is None
+        self._safe_ids = validator is is_safe_id and transformer is None and resolver is None
+
+    cdef object _fresh(self):
+        value = self.generator()
+        if self.transformer is not None:
+            value = self.transformer(value)
+        if not is_visible_ascii(value, self.max_length):
+            if self.report is not None:
+                self.report("unusable", value)
+            return new_request_id()
+        return value
+
+    def resolve(self, raw):
+        """The id for a request whose header held ``raw`` (bytes or None); None: refuse it."""
+        if self.resolver is not None:
+            return self.resolver(raw)
+        if not raw:
+            return self._fresh()
+        # Hostile values (CR/LF/NUL, non-ASCII, oversize) never reach the validator or a log.
+        value = (<bytes>raw).decode("latin-1")
+        if is_visible_ascii(value, self.max_length) and (self.validator is None or self.validator(value)):
+            if self.transformer is not None:
+                value = self.transformer(value)
+                if not is_visible_ascii(value, self.max_length):
+                    return self._fresh()
+            return value
+        if self.reject is not None:
+            return None
+        value = self._fresh()
+        if self.report is not None:
+            self.report("invalid", value)
+        return value
+
+    cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
+        cdef PyObject* found
+        cdef dict mapping = <dict>scope if type(scope) is dict else None
+        found = PyDict_GetItemWithError(mapping, ID_SCOPE_KEY) if mapping is not None else NULL
+        if found != NULL:
+            # An outer component resolved this request's id: reuse it, it echoes.
+            value = <object>found
+            _context_put(self.context_key, value)
+            return 0
+        headers = scope.get("headers") or []
+        raw = _find(headers, self.key, None)
+        if raw is None and self._core_ids:
+            value = new_request_id()
+        elif raw is not None and self._safe_ids and _safe_id_bytes(<bytes>raw, self.max_length):
+            value = (<bytes>raw).decode("ascii")
+        else:
+            value = self.resolve(raw)
+            if value is None:
+                ex._refusal = self.reject
+                return 1
+            if not is_visible_ascii(value, self.max_length):
+                raise ValueError(f"request id resolver gave an unusable id {_shown(repr(value))}")
+        encoded = PyUnicode_AsLatin1String(value)
+        if self.update_request_header and encoded != raw:
+            # A copy: the server's header list is not ours to mutate.
+            if raw is None:
+                scope["headers"] = list(headers) + [(self.key, encoded)]
+            else:
+                headers = scope["headers"] = list(headers)
+                _set(headers, self.key, encoded)
+        scope[ID_SCOPE_KEY] = value
+        token = PyContextVar_Set(CORRELATION_ID, value)
+        _context_put(self.context_key, value)
+        if self.on_id is not None:
+            _call_hook(self.on_id, value)
+        if self.echo is not None and (self.echo_websocket or scope["type"] == "http"):
+            ex._states[index] = (token, encoded)
+        else:
+            ex._states[index] = (token, None)
+        return 0
+
+    cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
+        if state is None:
+            return 0
+        encoded = (<tuple>state)[1]
+        if encoded is not None:
+            if self._append:
+                headers.append((self.key, encoded))
+            else:
+                _set(headers, self.key, <bytes>encoded)
+        return 0
+
+    cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        if state is not None:
+            PyContextVar_Reset(CORRELATION_ID, (<tuple>state)[0])
+        return exc
+
+
+cdef inline int _context_put(key, value) except -1:
+    """``context[key] = value`` when a request context is active."""
+    data = _current_or_none()
+    if data is not None:
+        (<dict>data)[key] = value
+    return 0
+
+
+cdef int _call_hook(hook, value) except -1:
+    """Call a user hook whose failure must not break the request."""
+    try:
+        hook(value)
+    except Exception:
+        _internal_logger.exception("fastmw hook %r failed", hook)
+    return 0
+
+
+cdef bint _safe_id_bytes(bytes raw, Py_ssize_t max_length) noexcept:
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(raw)
+    if n == 0 or n > max_length:
+        return False
+    for i in range(n):
+        if not SAFE_ID_TABLE[p[i]]:
+            return False
+    return True
+
+
+cpdef bint is_safe_id(value) except -1:
+    """Whether ``value`` is a str of 1-128 characters from ``[A-Za-z0-9._~+/=:@-]``:
+    the ids proxies and platforms send (nginx, UUIDs of any version, AWS, Heroku, Cloudflare)."""
+    if not isinstance(value, str) or not PyUnicode_IS_ASCII(value):
+        return False
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(value), i
+    cdef const unsigned char* p = <const unsigned char*>PyUnicode_DATA(value)
+    if n == 0 or n > DEFAULT_ID_LENGTH:
+        return False
+    for i in range(n):
+        if not SAFE_ID_TABLE[p[i]]:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@cython.final
+cdef class TimingStage(Stage):
+    """Timing headers on the response start; ``callback(scope, ttfb, total)`` at the end."""
+
+    cdef readonly object key, callback
+    cdef readonly int precision
+    cdef readonly bint server_timing
+
+    def __init__(self, key=None, *, precision=4, server_timing=True, callback=None, paths=None):
+        Stage.__init__(self, paths=paths)
+        if type(precision) is not int or not 0 <= precision <= 9:
+            raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, not {_type_name(callback)}")
+        self.key = None if key is None else encode_header_name(key)
+        self.precision = precision
+        self.server_timing = bool(server_timing)
+        self.callback = callback
+        self.starts = self.key is not None or self.server_timing
+
+    cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
+        ex._states[index] = PyContextVar_Set(TIMING_RECORDER, ex)
+        return 0
+
+    cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
+        cdef double elapsed = monotonic() - ex.t_start
+        cdef char text[64]
+        cdef int n
+        if self.key is not None:
+            n = snprintf(text, sizeof(text), "%.*f", self.precision, elapsed)
+            _set(headers, <bytes>self.key, PyBytes_FromStringAndSize(text, n))
+        if self.server_timing:
+            n = snprintf(text, sizeof(text), "app;dur=%.*f", <int>max(self.precision - 3, 0), elapsed * 1000.0)
+            entry = PyBytes_FromStringAndSize(text, n)
+            existing = _find(headers, SERVER_TIMING, None)
+            _set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
+        return 0
+
+    cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        PyContextVar_Reset(TIMING_RECORDER, state)
+        if self.callback is not None:
+            ttfb = ex.t_first_byte - ex.t_start if ex.t_first_byte else None
+            end = ex.t_last_byte or monotonic()
+            try:
+                self.callback(scope, ttfb, end - ex.t_start)
+            except Exception:
+                _timing_logger.exception("timing callback %r failed", self.callback)
+        return exc
+
+
+# --------------------------------------------------------------------------- body cache
+
+
+@cython.final
+cdef class BodyCacheStage(Stage):
+    """Keeps up to ``max_bytes`` of the request body as the app reads it (http only)."""
+
+    def __init__(self, max_bytes, *, paths=None):
+        Stage.__init__(self, paths=paths)
+        if type(max_bytes) is not int or max_bytes < 0:
+            raise ValueError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
+        self.body_limit = max_bytes
+        self.http_only = True
+        self.wraps_receive = True
+
+    @property
+    def max_bytes(self):
+        """The most body bytes kept per request."""
+        return self.body_limit
+
+    cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
+        token = PyContextVar_Set(BODY_RECORDER, rx)
+        state = scope.get("state")
+        if isinstance(state, dict):
+            (<dict>state)[BODY_STATE_KEY] = rx
+            ex._states[index] = (token, state)
+        else:
+            ex._states[index] = (token, None)
+        return 0
+
+    cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        PyContextVar_Reset(BODY_RECORDER, (<tuple>state)[0])
+        if (<tuple>state)[1] is not None:
+            (<dict>(<tuple>state)[1]).pop(BODY_STATE_KEY, None)
+        rx.release()
+        return exc
