@@ -50,9 +50,9 @@ def test_default_order() -> None:
 
 def test_options_and_shared_paths() -> None:
     app = stack(plain_app, timing={"header_name": None}, exclude_paths=["/health"], access_log={"exclude_paths": []})
-    assert app._paths.applies({"path": "/health"}) is False  # type: ignore[attr-defined]
+    assert app._stage.paths.applies({"path": "/health"}) is False  # type: ignore[attr-defined]
     access = app.app.app  # type: ignore[attr-defined]
-    assert isinstance(access, AccessLogMiddleware) and access._paths.everything
+    assert isinstance(access, AccessLogMiddleware) and access._stage.paths is None
     with pytest.raises(ConfigurationError):
         stack(plain_app, timing="yes")  # type: ignore[arg-type]
 

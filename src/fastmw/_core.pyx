@@ -106,6 +106,7 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "run_pipeline",
 ]
 
 cdef enum:

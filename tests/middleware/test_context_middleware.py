@@ -136,7 +136,7 @@ def test_servers_detect_asgi3() -> None:
     import inspect
 
     for middleware in _both_styles():
-        assert middleware._solo is not None  # the compiled (or pure) runner serves it
+        assert middleware._stage is not None  # the core stage serves it
         assert inspect.iscoroutinefunction(middleware.__call__)
         assert inspect.iscoroutinefunction(type(middleware).__call__)
         assert asyncio.iscoroutinefunction(middleware.__call__)

@@ -8,7 +8,7 @@ exception types and messages. Change both in one commit.
 from fastmw._core_py.access import ACCESS_FIELDS, ACCESS_JSON_FIELDS, AccessLogStage, access_status, access_values
 from fastmw._core_py.context import _Context, context_get, context_reset, context_set
 from fastmw._core_py.context_stage import ContextStage
-from fastmw._core_py.engine import Pipeline, Stage
+from fastmw._core_py.engine import Pipeline, Stage, run_pipeline
 from fastmw._core_py.error_stage import ErrorStage, error_body
 from fastmw._core_py.headers import (
     MutableHeaders,
@@ -80,4 +80,5 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "run_pipeline",
 ]

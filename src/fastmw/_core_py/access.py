@@ -46,10 +46,10 @@ def _printable(text: str) -> str:
 
 
 def _text_or_none(raw: bytes | None) -> str | None:
-    """Header or query bytes as printable text; None stays None."""
+    """Header or query bytes as text (latin-1, as servers decode them); None stays None."""
     if raw is None:
         return None
-    return _printable(raw.decode("latin-1"))
+    return raw.decode("latin-1")
 
 
 class AccessLogStage(Stage):
@@ -98,9 +98,15 @@ class AccessLogStage(Stage):
         return exc
 
     def _log(self, values: list[Any]) -> int:
+        # Text that reaches a log line is escaped: no control characters (log injection).
         target = quote(values[1])
-        if values[2]:
-            target = f"{target}?{values[2]}"
+        values[1] = _printable(values[1])
+        if values[2] is not None:
+            values[2] = _printable(values[2])
+            if values[2]:
+                target = f"{target}?{values[2]}"
+        if values[10] is not None:
+            values[10] = _printable(values[10])
         extra = dict(zip(ACCESS_FIELDS, values, strict=True))
         self.logger.log(
             self.level,
@@ -159,7 +165,7 @@ def access_values(
     client = scope.get("client")
     return [
         scope.get("method", "WEBSOCKET"),
-        _printable(scope.get("path", "")),
+        scope.get("path", ""),
         query,
         scope.get("http_version", "1.1"),
         access_status(scope, ex, rx, raised),

@@ -121,62 +121,70 @@ class Pipeline:
         result = self._subplans[key] = _plan_or_none(chosen)
         return result
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            plan = self._http
-        elif kind == "websocket":
-            plan = self._websocket
+    def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        return run_pipeline(self, scope, receive, send)
+
+
+async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) -> None:
+    """``pipeline(scope, receive, send)``: one request through the pipeline's stages.
+
+    A plain ``async def`` (servers see a coroutine function); a middleware class
+    subclassing ``Pipeline`` uses it as its ``__call__``."""
+    kind = scope["type"]
+    if kind == "http":
+        plan = self._http
+    elif kind == "websocket":
+        plan = self._websocket
+    else:
+        await self.other(scope, receive, send)
+        return
+    if self._filtered and plan is not None:
+        plan = self._select(plan, scope)
+    if plan is None:
+        await self.terminal(scope, receive, send)
+        return
+    ex = SendRecorder(send)
+    stages = ex._stages = plan.stages
+    states = ex._states = [None] * plan.size
+    ex._edits = plan.edits
+    rx = None
+    if plan.wraps_receive:
+        rx = receive = ReceiveRecorder(receive, plan.body_limit)
+    exc: BaseException | None = None
+    try:
+        if _enter_all(plan, ex, rx, scope):
+            await ex._refusal(scope, receive, ex)
         else:
-            await self.other(scope, receive, send)
-            return
-        if self._filtered and plan is not None:
-            plan = self._select(plan, scope)
-        if plan is None:
-            await self.terminal(scope, receive, send)
-            return
-        ex = SendRecorder(send)
-        stages = ex._stages = plan.stages
-        states = ex._states = [None] * plan.size
-        ex._edits = plan.edits
-        rx = None
-        if plan.wraps_receive:
-            rx = receive = ReceiveRecorder(receive, plan.body_limit)
-        exc: BaseException | None = None
-        try:
-            if _enter_all(plan, ex, rx, scope):
-                await ex._refusal(scope, receive, ex)
-            else:
-                await self.terminal(scope, receive, ex)
-        except BaseException as raised:
-            exc = raised
-        # Unwind inner -> outer, as the except/finally blocks of nested layers would.
-        for i in range(ex._entered - 1, -1, -1):
-            stage = stages[i]
-            if stage.catches and exc is not None and isinstance(exc, Exception):
-                # What it sends gets only the start steps of the stages outer to it.
-                ex._live = i
-                try:
-                    if not await stage.answer(scope, receive, ex, exc):
-                        exc = None
-                except BaseException as raised:
-                    # Raised while answering: chained to the original, as in an except block.
-                    if raised is not exc and raised.__context__ is None:
-                        raised.__context__ = exc
-                    exc = raised
+            await self.terminal(scope, receive, ex)
+    except BaseException as raised:
+        exc = raised
+    # Unwind inner -> outer, as the except/finally blocks of nested layers would.
+    for i in range(ex._entered - 1, -1, -1):
+        stage = stages[i]
+        if stage.catches and exc is not None and isinstance(exc, Exception):
+            # What it sends gets only the start steps of the stages outer to it.
+            ex._live = i
             try:
-                exc = stage.leave(ex, rx, scope, states[i], exc)
+                if not await stage.answer(scope, receive, ex, exc):
+                    exc = None
             except BaseException as raised:
-                # A failing finally block replaces the exception, in nested layers too.
+                # Raised while answering: chained to the original, as in an except block.
+                if raised is not exc and raised.__context__ is None:
+                    raised.__context__ = exc
                 exc = raised
-        ex._states = None
-        ex._refusal = None
-        if exc is not None:
-            try:
-                raise exc
-            finally:
-                # No exception -> traceback -> frame -> exception cycle.
-                exc = None
+        try:
+            exc = stage.leave(ex, rx, scope, states[i], exc)
+        except BaseException as raised:
+            # A failing finally block replaces the exception, in nested layers too.
+            exc = raised
+    ex._states = None
+    ex._refusal = None
+    if exc is not None:
+        try:
+            raise exc
+        finally:
+            # No exception -> traceback -> frame -> exception cycle.
+            exc = None
 
 
 def _enter_all(plan: _Plan, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope) -> int:

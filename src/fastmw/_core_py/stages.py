@@ -151,7 +151,7 @@ class RequestIdStage(Stage):
             if value is None:
                 ex._refusal = self.reject
                 return 1
-            if not is_visible_ascii(value, self.max_length):
+            if self.resolver is not None and not is_visible_ascii(value, sys.maxsize):
                 raise ValueError(f"request id resolver gave an unusable id {_shown(repr(value))}")
         encoded = value.encode("latin-1")
         if self.update_request_header and encoded != raw:

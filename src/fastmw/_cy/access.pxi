@@ -8,10 +8,10 @@ cdef str _printable(str text):
 
 
 cdef object _text_or_none(raw):
-    """Header or query bytes as printable text; None stays None."""
+    """Header or query bytes as text (latin-1, as servers decode them); None stays None."""
     if raw is None:
         return None
-    return _printable((<bytes>raw).decode("latin-1"))
+    return (<bytes>raw).decode("latin-1")
 
 
 @cython.final
@@ -55,9 +55,15 @@ cdef class AccessLogStage(Stage):
         return exc
 
     cdef int _log(self, list values) except -1:
+        # Text that reaches a log line is escaped: no control characters (log injection).
         target = _quote(values[1])
-        if values[2]:
-            target = f"{target}?{values[2]}"
+        values[1] = _printable(values[1])
+        if values[2] is not None:
+            values[2] = _printable(values[2])
+            if values[2]:
+                target = f"{target}?{values[2]}"
+        if values[10] is not None:
+            values[10] = _printable(values[10])
         extra = dict(zip(ACCESS_FIELDS, values))
         self.logger.log(
             self.level, ACCESS_TEXT_FORMAT, values[9] or "-", values[0], target, values[3], values[4], values[5],
@@ -101,7 +107,7 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
     client = scope.get("client")
     return [
         scope.get("method", "WEBSOCKET"),
-        _printable(scope.get("path", "")),
+        scope.get("path", ""),
         query,
         scope.get("http_version", "1.1"),
         access_status(scope, ex, rx, raised),

@@ -118,71 +118,79 @@ cdef class Pipeline:
         result = self._subplans[key] = _plan_or_none(chosen)
         return result
 
-    async def __call__(self, scope, receive, send):
-        cdef _Plan plan
-        cdef SendRecorder ex
-        cdef ReceiveRecorder rx = None
-        cdef Stage stage
-        cdef Py_ssize_t i
-        kind = scope["type"]
-        if kind == "http":
-            plan = self._http
-        elif kind == "websocket":
-            plan = self._websocket
+    def __call__(self, scope, receive, send):
+        return run_pipeline(self, scope, receive, send)
+
+
+async def run_pipeline(Pipeline self, scope, receive, send):
+    """``pipeline(scope, receive, send)``: one request through the pipeline's stages.
+
+    A plain ``async def`` (servers see a coroutine function); a middleware class
+    subclassing ``Pipeline`` uses it as its ``__call__``."""
+    cdef _Plan plan
+    cdef SendRecorder ex
+    cdef ReceiveRecorder rx = None
+    cdef Stage stage
+    cdef Py_ssize_t i
+    kind = scope["type"]
+    if kind == "http":
+        plan = self._http
+    elif kind == "websocket":
+        plan = self._websocket
+    else:
+        await self.other(scope, receive, send)
+        return
+    if self._filtered and plan is not None:
+        plan = self._select(plan, scope)
+    if plan is None:
+        await self.terminal(scope, receive, send)
+        return
+    ex = SendRecorder.__new__(SendRecorder)
+    _recorder_init(ex, send)
+    ex._stages = plan.stages
+    ex._states = [None] * plan.size
+    ex._edits = plan.edits
+    if plan.wraps_receive:
+        rx = ReceiveRecorder.__new__(ReceiveRecorder)
+        _receiver_init(rx, receive, plan.body_limit)
+        receive = rx
+    exc = None
+    try:
+        if _enter_all(plan, ex, rx, scope):
+            await ex._refusal(scope, receive, ex)
         else:
-            await self.other(scope, receive, send)
-            return
-        if self._filtered and plan is not None:
-            plan = self._select(plan, scope)
-        if plan is None:
-            await self.terminal(scope, receive, send)
-            return
-        ex = SendRecorder.__new__(SendRecorder)
-        _recorder_init(ex, send)
-        ex._stages = plan.stages
-        ex._states = [None] * plan.size
-        ex._edits = plan.edits
-        if plan.wraps_receive:
-            rx = ReceiveRecorder.__new__(ReceiveRecorder)
-            _receiver_init(rx, receive, plan.body_limit)
-            receive = rx
-        exc = None
-        try:
-            if _enter_all(plan, ex, rx, scope):
-                await ex._refusal(scope, receive, ex)
-            else:
-                await self.terminal(scope, receive, ex)
-        except BaseException as raised:
-            exc = raised
-        # Unwind inner -> outer, as the except/finally blocks of nested layers would.
-        i = ex._entered - 1
-        while i >= 0:
-            stage = <Stage>PyTuple_GET_ITEM(plan.stages, i)
-            if stage.catches and exc is not None and isinstance(exc, Exception):
-                # What it sends gets only the start steps of the stages outer to it.
-                ex._live = i
-                try:
-                    if not await stage.answer(scope, receive, ex, exc):
-                        exc = None
-                except BaseException as raised:
-                    # Raised while answering: chained to the original, as in an except block.
-                    if raised is not exc and raised.__context__ is None:
-                        raised.__context__ = exc
-                    exc = raised
+            await self.terminal(scope, receive, ex)
+    except BaseException as raised:
+        exc = raised
+    # Unwind inner -> outer, as the except/finally blocks of nested layers would.
+    i = ex._entered - 1
+    while i >= 0:
+        stage = <Stage>PyTuple_GET_ITEM(plan.stages, i)
+        if stage.catches and exc is not None and isinstance(exc, Exception):
+            # What it sends gets only the start steps of the stages outer to it.
+            ex._live = i
             try:
-                exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(ex._states, i), exc)
+                if not await stage.answer(scope, receive, ex, exc):
+                    exc = None
             except BaseException as raised:
-                # A failing finally block replaces the exception, in nested layers too.
+                # Raised while answering: chained to the original, as in an except block.
+                if raised is not exc and raised.__context__ is None:
+                    raised.__context__ = exc
                 exc = raised
-            i -= 1
-        ex._states = None
-        ex._refusal = None
-        if exc is not None:
-            try:
-                raise exc
-            finally:
-                # No exception -> traceback -> frame -> exception cycle.
-                exc = None
+        try:
+            exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(ex._states, i), exc)
+        except BaseException as raised:
+            # A failing finally block replaces the exception, in nested layers too.
+            exc = raised
+        i -= 1
+    ex._states = None
+    ex._refusal = None
+    if exc is not None:
+        try:
+            raise exc
+        finally:
+            # No exception -> traceback -> frame -> exception cycle.
+            exc = None
 
 
 cdef int _enter_all(_Plan plan, SendRecorder ex, ReceiveRecorder rx, scope) except -1:

@@ -106,7 +106,7 @@ cdef class RequestIdStage(Stage):
             if value is None:
                 ex._refusal = self.reject
                 return 1
-            if not is_visible_ascii(value, self.max_length):
+            if self.resolver is not None and not is_visible_ascii(value, PY_SSIZE_T_MAX):
                 raise ValueError(f"request id resolver gave an unusable id {_shown(repr(value))}")
         encoded = PyUnicode_AsLatin1String(value)
         if self.update_request_header and encoded != raw:

@@ -40,6 +40,9 @@ def fused_stages(app: object) -> tuple[Stage, ...]:
 class FusableMiddleware(core.Pipeline):
     """Base of the fastmw middlewares: a core pipeline whose first stage is this middleware's."""
 
+    # The engine's coroutine function itself: servers (uvicorn, hypercorn) see ASGI 3.
+    __call__ = core.run_pipeline
+
     fuse: bool = True
     # This middleware's core stage; None runs ``_layer`` as a plain Python layer instead.
     _stage: Stage | None = None
@@ -70,7 +73,7 @@ class FusableMiddleware(core.Pipeline):
         if not (FUSE and self.fuse and outer.fuse and self._stage is not None and outer._stage is not None):
             return False
         # A subclass with its own __call__ runs as a layer.
-        if type(self).__call__ is not core.Pipeline.__call__:
+        if type(self).__call__ is not core.run_pipeline:
             return False
         # One receive recorder holds one body copy: two body caches stay two layers.
         return not (outer._keeps_body() and any(member._keeps_body() for member in self._members))
