@@ -85,6 +85,7 @@ lint: build $(VENV)/.deps-lint
 	$(VENV)/bin/ruff check src tests benchmarks tools setup.py
 	$(VENV)/bin/ruff format --check src tests benchmarks tools setup.py
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest fastmw._core --allowlist tools/stubtest-allowlist.txt
 
 annotate: $(VENV)/.installed
 	FASTMW_ANNOTATE=1 $(PY) setup.py -q build_ext --inplace --force

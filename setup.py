@@ -50,6 +50,7 @@ def extensions() -> list:
         "boundscheck": False,
         "wraparound": False,
         "cdivision": True,
+        "auto_pickle": False,
     }
     macros = []
     trace = flag("FASTMW_CYTHON_TRACE")

@@ -1,4 +1,4 @@
-# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, embedsignature=True, boundscheck=False, wraparound=False, cdivision=True, auto_pickle=False
 """Compiled core of fastmw. ``fastmw._core_py`` is its specification: same names,
 signatures, results, exceptions and messages. Change both in one commit.
 

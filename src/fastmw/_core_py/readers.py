@@ -140,6 +140,8 @@ def _echoable(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
 def _reader_pair(pair: Any) -> tuple[Any, Callable[[Any], Any]]:
     key, reader = _pair(pair, "a context reader entry")
     if not callable(reader):
@@ -150,4 +152,3 @@ def _reader_pair(pair: Any) -> tuple[Any, Callable[[Any], Any]]:
 def _echo_pair(pair: Any) -> tuple[Any, bytes]:
     key, name = _pair(pair, "an echo entry")
     return key, encode_header_name(name)
-

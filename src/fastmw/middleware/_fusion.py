@@ -45,7 +45,7 @@ class FusableMiddleware(core.Pipeline):
 
     fuse: bool = True
     # This middleware's core stage; None runs ``_layer`` as a plain Python layer instead.
-    _stage: Stage | None = None
+    _stage: core.Stage | None = None
     _app: ASGIApp
     # The middlewares whose stages this pipeline runs, outermost first.
     _members: tuple[FusableMiddleware, ...] = ()
@@ -61,7 +61,7 @@ class FusableMiddleware(core.Pipeline):
         if self._stage is not None or self._members:
             self._build()
 
-    def _attach(self, app: ASGIApp, stage: Stage | None, fuse: bool) -> None:
+    def _attach(self, app: ASGIApp, stage: core.Stage | None, fuse: bool) -> None:
         """Call at the end of ``__init__``, once the options are validated and the stage built."""
         self.fuse = bool(fuse)
         self._stage = stage
