@@ -28,6 +28,7 @@ __all__ = [
     "encode_header_name",
     "encode_header_value",
     "error_body",
+    "format_fixed",
     "header_append",
     "header_contains",
     "header_delete",
@@ -248,6 +249,7 @@ class RequestIdStage(Stage):
     def resolve(self, raw: bytes | None) -> Any: ...
 
 def is_safe_id(value: object) -> bool: ...
+def format_fixed(value: float, precision: int) -> bytes: ...
 
 @final
 class TimingStage(Stage):

@@ -16,9 +16,8 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_AsLatin1String
-from libc.math cimport isfinite
+from libc.math cimport floor, isfinite
 from libc.stdint cimport uint8_t
-from libc.stdio cimport snprintf
 from libc.string cimport memcpy, memset
 
 import inspect as _inspect
@@ -88,6 +87,7 @@ __all__ = [
     "encode_header_name",
     "encode_header_value",
     "error_body",
+    "format_fixed",
     "header_append",
     "header_contains",
     "header_delete",
@@ -131,6 +131,7 @@ cdef str ID_SCOPE_KEY = "fastmw.request_id"
 # The body cache's recorder is also put in scope["state"] under this key.
 cdef str BODY_STATE_KEY = "fastmw.body_cache"
 cdef bytes SERVER_TIMING = b"server-timing"
+cdef bytes SERVER_TIMING_PREFIX = b"app;dur="
 cdef str ERROR_CODE = "internal_error"
 ACCESS_FIELDS = (
     "method", "path", "query", "http_version", "status", "duration_ms", "ttfb_ms",

@@ -32,7 +32,7 @@ from fastmw._core_py.ids import is_uuid, is_uuid4, is_visible_ascii, monotonic, 
 from fastmw._core_py.json_lines import JsonLinesWriter, encode_access_record
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
-from fastmw._core_py.stages import BodyCacheStage, RequestIdStage, TimingStage, is_safe_id
+from fastmw._core_py.stages import BodyCacheStage, RequestIdStage, TimingStage, format_fixed, is_safe_id
 
 __all__ = [
     "ACCESS_FIELDS",
@@ -62,6 +62,7 @@ __all__ = [
     "encode_header_name",
     "encode_header_value",
     "error_body",
+    "format_fixed",
     "header_append",
     "header_contains",
     "header_delete",

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,8 @@ ID_SCOPE_KEY = "fastmw.request_id"
 # The body cache's recorder is also put in scope["state"] under this key.
 BODY_STATE_KEY = "fastmw.body_cache"
 SERVER_TIMING = b"server-timing"
+SERVER_TIMING_PREFIX = b"app;dur="
+POW10 = tuple(10.0**n for n in range(10))
 ERROR_CODE = "internal_error"
 ERROR_STATUS = 500
 WEBSOCKET_INTERNAL_ERROR = 1011
@@ -251,9 +254,9 @@ class TimingStage(Stage):
     def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
         elapsed = monotonic() - ex.t_start
         if self.key is not None:
-            header_set(headers, self.key, b"%.*f" % (self.precision, elapsed))
+            header_set(headers, self.key, format_fixed(elapsed, self.precision))
         if self.server_timing:
-            entry = b"app;dur=%.*f" % (max(self.precision - 3, 0), elapsed * 1000.0)
+            entry = SERVER_TIMING_PREFIX + format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
             existing = header_get(headers, SERVER_TIMING)
             header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
         return 0
@@ -270,6 +273,23 @@ class TimingStage(Stage):
             except Exception:
                 _timing_logger.exception("timing callback %r failed", self.callback)
         return exc
+
+
+def format_fixed(value: float, precision: int) -> bytes:
+    """``value`` with ``precision`` (0-9) decimals, rounded half up: ``b"0.0123"``.
+
+    Values outside [0, 9e18 / 10**precision) are formatted like ``b"%.*f"``."""
+    if not 0 <= precision <= 9:
+        raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
+    value = float(value)
+    scaled = value * POW10[precision]
+    if not (0.0 <= scaled < 9e18):
+        return b"%.*f" % (precision, value)
+    digits = math.floor(scaled + 0.5)
+    if not precision:
+        return b"%d" % digits
+    whole, fraction = divmod(digits, 10**precision)
+    return b"%d.%0*d" % (whole, precision, fraction)
 
 
 # --------------------------------------------------------------------------- body cache

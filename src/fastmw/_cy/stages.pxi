@@ -216,14 +216,10 @@ cdef class TimingStage(Stage):
 
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
         cdef double elapsed = monotonic() - ex.t_start
-        cdef char text[64]
-        cdef int n
         if self.key is not None:
-            n = snprintf(text, sizeof(text), "%.*f", self.precision, elapsed)
-            _set(headers, <bytes>self.key, PyBytes_FromStringAndSize(text, n))
+            _set(headers, <bytes>self.key, format_fixed(elapsed, self.precision))
         if self.server_timing:
-            n = snprintf(text, sizeof(text), "app;dur=%.*f", <int>max(self.precision - 3, 0), elapsed * 1000.0)
-            entry = PyBytes_FromStringAndSize(text, n)
+            entry = SERVER_TIMING_PREFIX + format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
             existing = _find(headers, SERVER_TIMING, None)
             _set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
         return 0
@@ -238,6 +234,38 @@ cdef class TimingStage(Stage):
             except Exception:
                 _timing_logger.exception("timing callback %r failed", self.callback)
         return exc
+
+
+cdef double[10] POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
+
+
+cpdef bytes format_fixed(double value, int precision):
+    """``value`` with ``precision`` (0-9) decimals, rounded half up: ``b"0.0123"``.
+
+    Values outside [0, 9e18 / 10**precision) are formatted like ``b"%.*f"``."""
+    if not 0 <= precision <= 9:
+        raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
+    cdef double scaled = value * POW10[precision]
+    if not (0.0 <= scaled < 9e18):
+        return b"%.*f" % (precision, value)
+    cdef unsigned long long digits = <unsigned long long>floor(scaled + 0.5)
+    cdef char text[32]
+    cdef int position = 32, i
+    # The fraction's digits, the point, then the whole part (at least one digit).
+    for i in range(precision):
+        position -= 1
+        text[position] = 48 + <int>(digits % 10)
+        digits //= 10
+    if precision:
+        position -= 1
+        text[position] = 46
+    while True:
+        position -= 1
+        text[position] = 48 + <int>(digits % 10)
+        digits //= 10
+        if digits == 0:
+            break
+    return PyBytes_FromStringAndSize(text + position, 32 - position)
 
 
 # --------------------------------------------------------------------------- body cache
