@@ -13,3 +13,8 @@ REQUEST_CONTEXT: ContextVar[dict[Any, Any]] = ContextVar("fastmw_context")
 
 # The current request/correlation id (asgi-correlation-id's ``correlation_id``).
 CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+# asgi-correlation-id's Celery tracing ids: set in a worker while a task runs
+# (fastmw.extensions.celery.load_celery_current_and_parent_ids), read by CeleryTracingIdsFilter.
+CELERY_PARENT_ID: ContextVar[str | None] = ContextVar("celery_parent", default=None)
+CELERY_CURRENT_ID: ContextVar[str | None] = ContextVar("celery_current", default=None)

@@ -6,8 +6,10 @@ asgi-correlation-id's arguments and defaults so its users can switch imports.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -42,6 +44,18 @@ def _check_callable(value: object, option: str, optional: bool) -> None:
         return
     if not callable(value):
         raise ConfigurationError(f"{option} must be callable{' or None' if optional else ''}, got {value!r}")
+
+
+def _sentry_hook() -> Callable[[str], None] | None:
+    """fastmw.extensions.sentry's tagger when sentry-sdk is installed, else None (no import)."""
+    if sys.modules.get("sentry_sdk") is None and importlib.util.find_spec("sentry_sdk") is None:
+        return None
+    try:
+        from fastmw.extensions.sentry import set_transaction_id
+    except ImportError:
+        logger.warning("sentry-sdk is installed but fastmw.extensions.sentry failed to import", exc_info=True)
+        return None
+    return set_transaction_id
 
 
 class RequestIdMiddleware(FusableMiddleware):
@@ -113,6 +127,8 @@ class RequestIdMiddleware(FusableMiddleware):
             and cls.resolve is RequestIdMiddleware.resolve
             and cls._fresh is RequestIdMiddleware._fresh
         )
+        # Sentry: decided once here; without sentry-sdk a request pays one None check.
+        self.on_request_id: Callable[[str], None] | None = _sentry_hook()
         self._fuse_init(fuse)
 
     # ------------------------------------------------------------------ request step
@@ -176,6 +192,12 @@ class RequestIdMiddleware(FusableMiddleware):
                 headers = scope["headers"] = list(headers)
                 header_set(headers, self._key, encoded)
         token = CORRELATION_ID.set(value)
+        hook = self.on_request_id
+        if hook is not None:
+            try:
+                hook(value)
+            except Exception:  # a failing hook is reported, never raised into the request
+                logger.exception("on_request_id hook %r failed", hook)
         data = REQUEST_CONTEXT.get(None)
         if data is not None:
             data[self.header_name] = value
