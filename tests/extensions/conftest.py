@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +19,8 @@ from sentry_sdk.transport import Transport
 from fastmw import CeleryTracingIdsFilter, CorrelationIdFilter
 
 LOGGER = "tests.extensions"
+# Where ``tests`` is importable from: the checkout, or the copy a wheel test runs in.
+TESTS_PARENT = Path(__file__).resolve().parents[2]
 # Never contacted: the transport below keeps every envelope in memory.
 DSN = "http://public@127.0.0.1:9/1"
 
@@ -86,3 +92,15 @@ def tag(event: dict[str, Any]) -> str | None:
     """The event's ``transaction_id`` tag."""
     value = event.get("tags", {}).get("transaction_id")
     return None if value is None else str(value)
+
+
+def run_python(code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a fresh interpreter (same environment, so the same core twin)."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=TESTS_PARENT,
+    )

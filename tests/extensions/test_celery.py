@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from fastmw import CorrelationIdMiddleware, celery_current_id, celery_parent_id, correlation_id
 from fastmw.extensions.celery import load_celery_current_and_parent_ids, load_correlation_ids, uuid_hex_generator
-from tests.extensions.conftest import LOGGER, RecordingHandler, tag
+from tests.extensions.conftest import LOGGER, RecordingHandler, run_python, tag
 from tests.helpers import run
 
 TIMEOUT = 10.0
@@ -276,3 +276,21 @@ def test_task_tags_sentry_events_with_its_id(tracing: None, sentry_events: list[
     first, second = sentry_events
     assert tag(first) == "cid-from-request"
     assert is_hex_uuid(tag(second))
+
+
+def test_without_celery_a_clear_import_error() -> None:
+    done = run_python(
+        """
+        import sys
+        sys.modules["celery"] = None  # as if Celery were not installed
+        import fastmw
+        try:
+            import fastmw.extensions.celery
+        except ImportError as exc:
+            print(exc)
+        else:
+            raise SystemExit("imported")
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install fastmw[celery]" in done.stdout
