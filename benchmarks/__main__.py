@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import without_sentry
+
 HERE = Path(__file__).parent
 PYTEST_ARGS = [
     str(HERE),
@@ -35,6 +37,7 @@ def main(argv: list[str]) -> int:
     raw = HERE / "results" / f"{stem}-pytest-benchmark.json"
     # Import nothing that imports starlette/anyio before pytest starts: its plugin
     # rewrite check warns about already-imported modules, and warnings are errors.
+    without_sentry()
     code = pytest.main([*PYTEST_ARGS, f"--benchmark-json={raw}", *argv])
     from benchmarks import _measure, _twins, chart, report
 

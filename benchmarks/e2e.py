@@ -63,6 +63,9 @@ def _find_stack(name: str) -> Any:
 
 def serve(name: str, port: int) -> None:
     """Run one stack under uvicorn in this process (the child side)."""
+    from benchmarks import without_sentry
+
+    without_sentry()
     import uvicorn
 
     from benchmarks import stacks

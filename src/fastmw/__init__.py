@@ -2,12 +2,14 @@
 
 from fastmw import plugins
 from fastmw._impl import COMPILED
+from fastmw._storage import CELERY_CURRENT_ID as celery_current_id
+from fastmw._storage import CELERY_PARENT_ID as celery_parent_id
 from fastmw._storage import CORRELATION_ID as correlation_id
 
 # starlette-context's private name for the context variable: real user plugins read it.
 from fastmw._storage import REQUEST_CONTEXT as _request_scope_context_storage  # noqa: F401
 from fastmw.ctx import context, request_cycle_context
-from fastmw.logging import CorrelationIdFilter
+from fastmw.logging import CeleryTracingIdsFilter, CorrelationIdFilter
 from fastmw.middleware import (
     AccessLogMiddleware,
     BodyCacheMiddleware,
@@ -27,6 +29,7 @@ __all__ = [
     "COMPILED",
     "AccessLogMiddleware",
     "BodyCacheMiddleware",
+    "CeleryTracingIdsFilter",
     "ContextMiddleware",
     "CorrelationIdFilter",
     "CorrelationIdMiddleware",
@@ -36,6 +39,8 @@ __all__ = [
     "RequestIdMiddleware",
     "TimingMiddleware",
     "__version__",
+    "celery_current_id",
+    "celery_parent_id",
     "context",
     "correlation_id",
     "plugins",

@@ -1,4 +1,4 @@
-"""The one ContextVar that holds the per-request context dict.
+"""The ContextVars of a request: the context dict, the request id, the recorders, Celery ids.
 
 Both core twins read and write this same variable, so data stored through the
 compiled core is visible through the pure one and vice versa.
@@ -19,3 +19,8 @@ TIMING_RECORDER: ContextVar[Any] = ContextVar("fastmw_timing_recorder", default=
 
 # The ReceiveRecorder keeping the current request's body (``fastmw.middleware.body_cache``).
 BODY_RECORDER: ContextVar[Any] = ContextVar("fastmw_body_recorder", default=None)
+
+# asgi-correlation-id's Celery tracing ids: set in a worker while a task runs
+# (fastmw.extensions.celery.load_celery_current_and_parent_ids), read by CeleryTracingIdsFilter.
+CELERY_PARENT_ID: ContextVar[str | None] = ContextVar("celery_parent", default=None)
+CELERY_CURRENT_ID: ContextVar[str | None] = ContextVar("celery_current", default=None)

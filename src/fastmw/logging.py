@@ -1,8 +1,9 @@
 """Logging integration: request id and context keys on every log record.
 
 ``ContextFilter`` is a stdlib ``logging.Filter``; ``StructlogContextProcessor`` does the
-same for structlog (a plain callable, no structlog import); ``CorrelationIdFilter`` is
-asgi-correlation-id's filter with the same arguments and ``record.correlation_id``.
+same for structlog (a plain callable, no structlog import); ``CorrelationIdFilter`` and
+``CeleryTracingIdsFilter`` are asgi-correlation-id's filters with the same arguments, setting
+``record.correlation_id`` and ``record.celery_parent_id`` / ``record.celery_current_id``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw._storage import CELERY_CURRENT_ID, CELERY_PARENT_ID, CORRELATION_ID, REQUEST_CONTEXT
 
-__all__ = ["ContextFilter", "CorrelationIdFilter", "StructlogContextProcessor"]
+__all__ = ["CeleryTracingIdsFilter", "ContextFilter", "CorrelationIdFilter", "StructlogContextProcessor"]
 
 DEFAULT_VALUE = "-"
 REQUEST_ID_FIELD = "request_id"
@@ -103,8 +104,25 @@ class CorrelationIdFilter(logging.Filter):
         self.default_value = default_value
 
     def filter(self, record: logging.LogRecord) -> bool:
-        value = CORRELATION_ID.get(self.default_value)
-        if self.uuid_length is not None and value:
-            value = value[: self.uuid_length]
-        record.correlation_id = value
+        record.correlation_id = _trim(CORRELATION_ID.get(self.default_value), self.uuid_length)
         return True
+
+
+class CeleryTracingIdsFilter(logging.Filter):
+    """asgi-correlation-id's Celery filter: sets ``record.celery_parent_id`` and
+    ``record.celery_current_id`` (each trimmed to ``uuid_length``; ``default_value`` when unset)."""
+
+    def __init__(self, name: str = "", uuid_length: int | None = None, default_value: str | None = None) -> None:
+        super().__init__(name=name)
+        self.uuid_length = uuid_length
+        self.default_value = default_value
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.celery_parent_id = _trim(CELERY_PARENT_ID.get(self.default_value), self.uuid_length)
+        record.celery_current_id = _trim(CELERY_CURRENT_ID.get(self.default_value), self.uuid_length)
+        return True
+
+
+def _trim(value: str | None, length: int | None) -> str | None:
+    """The first ``length`` characters of ``value`` (None and empty values pass unchanged)."""
+    return value[:length] if length is not None and value else value

@@ -6,8 +6,10 @@ asgi-correlation-id's arguments and defaults so its users can switch imports.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -57,6 +59,18 @@ class _Reporter:
             logger.warning(FAILED_VALIDATION_MESSAGE, value)
         else:
             logger.warning("request id generator/transformer gave an unusable id; using a random one")
+
+
+def _sentry_hook() -> Callable[[str], None] | None:
+    """fastmw.extensions.sentry's tagger when sentry-sdk is installed, else None (no import)."""
+    if sys.modules.get("sentry_sdk") is None and importlib.util.find_spec("sentry_sdk") is None:
+        return None
+    try:
+        from fastmw.extensions.sentry import set_transaction_id
+    except ImportError:
+        logger.warning("sentry-sdk is installed but fastmw.extensions.sentry failed to import", exc_info=True)
+        return None
+    return set_transaction_id
 
 
 class RequestIdMiddleware(FusableMiddleware):
@@ -123,6 +137,8 @@ class RequestIdMiddleware(FusableMiddleware):
         ]
         self._reject_body = reject_body
         self._reject_status = reject_status
+        # Sentry: decided once here; without sentry-sdk no hook runs per request.
+        self.on_request_id: Callable[[str], None] | None = _sentry_hook()
         # A subclass overriding resolve() decides every id itself (the engine calls it).
         custom = type(self).resolve is not RequestIdMiddleware.resolve
         stage = core.RequestIdStage(
@@ -138,7 +154,7 @@ class RequestIdMiddleware(FusableMiddleware):
             echo_websocket=self._echo_websocket,
             reject=self._send_reject if self.reject else None,
             report=_Reporter(),
-            on_id=None,
+            on_id=self.on_request_id,
             paths=PathFilter(include_paths, exclude_paths),
         )
         self._attach(app, stage, fuse)
