@@ -14,6 +14,7 @@ import sentry_sdk
 from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
 
 import fastmw
+import fastmw.middleware.request_id as request_id_module
 from fastmw import CorrelationIdMiddleware, RequestIdMiddleware
 from fastmw.extensions.sentry import get_sentry_extension, set_transaction_id
 from tests.extensions.conftest import run_python, tag
@@ -117,16 +118,18 @@ def test_unhandled_exception_event_carries_the_request_id(outside: bool, sentry_
     assert tag(event) == given
 
 
-def test_a_failing_hook_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_failing_hook_is_logged_not_raised(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(value: str) -> None:
         raise ValueError("hook broke")
 
+    # The hook is decided at construction: patch what the middleware looks up then.
+    monkeypatch.setattr(request_id_module, "_sentry_hook", lambda: broken)
     app = CorrelationIdMiddleware(reporting_app)
-    app.on_request_id = broken
-    with caplog.at_level(logging.ERROR, logger="fastmw.request_id"):
+    assert app.on_request_id is broken
+    with caplog.at_level(logging.ERROR, logger="fastmw"):
         sent = run(call_app(app, http_scope()))
     assert sent.status == 200 and sent.body == b"ok"
-    assert "on_request_id hook" in caplog.text and "hook broke" in caplog.text
+    assert "hook" in caplog.text and "hook broke" in caplog.text
 
 
 def test_without_sentry_sdk_no_hook_and_a_clear_import_error() -> None:

@@ -91,8 +91,6 @@ class Pipeline:
 
     def configure(self, app: ASGIApp, stages: Iterable[Stage] = (), other: ASGIApp | None = None) -> None:
         """Set the app, the stages and the app for other scopes (construction time only)."""
-        if not callable(app):
-            raise TypeError(f"app must be an ASGI app, not {_type_name(app)}")
         stages = tuple(stages)
         for item in stages:
             if not isinstance(item, Stage):

@@ -86,8 +86,6 @@ cdef class Pipeline:
     def configure(self, app, stages=(), other=None):
         """Set the app, the stages and the app for other scopes (construction time only)."""
         cdef Stage stage
-        if not callable(app):
-            raise TypeError(f"app must be an ASGI app, not {_type_name(app)}")
         stages = tuple(stages)
         for item in stages:
             if not isinstance(item, Stage):
