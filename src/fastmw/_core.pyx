@@ -130,6 +130,8 @@ ECHO_MODES = ("set", "append", None)
 cdef str ID_SCOPE_KEY = "fastmw.request_id"
 # The body cache's recorder is also put in scope["state"] under this key.
 cdef str BODY_STATE_KEY = "fastmw.body_cache"
+cdef str SCOPE_HTTP = "http"
+cdef str SCOPE_WEBSOCKET = "websocket"
 cdef bytes SERVER_TIMING = b"server-timing"
 cdef bytes SERVER_TIMING_PREFIX = b"app;dur="
 cdef str ERROR_CODE = "internal_error"

@@ -131,9 +131,10 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     cdef Stage stage
     cdef Py_ssize_t i
     kind = scope["type"]
-    if kind == "http":
+    # Servers send the interned literals: the identity check usually decides.
+    if kind is SCOPE_HTTP or kind == SCOPE_HTTP:
         plan = self._http
-    elif kind == "websocket":
+    elif kind == SCOPE_WEBSOCKET:
         plan = self._websocket
     else:
         await self.other(scope, receive, send)
