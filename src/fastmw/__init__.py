@@ -1,7 +1,7 @@
 """fastmw: Cython-accelerated ASGI middleware for Starlette, FastAPI and any ASGI app."""
 
 from fastmw import plugins
-from fastmw._impl import COMPILED
+from fastmw._impl import COMPILED, core
 from fastmw._storage import CELERY_CURRENT_ID as celery_current_id
 from fastmw._storage import CELERY_PARENT_ID as celery_parent_id
 from fastmw._storage import CORRELATION_ID as correlation_id
@@ -23,6 +23,11 @@ from fastmw.middleware import (
 from fastmw.middleware._json_sink import JsonLinesSink
 from fastmw.stack import stack
 
+# Request-id validators: the default (ids proxies send) and the opt-in UUID checks.
+is_safe_id = core.is_safe_id
+is_uuid = core.is_uuid
+is_uuid4 = core.is_uuid4
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -43,6 +48,9 @@ __all__ = [
     "celery_parent_id",
     "context",
     "correlation_id",
+    "is_safe_id",
+    "is_uuid",
+    "is_uuid4",
     "plugins",
     "request_cycle_context",
     "stack",

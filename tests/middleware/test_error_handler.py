@@ -104,3 +104,27 @@ def test_exclude_paths_and_validation() -> None:
     assert sent.messages == []
     with pytest.raises(ConfigurationError):
         ErrorMiddleware(plain_app, handler="x")  # type: ignore[arg-type]
+
+
+def test_one_accurate_line_when_starlette_sends_the_500(caplog: pytest.LogCaptureFixture) -> None:
+    """Starlette's ServerErrorMiddleware answers (text/plain 500) and re-raises: fastmw
+    logs the exception once, with the request id and the traceback, and says who answered."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    import fastmw
+
+    def fail(request: Any) -> Any:
+        raise Boom("in the endpoint")
+
+    app = fastmw.stack(Starlette(routes=[Route("/", fail)]))
+    given = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    with caplog.at_level(logging.ERROR, logger="fastmw.error"), pytest.raises(Boom):
+        sent = Recorder()
+        run(call_app(app, http_scope(headers=[(b"x-request-id", given.encode())]), send=sent))
+    assert sent.status == 500 and sent.body == b"Internal Server Error"
+    lines = [record for record in caplog.records if record.name == "fastmw.error"]
+    assert len(lines) == 1
+    (line,) = lines
+    assert given in line.getMessage() and "complete 500 response" in line.getMessage()
+    assert line.exc_info is not None and line.exc_info[0] is Boom
