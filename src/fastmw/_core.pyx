@@ -18,7 +18,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTu
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.math cimport floor, isfinite
 from libc.stdint cimport uint8_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 import inspect as _inspect
 import json as _json
@@ -118,6 +118,9 @@ cdef enum:
     MAX_STAGES = 64
     # The longest request id kept by default.
     DEFAULT_ID_LENGTH = 128
+    # Readers whose header bytes the context stage keeps for the echo; echo entries at most.
+    KEPT_READERS = 8
+    MAX_ECHO = 64
     ERROR_STATUS = 500
     WEBSOCKET_INTERNAL_ERROR = 1011
     STATUS_APP_ERROR = 500

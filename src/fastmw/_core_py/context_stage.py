@@ -15,6 +15,10 @@ from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import MiddleWareValidationError
 
 
+# The most echo entries one context stage takes.
+MAX_ECHO = 64
+
+
 class ContextStage(Stage):
     """The request context: ``{key: reader(headers)}`` set for the whole request.
 
@@ -45,6 +49,8 @@ class ContextStage(Stage):
             raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
         if type(request_id) is not int or not -1 <= request_id < len(self.readers):
             raise ValueError("request_id must be -1 or the index of a reader")
+        if len(self.echo) > MAX_ECHO:
+            raise ValueError(f"at most {MAX_ECHO} echo entries, got {len(self.echo)}")
         self.refuse = refuse
         self.request_id = request_id
         self.starts = bool(self.echo)

@@ -69,9 +69,16 @@ cdef int _uuid_text_version(const unsigned char* p, Py_ssize_t n) noexcept:
     elif n == 36:
         if p[8] != 45 or p[13] != 45 or p[18] != 45 or p[23] != 45:  # '-'
             return -1
-        for i in range(36):
-            if i != 8 and i != 13 and i != 18 and i != 23:
-                seen |= HEX_VALUE[p[i]]
+        for i in range(8):
+            seen |= HEX_VALUE[p[i]]
+        for i in range(9, 13):
+            seen |= HEX_VALUE[p[i]]
+        for i in range(14, 18):
+            seen |= HEX_VALUE[p[i]]
+        for i in range(19, 23):
+            seen |= HEX_VALUE[p[i]]
+        for i in range(24, 36):
+            seen |= HEX_VALUE[p[i]]
         version_nibble = HEX_VALUE[p[14]]
         variant_nibble = HEX_VALUE[p[19]]
     else:

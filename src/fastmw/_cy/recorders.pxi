@@ -54,7 +54,8 @@ cdef class SendRecorder:
             raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
         cdef dict msg = <dict>message
         kind = msg.get("type")
-        if kind == "http.response.body" or kind == "websocket.http.response.body":
+        cdef int sort = _message_sort(kind)
+        if sort == MESSAGE_BODY:
             body = msg.get("body", b"")
             if PyBytes_Check(body):
                 self.body_bytes += PyBytes_GET_SIZE(body)
@@ -65,7 +66,7 @@ cdef class SendRecorder:
             if not msg.get("more_body", False):
                 self.complete = True
                 self.t_last_byte = monotonic()
-        elif kind == "http.response.start" or kind == "websocket.http.response.start":
+        elif sort == MESSAGE_START:
             if self.started:
                 raise RuntimeError(f"{kind} was already sent for this request")
             status = msg.get("status")
@@ -75,14 +76,52 @@ cdef class SendRecorder:
             self.status = status
             self.started = True
             self.t_first_byte = monotonic()
-        elif kind == "websocket.accept":
+        elif sort == MESSAGE_ACCEPT:
             self.headers = self._apply(msg)
             self.accepted = True
             self.t_first_byte = monotonic()
-        elif kind == "websocket.close":
+        elif sort == MESSAGE_CLOSE:
             self.close_code = msg.get("code", 1000)
             self.t_last_byte = monotonic()
         return self.send(message)
+
+
+cdef enum:
+    MESSAGE_OTHER = 0
+    MESSAGE_START = 1
+    MESSAGE_BODY = 2
+    MESSAGE_ACCEPT = 3
+    MESSAGE_CLOSE = 4
+
+
+cdef inline bint _is(const char* data, Py_ssize_t n, const char* text) noexcept:
+    return memcmp(data, text, n) == 0
+
+
+cdef int _message_sort(kind) except -1:
+    """What a send message is, from its ``type``: its length picks the one candidate."""
+    if not PyUnicode_CheckExact(kind):
+        # A str subclass (or anything else) compares the way == does.
+        if kind == "http.response.body" or kind == "websocket.http.response.body":
+            return MESSAGE_BODY
+        if kind == "http.response.start" or kind == "websocket.http.response.start":
+            return MESSAGE_START
+        if kind == "websocket.accept":
+            return MESSAGE_ACCEPT
+        return MESSAGE_CLOSE if kind == "websocket.close" else MESSAGE_OTHER
+    if not PyUnicode_IS_ASCII(kind):
+        return MESSAGE_OTHER
+    cdef const char* data = <const char*>PyUnicode_DATA(kind)
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(kind)
+    if n == 18 and _is(data, n, b"http.response.body") or n == 28 and _is(data, n, b"websocket.http.response.body"):
+        return MESSAGE_BODY
+    if n == 19 and _is(data, n, b"http.response.start") or n == 29 and _is(data, n, b"websocket.http.response.start"):
+        return MESSAGE_START
+    if n == 16 and _is(data, n, b"websocket.accept"):
+        return MESSAGE_ACCEPT
+    if n == 15 and _is(data, n, b"websocket.close"):
+        return MESSAGE_CLOSE
+    return MESSAGE_OTHER
 
 
 cdef inline int _recorder_init(SendRecorder self, send) except -1:
