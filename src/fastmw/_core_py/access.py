@@ -45,11 +45,18 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
-def _text_or_none(raw: bytes | None) -> str | None:
-    """Header or query bytes as text (latin-1, as servers decode them); None stays None."""
-    if raw is None:
-        return None
-    return raw.decode("latin-1")
+def _text_or_none(raw: object) -> str | None:
+    """Header or query bytes as text (latin-1, as servers decode them); anything else is None."""
+    if isinstance(raw, bytes):
+        return raw.decode("latin-1")
+    return None
+
+
+def _client_text(client: object) -> str | None:
+    """``"host:port"`` of a scope's ``client`` pair, or None."""
+    if isinstance(client, (tuple, list)) and len(client) == 2:
+        return f"{client[0]}:{client[1]}"
+    return None
 
 
 class AccessLogStage(Stage):
@@ -81,6 +88,7 @@ class AccessLogStage(Stage):
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
         self.wraps_receive = True
+        self._freeze()
 
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
@@ -129,7 +137,7 @@ def access_status(scope: Any, ex: SendRecorder, rx: ReceiveRecorder | None, rais
         if ex.accepted:
             return STATUS_WEBSOCKET_ACCEPTED
         return ex.status if ex.started else STATUS_WEBSOCKET_DENIED  # type: ignore[return-value]
-    if ex.complete:
+    if ex.complete and ex.started:
         return ex.status  # type: ignore[return-value]
     # A send failing mid-response (OSError) or a server cancelling the task means the
     # client went away; an OSError before any start is the app's own failure.
@@ -162,7 +170,6 @@ def access_values(
     headers = scope.get("headers") or ()
     user_agent = _text_or_none(header_get(headers, b"user-agent")) if include_user_agent else None
     query = _text_or_none(scope.get("query_string", b"")) if include_query else None
-    client = scope.get("client")
     return [
         scope.get("method", "WEBSOCKET"),
         scope.get("path", ""),
@@ -173,7 +180,7 @@ def access_values(
         ttfb,
         ex.body_bytes,
         rx.body_bytes if rx is not None else 0,
-        f"{client[0]}:{client[1]}" if client else None,
+        _client_text(scope.get("client")),
         user_agent,
         CORRELATION_ID.get(),
     ]

@@ -14,7 +14,6 @@ from fastmw._core_py.stages import ID_SCOPE_KEY
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import MiddleWareValidationError
 
-
 # The most echo entries one context stage takes.
 MAX_ECHO = 64
 
@@ -54,6 +53,7 @@ class ContextStage(Stage):
         self.refuse = refuse
         self.request_id = request_id
         self.starts = bool(self.echo)
+        self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
         data: dict[Any, Any] = {}

@@ -24,7 +24,17 @@ ASGIApp = Any
 class Stage:
     """A unit of middleware work the engine runs; configured once, reused by every request."""
 
-    __slots__ = ("__weakref__", "body_limit", "catches", "http_only", "paths", "starts", "wraps_receive")
+    _frozen = False
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Configuration is read-only once built, as the compiled twin's (cdef readonly) is.
+        if self._frozen:
+            cls = type(self)
+            raise AttributeError(f"attribute '{name}' of '{cls.__module__}.{cls.__qualname__}' objects is not writable")
+        object.__setattr__(self, name, value)
+
+    def _freeze(self) -> None:
+        object.__setattr__(self, "_frozen", True)
 
     def __init__(self, *, paths: Any = None) -> None:
         if paths is not None and not callable(getattr(paths, "applies", None)):
@@ -35,6 +45,8 @@ class Stage:
         self.catches = False
         self.wraps_receive = False
         self.body_limit = 0
+        if type(self) is Stage:
+            self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
         """Store this request's state in ``ex._states[index]``; return 1 to refuse
@@ -82,9 +94,9 @@ class Pipeline:
     ``terminal`` is the app the stages run around.
     """
 
-    terminal: ASGIApp
-    stages: tuple[Stage, ...]
-    other: ASGIApp
+    _terminal: ASGIApp
+    _stages: tuple[Stage, ...] = ()
+    _other: ASGIApp
 
     def __init__(self, app: ASGIApp, stages: Iterable[Stage] = (), other: ASGIApp | None = None) -> None:
         self.configure(app, stages, other)
@@ -97,13 +109,28 @@ class Pipeline:
                 raise TypeError(f"stages must be core stages, not {_type_name(item)}")
         if len(stages) > MAX_STAGES:
             raise ValueError(f"at most {MAX_STAGES} stages, got {len(stages)}")
-        self.terminal = app
-        self.stages = stages
-        self.other = app if other is None else other
+        self._terminal = app
+        self._stages = stages
+        self._other = app if other is None else other
         self._http = _plan_or_none(stages)
         self._websocket = _plan_or_none(stage for stage in stages if not stage.http_only)
         self._filtered = any(stage.paths is not None for stage in stages)
         self._subplans: dict[tuple[int, bool], _Plan | None] = {}
+
+    @property
+    def terminal(self) -> ASGIApp:
+        """The app the stages run around."""
+        return self._terminal
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages, outermost first."""
+        return self._stages
+
+    @property
+    def other(self) -> ASGIApp:
+        """The app lifespan and unknown scopes go to."""
+        return self._other
 
     def _select(self, plan: _Plan, scope: Scope) -> _Plan | None:
         """The plan of the stages whose path filter takes this request."""
@@ -134,12 +161,12 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
     elif kind == "websocket":
         plan = self._websocket
     else:
-        await self.other(scope, receive, send)
+        await self._other(scope, receive, send)
         return
     if self._filtered and plan is not None:
         plan = self._select(plan, scope)
     if plan is None:
-        await self.terminal(scope, receive, send)
+        await self._terminal(scope, receive, send)
         return
     ex = SendRecorder(send)
     stages = ex._stages = plan.stages
@@ -153,7 +180,7 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
         if _enter_all(plan, ex, rx, scope):
             await ex._refusal(scope, receive, ex)
         else:
-            await self.terminal(scope, receive, ex)
+            await self._terminal(scope, receive, ex)
     except BaseException as raised:
         exc = raised
     # Unwind inner -> outer, as the except/finally blocks of nested layers would.

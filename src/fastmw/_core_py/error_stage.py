@@ -36,6 +36,7 @@ class ErrorStage(Stage):
         self.handler = handler
         self.reraise = bool(reraise)
         self.catches = True
+        self._freeze()
 
     async def answer(self, scope: Any, receive: Any, send: Any, exc: BaseException) -> bool:
         if not isinstance(send, SendRecorder):

@@ -80,19 +80,19 @@ class SendRecorder:
     def __call__(self, message: dict[str, Any]) -> Awaitable[None]:
         if not isinstance(message, dict):
             raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
-        kind = message.get("type")
+        kind = dict.get(message, "type")
         if kind in RESPONSE_BODY_TYPES:
-            body = message.get("body", b"")
+            body = dict.get(message, "body", b"")
             if not isinstance(body, (bytes, bytearray)):
                 raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
             self.body_bytes += len(body)
-            if not message.get("more_body", False):
+            if not dict.get(message, "more_body", False):
                 self.complete = True
                 self.t_last_byte = monotonic()
         elif kind in RESPONSE_START_TYPES:
             if self.started:
                 raise RuntimeError(f"{kind} was already sent for this request")
-            status = message.get("status")
+            status = dict.get(message, "status")
             if not isinstance(status, int):
                 raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
             self.headers = self._apply(message)
@@ -104,7 +104,7 @@ class SendRecorder:
             self.accepted = True
             self.t_first_byte = monotonic()
         elif kind == "websocket.close":
-            self.close_code = message.get("code", 1000)
+            self.close_code = dict.get(message, "code", 1000)
             self.t_last_byte = monotonic()
         return self.send(message)
 
@@ -136,9 +136,9 @@ class ReceiveRecorder:
 
     async def __call__(self) -> dict[str, Any]:
         message = await self.receive()
-        kind = message.get("type")
+        kind = dict.get(message, "type")
         if kind == "http.request":
-            body = message.get("body", b"")
+            body = dict.get(message, "body", b"")
             size = len(body)
             self.body_bytes += size
             room = self.body_limit - len(self._copy)

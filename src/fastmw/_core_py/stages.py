@@ -105,6 +105,7 @@ class RequestIdStage(Stage):
         # Ids the core makes need no checks: 32 lower-case hex characters.
         self._core_ids = self.generator is new_request_id and transformer is None and resolver is None
         self._safe_ids = validator is is_safe_id and transformer is None and resolver is None
+        self._freeze()
 
     def _fresh(self) -> Any:
         value = self.generator()
@@ -246,6 +247,7 @@ class TimingStage(Stage):
         self.server_timing = bool(server_timing)
         self.callback = callback
         self.starts = self.key is not None or self.server_timing
+        self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
         ex._states[index] = TIMING_RECORDER.set(ex)  # type: ignore[index]
@@ -279,8 +281,10 @@ def format_fixed(value: float, precision: int) -> bytes:
     """``value`` with ``precision`` (0-9) decimals, rounded half up: ``b"0.0123"``.
 
     Values outside [0, 9e18 / 10**precision) are formatted like ``b"%.*f"``."""
-    if not 0 <= precision <= 9:
+    if type(precision) is not int or not 0 <= precision <= 9:
         raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"value must be an int or a float, not {_type_name(value)}")
     value = float(value)
     scaled = value * POW10[precision]
     if not (0.0 <= scaled < 9e18):
@@ -305,6 +309,7 @@ class BodyCacheStage(Stage):
         self.body_limit = max_bytes
         self.http_only = True
         self.wraps_receive = True
+        self._freeze()
 
     @property
     def max_bytes(self) -> int:

@@ -8,10 +8,17 @@ cdef str _printable(str text):
 
 
 cdef object _text_or_none(raw):
-    """Header or query bytes as text (latin-1, as servers decode them); None stays None."""
-    if raw is None:
-        return None
-    return (<bytes>raw).decode("latin-1")
+    """Header or query bytes as text (latin-1, as servers decode them); anything else is None."""
+    if PyBytes_Check(raw):
+        return (<bytes>raw).decode("latin-1")
+    return None
+
+
+cdef object _client_text(client):
+    """``"host:port"`` of a scope's ``client`` pair, or None."""
+    if isinstance(client, (tuple, list)) and len(client) == 2:
+        return f"{client[0]}:{client[1]}"
+    return None
 
 
 @cython.final
@@ -72,14 +79,14 @@ cdef class AccessLogStage(Stage):
         return 0
 
 
-cpdef int access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised) except -1:
+cpdef object access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised):
     """The status an access record shows: the response's, 499 when the client went away,
     500 when the app failed before responding; 101/403 (or the denial's) on websockets."""
     if scope["type"] == "websocket":
         if ex.accepted:
             return STATUS_WEBSOCKET_ACCEPTED
         return ex.status if ex.started else STATUS_WEBSOCKET_DENIED
-    if ex.complete:
+    if ex.complete and ex.started:
         return ex.status
     # A send failing mid-response (OSError) or a server cancelling the task means the
     # client went away; an OSError before any start is the app's own failure.
@@ -104,7 +111,6 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
     headers = scope.get("headers") or ()
     user_agent = _text_or_none(_find(headers, b"user-agent", None)) if include_user_agent else None
     query = _text_or_none(scope.get("query_string", b"")) if include_query else None
-    client = scope.get("client")
     return [
         scope.get("method", "WEBSOCKET"),
         scope.get("path", ""),
@@ -115,7 +121,7 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
         ttfb,
         ex.body_bytes,
         rx.body_bytes if rx is not None else 0,
-        f"{client[0]}:{client[1]}" if client else None,
+        _client_text(scope.get("client")),
         user_agent,
         CORRELATION_ID.get(),
     ]

@@ -217,11 +217,12 @@ cdef class TimingStage(Stage):
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
         cdef double elapsed = monotonic() - ex.t_start
         if self.key is not None:
-            _set(headers, <bytes>self.key, format_fixed(elapsed, self.precision))
+            _set(headers, <bytes>self.key, _format_fixed(elapsed, self.precision))
         if self.server_timing:
-            entry = SERVER_TIMING_PREFIX + format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
+            entry = SERVER_TIMING_PREFIX + _format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
             existing = _find(headers, SERVER_TIMING, None)
-            _set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
+            # The app's own value is checked like any header set (no CR/LF passed on).
+            _set(headers, SERVER_TIMING, encode_header_value(existing + b", " + entry) if existing else entry)
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
@@ -239,12 +240,18 @@ cdef class TimingStage(Stage):
 cdef double[10] POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9]
 
 
-cpdef bytes format_fixed(double value, int precision):
+def format_fixed(value, precision):
     """``value`` with ``precision`` (0-9) decimals, rounded half up: ``b"0.0123"``.
 
     Values outside [0, 9e18 / 10**precision) are formatted like ``b"%.*f"``."""
-    if not 0 <= precision <= 9:
+    if type(precision) is not int or not 0 <= precision <= 9:
         raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"value must be an int or a float, not {_type_name(value)}")
+    return _format_fixed(float(value), precision)
+
+
+cdef bytes _format_fixed(double value, int precision):
     cdef double scaled = value * POW10[precision]
     if not (0.0 <= scaled < 9e18):
         return b"%.*f" % (precision, value)
