@@ -7,6 +7,7 @@ is included in every row; the ``(empty loop)`` row shows how much that is.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from itertools import repeat
 from time import perf_counter
@@ -56,7 +57,7 @@ def header_append(core: ModuleType) -> Run:
 
 
 def send_recorder(core: ModuleType) -> Run:
-    """Wrap a send, set one header, pass a response start and a final body."""
+    """Wrap a send, pass a response start and a final body (no stage edits the start)."""
     recorder_type = core.SendRecorder
 
     def send(message: dict[str, Any]) -> None:
@@ -64,11 +65,76 @@ def send_recorder(core: ModuleType) -> Run:
 
     def call() -> None:
         recorder = recorder_type(send)
-        recorder.set_header(b"x-request-id", REQUEST_ID)
         recorder({"type": "http.response.start", "status": 200, "headers": list(RESPONSE_HEADERS)})
         recorder({"type": "http.response.body", "body": b"ok"})
 
     return _timed(call)
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _discard(message: dict[str, Any]) -> None:
+    return None
+
+
+async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": list(RESPONSE_HEADERS)})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def pipeline_once(pipeline: Any, send: Callable[[dict[str, Any]], Any] = _discard) -> None:
+    """One request through ``pipeline``, driven without an event loop."""
+    scope = {"type": "http", "path": "/", "method": "GET", "headers": list(REQUEST_HEADERS), "state": {}}
+    try:
+        pipeline(scope, _receive, send).send(None)
+    except StopIteration:
+        return
+    raise AssertionError("the pipeline suspended")  # the sync driver needs a request that never waits
+
+
+def request_id_pipeline(core: ModuleType) -> Any:
+    return core.Pipeline(_app, [core.RequestIdStage(b"x-request-id", CONTEXT_KEY)])
+
+
+def timing_pipeline(core: ModuleType) -> Any:
+    return core.Pipeline(_app, [core.TimingStage(b"x-process-time")])
+
+
+def stack_pipeline(core: ModuleType) -> Any:
+    """Request id, timing, access log (logger disabled), errors and the request context."""
+    logger = logging.getLogger("fastmw.benchmarks.core_ops")
+    logger.disabled = True
+    readers = [
+        (CONTEXT_KEY, core.UUIDHeaderReader(b"x-request-id")),
+        ("cid", core.UUIDHeaderReader(b"x-correlation-id")),
+    ]
+    stages = [
+        core.RequestIdStage(b"x-request-id", CONTEXT_KEY),
+        core.TimingStage(b"x-process-time"),
+        core.AccessLogStage(logger, logging.INFO),
+        core.ErrorStage(),
+        core.ContextStage(readers, [(CONTEXT_KEY, b"x-request-id"), ("cid", b"x-correlation-id")], request_id=0),
+    ]
+    return core.Pipeline(_app, stages)
+
+
+# The engine's rows: one request through each of these pipelines.
+PIPELINES: dict[str, Callable[[ModuleType], Any]] = {
+    "Pipeline request: RequestIdStage": request_id_pipeline,
+    "Pipeline request: TimingStage": timing_pipeline,
+    "Pipeline request: five stages": stack_pipeline,
+}
+
+
+def _pipeline_op(build: Callable[[ModuleType], Any]) -> Callable[[ModuleType], Run]:
+    def factory(core: ModuleType) -> Run:
+        pipeline = build(core)
+        return _timed(lambda: pipeline_once(pipeline))
+
+    return factory
 
 
 def context_set_reset(core: ModuleType) -> Run:
@@ -114,6 +180,7 @@ OPS: dict[str, Callable[[ModuleType], Run]] = {
     "header_set": header_set,
     "header_append": header_append,
     "SendRecorder start+body": send_recorder,
+    **{name: _pipeline_op(build) for name, build in PIPELINES.items()},
     "context_set+reset": context_set_reset,
     "context_get": context_get,
     "_Context[key]": context_getitem,

@@ -95,3 +95,21 @@ def test_core_ops_run_on_each_twin(op: str) -> None:
     for module in core_ops.twins().values():
         if module is not None:
             assert core_ops.OPS[op](module)(3) >= 0
+
+
+@pytest.mark.parametrize("name", list(core_ops.PIPELINES))
+def test_core_ops_pipelines_answer_with_their_stages_headers(name: str) -> None:
+    assert name in core_ops.OPS
+    for module in core_ops.twins().values():
+        if module is None:
+            continue
+        sent: list[dict[str, object]] = []
+
+        async def keep(message: dict[str, object], sent: list[dict[str, object]] = sent) -> None:
+            sent.append(message)
+
+        core_ops.pipeline_once(core_ops.PIPELINES[name](module), keep)
+        assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok"
+        headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
+        assert (b"x-request-id" in headers) is ("Timing" not in name)
+        assert (b"x-process-time" in headers) is ("RequestId" not in name)

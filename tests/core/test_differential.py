@@ -1,9 +1,9 @@
 """Differential tests: both core twins get the same inputs and must agree exactly,
-on results, on the resulting header list, and on exception type and message."""
+on results, on the resulting header list, and on exception type and message.
+The stages, recorders and the pipeline: ``test_differential_stages``."""
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import re
 import uuid
@@ -154,7 +154,7 @@ def test_visible_ascii_agrees(twins: tuple[ModuleType, ModuleType], value: Any, 
     assert compiled.is_visible_ascii(value, limit) == pure.is_visible_ascii(value, limit)
 
 
-# --------------------------------------------------------------------------- context runner
+# --------------------------------------------------------------------------- header readers
 
 UUID_FORMS = (
     str,
@@ -231,122 +231,3 @@ def test_header_readers_agree(
         uuid_read = outcome(made[1], entries) if made[0] == "ok" else made
         results.append((_new_ids_hidden(uuid_read, entries), outcome(twin.HeaderReader(name), entries)))
     assert results[0] == results[1]
-
-
-START_TYPES = st.sampled_from(
-    ["http.response.start", "websocket.accept", "websocket.http.response.start", "http.response.body", "x", None]
-)
-
-
-@given(
-    app_headers=st.one_of(ENTRIES, CLEAN_ENTRIES, CLEAN_ENTRIES.map(tuple), st.none(), st.just("x")),
-    present=st.booleans(),
-    added=st.lists(st.tuples(KEY, VALUE), max_size=3),
-    replace=st.booleans(),
-    kind=START_TYPES,
-    again=START_TYPES,
-)
-def test_header_send_agrees(
-    twins: tuple[ModuleType, ModuleType],
-    app_headers: Any,
-    present: bool,
-    added: list[Any],
-    replace: bool,
-    kind: Any,
-    again: Any,
-) -> None:
-    compiled, pure = twins
-    results = []
-    for twin in (compiled, pure):
-        sent: list[Any] = []
-        shared = copy.deepcopy(app_headers)
-        message: dict[str, Any] = {"type": kind, "status": 200}
-        if present:
-            message["headers"] = shared
-        made = outcome(partial(twin.HeaderSend, replace=replace), sent.append, added)
-        calls = []
-        if made[0] == "ok":
-            calls = [outcome(made[1], message), outcome(made[1], {"type": again}), made[1].started]
-            made = ("ok",)
-        assert shared == app_headers  # the app's header list is never edited in place
-        results.append((made, calls, sent))
-    assert results[0] == results[1]
-
-
-def _serve_once(
-    twin: ModuleType, entries: Any, validate: bool, replace: bool, app_headers: list[Any], scope_type: str
-) -> tuple[Any, ...]:
-    """One request through a ContextRunner: (outcome, contexts the app saw, messages sent)."""
-    seen: list[dict[Any, Any]] = []
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    async def app(scope: Any, receive: Any, send: Any) -> str:
-        seen.append(dict(twin.context_get()))
-        kind = "http.response.start" if scope["type"] == "http" else "websocket.accept"
-        await send({"type": kind, "status": 200, "headers": list(app_headers)})
-        return "done"
-
-    readers = [
-        ("id", twin.UUIDHeaderReader("x-request-id", validate=validate, on_invalid=lambda value: value)),
-        ("raw", twin.HeaderReader("x-raw")),
-    ]
-    runner = twin.ContextRunner(app, readers, [("id", "X-Request-ID"), ("raw", b"x-raw")], replace=replace)
-    result = outcome(_step_once, runner, {"type": scope_type, "headers": entries}, send)
-    # A generated id differs between the twins: compare it as a marker, in the context and the echo.
-    for data in seen:
-        if _new_ids_hidden(("ok", data["id"]), entries) == ("ok", "<new id>"):
-            new_id = data["id"].encode()
-            data["id"] = "<new id>"
-            for message in sent:
-                message["headers"] = [(k, b"<new id>" if v == new_id else v) for k, v in message["headers"]]
-    return result, seen, sent
-
-
-def _step_once(runner: Any, scope: Any, send: Any) -> Any:
-    """Call ``runner`` and drive its awaitable, which must not suspend; the result."""
-    try:
-        runner(scope, None, send).__await__().send(None)
-    except StopIteration as stop:
-        return stop.value
-    raise AssertionError("the app suspended")
-
-
-@given(
-    entries=st.lists(st.tuples(st.sampled_from([b"x-request-id", b"X-Raw", b"x-raw"]), HEADER_VALUE), max_size=4),
-    validate=st.booleans(),
-    replace=st.booleans(),
-    app_headers=st.lists(st.tuples(st.sampled_from([b"x-request-id", b"x-raw", b"a"]), SMALL_BYTES), max_size=3),
-    scope_type=st.sampled_from(["http", "websocket"]),
-)
-def test_context_runners_agree(
-    twins: tuple[ModuleType, ModuleType],
-    entries: list[Any],
-    validate: bool,
-    replace: bool,
-    app_headers: list[Any],
-    scope_type: str,
-) -> None:
-    # Each request in a throwaway context: a failing request leaves its context set.
-    results = [
-        contextvars.copy_context().run(_serve_once, twin, entries, validate, replace, app_headers, scope_type)
-        for twin in twins
-    ]
-    assert results[0] == results[1]
-
-
-@given(
-    returned=st.one_of(
-        st.integers(), st.none(), st.text(max_size=3), st.binary(max_size=3), st.lists(st.none(), max_size=3)
-    )
-)
-def test_non_awaitable_apps_fail_alike(twins: tuple[ModuleType, ModuleType], returned: Any) -> None:
-    compiled, pure = twins
-    results = []
-    for twin in (compiled, pure):
-        runner = twin.ContextRunner(lambda scope, receive, send: returned, [("a", lambda headers: 1)])
-        results.append(contextvars.copy_context().run(outcome, _step_once, runner, {"type": "http"}, None))
-    assert results[0] == results[1]
-    assert results[0][:2] == ("error", TypeError)

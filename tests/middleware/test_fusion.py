@@ -411,9 +411,7 @@ def server_for(scenario: str, mask: bool = False) -> Server:
     return Server(body, {"type": "http.disconnect"}, fail_on_body=scenario == "send_oserror", mask=mask)
 
 
-def run_case(
-    layers: tuple[str, ...], scenario: str, mode: str, capture: LogCapture, mw: ModuleType
-) -> tuple[Any, ...]:
+def run_case(layers: tuple[str, ...], scenario: str, mode: str, capture: LogCapture, mw: ModuleType) -> tuple[Any, ...]:
     """One request; ``mode`` is "fused", "layers" (fuse=False) or "reference"."""
     if mode == "reference":
         mw = reference_package()
@@ -581,7 +579,7 @@ def test_full_stack_is_one_pipeline_per_request(mw: ModuleType) -> None:
         # One send wrapper and one receive wrapper, straight onto the server's callables.
         assert type(send) is core.SendRecorder and send.send == server.send
         assert type(receive) is core.ReceiveRecorder and receive.receive == server.receive
-        assert frames in ([], [1])
+        assert frames == ([] if mw.COMPILED else [1])  # one engine coroutine (the compiled one has no frame)
     assert server.sent[0]["status"] == 200
     # The context middleware decides the request id: it echoes it, the request-id stage does not again.
     names = [name for name, _ in server.sent[0]["headers"]]
