@@ -2,7 +2,8 @@
 
 For each stack of issue 11's table (``_instr_groups``): fastmw compiled, fastmw pure
 (``FASTMW_NO_EXTENSIONS=1``) and the reference, each in its own child process under
-``valgrind --tool=callgrind --collect-atstart=no --toggle-collect=fastmw_bench_measured``.
+``valgrind --tool=callgrind --collect-atstart=no --toggle-collect=fastmw_bench_measured``
+(and ``--instr-atstart=no`` when the region switches instrumentation on itself).
 The child builds and checks the stack, warms it up, then drives N requests on one uvloop
 loop inside a tiny C function (``_callgrind_region``, called through ctypes), so callgrind
 counts those N requests and nothing of start-up, imports or warm-up. Instructions per request
@@ -111,6 +112,17 @@ def callgrind_total(path: Path) -> int:
     raise RuntimeError(f"no totals line in {path}")
 
 
+def callgrind_options(instr_off: bool) -> list[str]:
+    """Count only inside the region; with a region that switches instrumentation, start with it off."""
+    return [
+        "--tool=callgrind",
+        "--quiet",
+        *(["--instr-atstart=no"] if instr_off else []),
+        "--collect-atstart=no",
+        f"--toggle-collect={_callgrind_region.TOGGLE}",
+    ]
+
+
 def run(job: Job, region: Path, requests: int, warmup: int, valgrind: str, instr_off: bool) -> Measured:
     out = WORK_DIR / "run" / f"{job.name}.callgrind"
     result = out.with_suffix(".json")
@@ -118,11 +130,7 @@ def run(job: Job, region: Path, requests: int, warmup: int, valgrind: str, instr
         stale.unlink(missing_ok=True)
     command = [
         valgrind,
-        "--tool=callgrind",
-        "--quiet",
-        *(["--instr-atstart=no"] if instr_off else []),
-        "--collect-atstart=no",
-        f"--toggle-collect={_callgrind_region.TOGGLE}",
+        *callgrind_options(instr_off),
         f"--callgrind-out-file={out}",
         sys.executable,
         "-m",
@@ -148,12 +156,13 @@ def run(job: Job, region: Path, requests: int, warmup: int, valgrind: str, instr
     return Measured(job, total, requests, json.loads(result.read_text()), seconds)
 
 
-def run_all(todo: list[Job], region: Path, requests: int, warmup: int, workers: int) -> dict[Job, Measured]:
+def run_all(
+    todo: list[Job], region: Path, requests: int, warmup: int, workers: int, instr_off: bool
+) -> dict[Job, Measured]:
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         raise SystemExit("valgrind not found: apt-get install -y valgrind (make bench-instructions does)")
     (WORK_DIR / "run").mkdir(parents=True, exist_ok=True)
-    instr_off = _callgrind_region.switches_instrumentation(region)
     measured: dict[Job, Measured] = {}
 
     lock = threading.Lock()
@@ -311,16 +320,21 @@ def _versions() -> dict[str, str]:
 
 
 def document(
-    measured: dict[Job, Measured], rows: list[dict[str, Any]], requests: int, warmup: int, started: float
+    measured: dict[Job, Measured],
+    rows: list[dict[str, Any]],
+    requests: int,
+    warmup: int,
+    instr_off: bool,
+    started: float,
 ) -> dict[str, Any]:
     bare = measured[Job(BARE, "reference")]
     compiled = {m.child["fastmw_compiled"] for job, m in measured.items() if job.variant == "compiled"}
     return {
         "method": (
-            "callgrind Ir inside fastmw_bench_measured (--collect-atstart=no --toggle-collect): N requests on one "
-            "uvloop loop after warm-up, one child process per stack, PYTHONHASHSEED=0; over_bare = (total - "
-            "bare total) / N"
+            "callgrind Ir inside fastmw_bench_measured only: N requests on one uvloop loop after warm-up, "
+            "one child process per stack, PYTHONHASHSEED=0; over_bare = (total - bare total) / N"
         ),
+        "callgrind_options": callgrind_options(instr_off),
         "requests": requests,
         "warmup": warmup,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
@@ -379,9 +393,10 @@ def main(argv: list[str]) -> int:
     output = args.output or RESULTS_DIR / ("instructions.json" if full_run else "instructions-quick.json")
 
     region = _callgrind_region.build(os.environ.get("CC", "cc"), WORK_DIR)
-    measured = run_all(jobs(groups, repeat=not args.quick), region, requests, warmup, max(1, args.jobs))
+    instr_off = _callgrind_region.switches_instrumentation(region)
+    measured = run_all(jobs(groups, repeat=not args.quick), region, requests, warmup, max(1, args.jobs), instr_off)
     rows = summarize(groups, measured)
-    doc = document(measured, rows, requests, warmup, started)
+    doc = document(measured, rows, requests, warmup, instr_off, started)
 
     print()
     print(
