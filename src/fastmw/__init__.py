@@ -18,7 +18,7 @@ from fastmw.middleware import (
     RequestIdMiddleware,
     TimingMiddleware,
 )
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 from fastmw.stack import stack
 
 __version__ = "0.1.0"

@@ -11,7 +11,7 @@ import pytest
 
 from fastmw import AccessLogMiddleware, ErrorMiddleware, RequestIdMiddleware, TimingMiddleware
 from fastmw.errors import ConfigurationError
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 from tests.helpers import call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,

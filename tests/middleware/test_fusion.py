@@ -35,7 +35,7 @@ from fastmw.middleware import (
     RequestIdMiddleware,
     TimingMiddleware,
 )
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 from fastmw.middleware._pipeline import FUSE, FusableMiddleware, Refuse, fused_stages
 from fastmw.middleware.body_cache import cached_body
 from fastmw.middleware.timing import current_timing

@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastmw._impl import core
 from fastmw._storage import CORRELATION_ID
 from fastmw.errors import ConfigurationError
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 from fastmw.middleware._paths import PathFilter
 from fastmw.middleware._pipeline import FusableMiddleware
 from fastmw.middleware.timing import TIMING_RECORDER
