@@ -148,19 +148,6 @@ def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown(
     assert isinstance(first["time"], float)
 
 
-def test_json_sink_file_path_and_close(tmp_path: Any) -> None:
-    target = tmp_path / "access.jsonl"
-    sink = JsonLinesSink(str(target), batch_lines=2)
-    app = AccessLogMiddleware(plain_app, sink=sink)
-    for _ in range(3):
-        run(call_app(app, http_scope()))
-    assert len(target.read_bytes().splitlines()) == 2
-    sink.close()
-    sink.close()
-    assert len(target.read_bytes().splitlines()) == 3
-    sink.write_record(("a",), (1,))  # after close: ignored, no error
-
-
 def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
     class Broken(io.RawIOBase):
         def write(self, data: Any) -> int:
@@ -171,13 +158,6 @@ def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -
         for _ in range(3):
             assert run(call_app(app, http_scope())).status == 200
     assert caplog.text.count("disk full") == 1
-
-
-def test_json_sink_validates() -> None:
-    with pytest.raises(ConfigurationError):
-        JsonLinesSink(io.BytesIO(), batch_lines=0)
-    with pytest.raises(ConfigurationError):
-        JsonLinesSink(io.BytesIO(), flush_interval=-1)
 
 
 class LifespanRouter(LifespanApp):
