@@ -117,9 +117,16 @@ def test_exclude_paths_and_validation(caplog_info: pytest.LogCaptureFixture) -> 
     for path in ("/health", "/metrics", "/x"):
         run(call_app(middleware, http_scope(path)))
     assert [r.path for r in records(caplog_info)] == ["/x"]  # type: ignore[attr-defined]
-    for options in ({"logger": 3}, {"level": "INFO"}, {"sink": object()}):
+    bad_levels = ({"level": "LOUD"}, {"level": "info"}, {"level": True}, {"level": 20.0})
+    for options in ({"logger": 3}, *bad_levels, {"sink": object()}):
         with pytest.raises(ConfigurationError):
             AccessLogMiddleware(plain_app, **options)  # type: ignore[arg-type]
+
+
+def test_level_names_resolve_as_logging_resolves_them() -> None:
+    logging.addLevelName(25, "NOTICE")
+    for name, number in (("INFO", logging.INFO), ("WARN", logging.WARNING), ("NOTICE", 25), (5, 5)):
+        assert AccessLogMiddleware(plain_app, level=name).level == number
 
 
 def test_lifespan_passthrough_without_sink() -> None:
@@ -143,7 +150,9 @@ def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown(
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert first["user_agent"] == hostile.decode("latin-1") and first["query"] == '"\\\x00'
+    # Text fields are the same printable str as in the logging record's extra.
+    assert first["user_agent"] == hostile.decode("latin-1").encode("unicode_escape").decode("ascii")
+    assert first["query"] == '"\\\\\\x00' and json.loads(lines[1])["query"] == ""
     assert first["path"] == "/é" and first["status"] == 200 and first["response_bytes"] == 2
     assert isinstance(first["time"], float)
 

@@ -59,6 +59,11 @@ def _printable(text: str) -> str:
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
+def _text(raw: bytes) -> str:
+    """Header or query bytes as a printable str (latin-1, as ASGI defines them)."""
+    return _printable(raw.decode("latin-1"))
+
+
 def _client(scope: Scope) -> str | None:
     client = scope.get("client")
     if not client:
@@ -74,7 +79,7 @@ class AccessLogMiddleware(FusableMiddleware):
         app: ASGIApp,
         *,
         logger: logging.Logger | str = DEFAULT_LOGGER,
-        level: int = logging.INFO,
+        level: int | str = logging.INFO,
         sink: JsonLinesSink | None = None,
         include_query: bool = True,
         include_user_agent: bool = True,
@@ -87,12 +92,14 @@ class AccessLogMiddleware(FusableMiddleware):
             logger = logging.getLogger(logger)
         if not isinstance(logger, logging.Logger):
             raise ConfigurationError(f"logger must be a logging.Logger or a name, got {logger!r}")
-        if type(level) is not int:
-            raise ConfigurationError(f"level must be an int logging level, got {level!r}")
+        # A name resolves as Logger.setLevel resolves it: registered names only ("INFO", "WARN").
+        number = logging.getLevelName(level) if isinstance(level, str) else level
+        if type(number) is not int:
+            raise ConfigurationError(f"level must be an int logging level or a level name such as 'INFO', got {level!r}")
         if sink is not None and not callable(getattr(sink, "write_record", None)):
             raise ConfigurationError(f"sink must have write_record(keys, values), got {sink!r}")
         self.logger = logger
-        self.level = level
+        self.level = number
         self.sink = sink
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
@@ -129,7 +136,8 @@ class AccessLogMiddleware(FusableMiddleware):
         end = recorder.t_last_byte or now
         ttfb = round((recorder.t_first_byte - start) * 1000.0, 3) if recorder.t_first_byte else None
         user_agent = header_get(scope["headers"], b"user-agent") if self.include_user_agent else None
-        query = scope.get("query_string", b"") if self.include_query else None
+        # One type per field, whatever the request: text is str (or None), never bytes.
+        query = _text(scope.get("query_string", b"")) if self.include_query else None
         return [
             scope.get("method", "WEBSOCKET"),
             scope.get("path", ""),
@@ -141,20 +149,14 @@ class AccessLogMiddleware(FusableMiddleware):
             recorder.body_bytes,
             receiver.body_bytes,
             _client(scope),
-            user_agent,
+            None if user_agent is None else _text(user_agent),
             CORRELATION_ID.get(),
         ]
 
     def _log(self, values: list[Any]) -> None:
         method, path, query, http_version, status, duration_ms = values[:6]
-        target = quote(path)
-        if query:
-            query = _printable(query.decode("latin-1"))
-            target = f"{target}?{query}"
-        if values[10] is not None:
-            values[10] = _printable(values[10].decode("latin-1"))
+        target = f"{quote(path)}?{query}" if query else quote(path)
         values[1] = _printable(path)
-        values[2] = query if query is not None else None
         client = values[9] or "-"
         extra = dict(zip(FIELDS, values, strict=True))
         self.logger.log(self.level, TEXT_FORMAT, client, method, target, http_version, status, duration_ms, extra=extra)
