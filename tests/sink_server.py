@@ -2,13 +2,14 @@
 
 ``uvicorn tests.sink_server:app`` or ``gunicorn -k tests.sink_server.Worker tests.sink_server:app``.
 ``$FASTMW_SINK_INTERVAL`` (default one hour, so only a shutdown flush can save the lines) is
-the sink's ``flush_interval``; ``$FASTMW_SINK_SIGNALS=0`` turns its signal handlers off. Each response body is the serving process's pid.
+the sink's ``flush_interval``; ``$FASTMW_SINK_SIGNALS=0`` turns its signal handlers off.
+Each response body is the serving process's pid.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from fastmw import AccessLogMiddleware, JsonLinesSink
 
@@ -44,4 +45,4 @@ else:
     class Worker(UvicornWorker):
         """gunicorn's uvicorn worker with lifespan off: no lifespan.shutdown flush to rely on."""
 
-        CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "off"}
+        CONFIG_KWARGS: ClassVar[dict[str, Any]] = {**UvicornWorker.CONFIG_KWARGS, "lifespan": "off"}

@@ -193,9 +193,7 @@ def test_interpreter_exit_flushes(tmp_path: Path) -> None:
 
 @POSIX
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, -signal.SIGINT)])
-def test_default_signal_action_still_ends_the_process_after_the_flush(
-    tmp_path: Path, signum: int, code: int
-) -> None:
+def test_default_signal_action_still_ends_the_process_after_the_flush(tmp_path: Path, signum: int, code: int) -> None:
     # Default SIGTERM kills without atexit; default SIGINT raises KeyboardInterrupt.
     done = run_script(PRELUDE + f"signal.raise_signal({int(signum)})\nprint('survived')\n", tmp_path)
     assert done.returncode == code and "survived" not in done.stdout, done.stderr

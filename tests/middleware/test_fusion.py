@@ -35,11 +35,11 @@ from fastmw.middleware import (
     RequestIdMiddleware,
     TimingMiddleware,
 )
-from fastmw.sink import JsonLinesSink
 from fastmw.middleware._pipeline import FUSE, FusableMiddleware, Refuse, fused_stages
 from fastmw.middleware.body_cache import cached_body
 from fastmw.middleware.timing import current_timing
 from fastmw.plugins import CorrelationIdPlugin, RequestIdPlugin
+from fastmw.sink import JsonLinesSink
 from fastmw.stack import stack
 
 RID = b"0123456789abcdef0123456789abcdef"

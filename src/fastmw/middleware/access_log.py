@@ -17,10 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastmw._impl import core
 from fastmw._storage import CORRELATION_ID
 from fastmw.errors import ConfigurationError
-from fastmw.sink import JsonLinesSink
 from fastmw.middleware._paths import PathFilter
 from fastmw.middleware._pipeline import FusableMiddleware
 from fastmw.middleware.timing import TIMING_RECORDER
+from fastmw.sink import JsonLinesSink
 
 DEFAULT_LOGGER = "fastmw.access"
 STATUS_APP_ERROR = 500
@@ -95,7 +95,7 @@ class AccessLogMiddleware(FusableMiddleware):
         # A name resolves as Logger.setLevel resolves it: registered names only ("INFO", "WARN").
         number = logging.getLevelName(level) if isinstance(level, str) else level
         if type(number) is not int:
-            raise ConfigurationError(f"level must be an int logging level or a level name such as 'INFO', got {level!r}")
+            raise ConfigurationError(f"level must be an int logging level or a name such as 'INFO', got {level!r}")
         if sink is not None and not callable(getattr(sink, "write_record", None)):
             raise ConfigurationError(f"sink must have write_record(keys, values), got {sink!r}")
         self.logger = logger
