@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
@@ -23,6 +20,7 @@ from starlette.routing import Route
 import fastmw
 from fastmw import (
     AccessLogMiddleware,
+    ContextMiddleware,
     ErrorMiddleware,
     RawContextMiddleware,
     RequestIdMiddleware,
@@ -34,6 +32,7 @@ from fastmw.middleware._pipeline import FUSE, fused_stages
 from fastmw.middleware.body_cache import BodyCacheMiddleware
 from fastmw.plugins import RequestIdPlugin
 from fastmw.stack import StackedApp
+from tests._stack_apps import fastapi_app, get_user, served
 from tests.helpers import plain_app, run
 
 
@@ -130,43 +129,6 @@ def test_middleware_list_order_is_outermost_first() -> None:
 # --------------------------------------------------------------------------- the stacked app
 
 
-def get_user() -> str:
-    return "real"
-
-
-def fastapi_app(events: list[str]) -> Any:
-    @asynccontextmanager
-    async def lifespan(api: Any) -> AsyncIterator[None]:
-        events.append("startup")
-        yield
-        events.append("shutdown")
-
-    api = FastAPI(lifespan=lifespan)
-
-    @api.get("/items/{item_id}", name="item")
-    async def item(item_id: int, request: Request, user: str = Depends(get_user)) -> dict[str, Any]:
-        return {"id": item_id, "user": user, "db": getattr(request.app.state, "db", None)}
-
-    return api
-
-
-@asynccontextmanager
-async def served(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Lifespan startup through ``app``, a client, then lifespan shutdown (as a server does)."""
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
-    task = asyncio.ensure_future(app(scope, inbox.get, outbox.put))
-    await inbox.put({"type": "lifespan.startup"})
-    assert (await asyncio.wait_for(outbox.get(), 5))["type"] == "lifespan.startup.complete"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
-    await inbox.put({"type": "lifespan.shutdown"})
-    assert (await asyncio.wait_for(outbox.get(), 5))["type"] == "lifespan.shutdown.complete"
-    await asyncio.wait_for(task, 5)
-
-
 def test_fastapi_stays_usable_through_the_stack() -> None:
     events: list[str] = []
     api = fastapi_app(events)
@@ -180,7 +142,11 @@ def test_fastapi_stays_usable_through_the_stack() -> None:
     async def late() -> dict[str, str]:
         return {"late": "yes"}
 
+    router = APIRouter()
+    router.get("/routed")(lambda: {"routed": True})
+    app.include_router(router)
     assert app.url_path_for("item", item_id=3) == "/items/3"
+    assert {"/items/{item_id}", "/late", "/routed"} <= set(app.openapi()["paths"])
     assert "dependency_overrides" in dir(app) and api.state.db == "sqlite"
 
     async def main() -> None:
@@ -190,6 +156,7 @@ def test_fastapi_stays_usable_through_the_stack() -> None:
             assert item.json() == {"id": 3, "user": "fake", "db": "sqlite"}
             assert item.headers["x-request-id"] and "app;dur=" in item.headers["server-timing"]
             assert (await client.get("/late")).json() == {"late": "yes"}
+            assert (await client.get("/routed")).json() == {"routed": True}
             app.dependency_overrides = {}  # set, not only mutated
             assert (await client.get("/items/4")).json()["user"] == "real"
         assert events == ["startup", "shutdown"]
@@ -246,10 +213,11 @@ def test_servers_see_asgi3_and_calls_reach_the_outermost_layer_directly() -> Non
     assert response.status_code == 200
 
 
-def test_an_outer_fastmw_middleware_still_fuses_with_the_stack() -> None:
+@pytest.mark.parametrize("context", [RawContextMiddleware, ContextMiddleware])
+def test_an_outer_fastmw_middleware_still_fuses_with_the_stack(context: Any) -> None:
     app = stack(plain_app)
     assert [type(s) for s in fused_stages(app)] == (layers(app.app) if FUSE else [RequestIdMiddleware])
-    wrapped = RawContextMiddleware(app, plugins=[RequestIdPlugin()])
+    wrapped = context(app, plugins=[RequestIdPlugin()])
     assert len(fused_stages(wrapped)) == (5 if FUSE else 1)
     assert all(type(s) is not StackedApp for s in fused_stages(wrapped))
     (response,) = get(wrapped, "/")

@@ -34,7 +34,8 @@ __all__ = ["DEFAULT_BATCH_LINES", "DEFAULT_FLUSH_INTERVAL", "JsonLinesSink"]
 DEFAULT_BATCH_LINES = 64
 DEFAULT_FLUSH_INTERVAL = 1.0
 FILE_MODE = 0o644
-OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+# O_BINARY: no newline translation on Windows; O_CLOEXEC: not inherited by exec'd children.
+OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 FLUSH_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 THREAD_NAME = "fastmw-sink-flush"
 
