@@ -411,9 +411,7 @@ def server_for(scenario: str, mask: bool = False) -> Server:
     return Server(body, {"type": "http.disconnect"}, fail_on_body=scenario == "send_oserror", mask=mask)
 
 
-def run_case(
-    layers: tuple[str, ...], scenario: str, mode: str, capture: LogCapture, mw: ModuleType
-) -> tuple[Any, ...]:
+def run_case(layers: tuple[str, ...], scenario: str, mode: str, capture: LogCapture, mw: ModuleType) -> tuple[Any, ...]:
     """One request; ``mode`` is "fused", "layers" (fuse=False) or "reference"."""
     if mode == "reference":
         mw = reference_package()
