@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -70,7 +71,8 @@ def core_group(op: str) -> GroupResult:
     name = f"core: {op}"
     if name in RESULTS:
         return RESULTS[name]
-    rows, batches = {}, {}
+    rows: dict[str, Row] = {}
+    batches: dict[str, Callable[[], float]] = {}
     for twin, module in core_ops.twins().items():
         rows[twin] = Row(twin, "fastmw-c" if twin == "compiled" else "fastmw-py")
         if module is None:
@@ -101,7 +103,8 @@ def middleware_group(group: stacks.Group) -> GroupResult:
         return RESULTS[group.name]
     inner = stacks.inner_app(group.inner)
     run = _driver.run_loop if group.driver == "loop" else _driver.run_sync
-    rows, batches, before = {}, {}, {}
+    rows, before = {}, {}
+    batches: dict[str, Callable[[], float]] = {}
     with stacks.saved_loggers():
         for stack in group.stacks:
             row = rows[stack.name] = Row(stack.name, stack.kind, stack.variant)

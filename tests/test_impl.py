@@ -78,7 +78,10 @@ def _stub_names() -> set[str]:
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.add(node.name)
-    return names
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    # The stub's own helpers (type aliases, protocols) are private and exist only there.
+    return {name for name in names if not name.startswith("_") or name == "_Context"}
 
 
 def test_twins_and_stub_expose_the_same_names() -> None:

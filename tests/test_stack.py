@@ -2,21 +2,38 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
+import re
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import APIRouter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import fastmw
-from fastmw import AccessLogMiddleware, ErrorMiddleware, RequestIdMiddleware, TimingMiddleware, stack
+from fastmw import (
+    AccessLogMiddleware,
+    ContextMiddleware,
+    ErrorMiddleware,
+    RawContextMiddleware,
+    RequestIdMiddleware,
+    TimingMiddleware,
+    stack,
+)
+from fastmw._impl import core
 from fastmw.errors import ConfigurationError
+from fastmw.middleware._fusion import FUSE, fused_stages
 from fastmw.middleware.body_cache import BodyCacheMiddleware
+from fastmw.plugins import RequestIdPlugin
+from fastmw.stack import StackedApp
+from tests._stack_apps import fastapi_app, get_user, served
 from tests.helpers import plain_app, run
 
 
@@ -40,8 +57,9 @@ def layers(app: Any) -> list[type]:
 
 
 def test_default_order() -> None:
-    assert layers(stack(plain_app)) == [RequestIdMiddleware, TimingMiddleware, AccessLogMiddleware, ErrorMiddleware]
-    assert layers(stack(plain_app, body_cache=True, timing=False, errors=None)) == [
+    stacked = stack(plain_app)
+    assert layers(stacked.app) == [RequestIdMiddleware, TimingMiddleware, AccessLogMiddleware, ErrorMiddleware]
+    assert layers(stack(plain_app, body_cache=True, timing=False, errors=None).app) == [
         RequestIdMiddleware,
         BodyCacheMiddleware,
         AccessLogMiddleware,
@@ -50,8 +68,8 @@ def test_default_order() -> None:
 
 def test_options_and_shared_paths() -> None:
     app = stack(plain_app, timing={"header_name": None}, exclude_paths=["/health"], access_log={"exclude_paths": []})
-    assert app._stage.paths.applies({"path": "/health"}) is False  # type: ignore[attr-defined]
-    access = app.app.app  # type: ignore[attr-defined]
+    assert app.app._stage.paths.applies({"path": "/health"}) is False  # type: ignore[attr-defined]
+    access = app.app.app.app  # type: ignore[attr-defined]
     assert isinstance(access, AccessLogMiddleware) and access._stage.paths is None
     with pytest.raises(ConfigurationError):
         stack(plain_app, timing="yes")  # type: ignore[arg-type]
@@ -107,3 +125,154 @@ def test_middleware_list_order_is_outermost_first() -> None:
     get(app, "/")
     assert order == ["c", "a", "b"]
     assert fastmw.stack is stack
+
+
+# --------------------------------------------------------------------------- the stacked app
+
+
+def test_fastapi_stays_usable_through_the_stack() -> None:
+    events: list[str] = []
+    api = fastapi_app(events)
+    app = fastmw.stack(api)
+    assert app.wrapped is api and isinstance(app.app, RequestIdMiddleware)
+    # Startup code and tests reach the app through the stacked object.
+    app.state.db = "sqlite"
+    app.dependency_overrides[get_user] = lambda: "fake"
+
+    @app.get("/late")
+    async def late() -> dict[str, str]:
+        return {"late": "yes"}
+
+    router = APIRouter()
+    router.get("/routed")(lambda: {"routed": True})
+    app.include_router(router)
+    assert app.url_path_for("item", item_id=3) == "/items/3"
+    assert {"/items/{item_id}", "/late", "/routed"} <= set(app.openapi()["paths"])
+    assert "dependency_overrides" in dir(app) and api.state.db == "sqlite"
+
+    async def main() -> None:
+        async with served(app) as client:
+            assert events == ["startup"]  # lifespan through the wrapper
+            item = await client.get("/items/3")
+            assert item.json() == {"id": 3, "user": "fake", "db": "sqlite"}
+            assert item.headers["x-request-id"] and "app;dur=" in item.headers["server-timing"]
+            assert (await client.get("/late")).json() == {"late": "yes"}
+            assert (await client.get("/routed")).json() == {"routed": True}
+            app.dependency_overrides = {}  # set, not only mutated
+            assert (await client.get("/items/4")).json()["user"] == "real"
+        assert events == ["startup", "shutdown"]
+
+    run(main())
+    assert repr(app) == (
+        "<StackedApp RequestIdMiddleware -> TimingMiddleware -> AccessLogMiddleware -> ErrorMiddleware -> FastAPI>"
+    )
+
+
+def test_add_middleware_after_stacking_runs_inside_the_stack() -> None:
+    seen: list[str] = []
+
+    class Inner:
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                seen.append(fastmw.correlation_id.get() or "no id")
+            await self.app(scope, receive, send)
+
+    app = stack(Starlette(routes=[Route("/", lambda r: PlainTextResponse("ok"))]))
+    app.add_middleware(Inner)
+    (response,) = get(app, "/")
+    assert seen == [response.headers["x-request-id"]]
+
+
+def test_own_attributes_are_read_only_and_misses_are_the_apps() -> None:
+    app = stack(Starlette())
+    for name in ("app", "wrapped"):
+        with pytest.raises(AttributeError, match="own attribute"):
+            setattr(app, name, None)
+    with pytest.raises(AttributeError):
+        app.no_such_attribute  # noqa: B018
+    app.custom = 1
+    assert app.wrapped.custom == 1  # type: ignore[attr-defined]
+    del app.custom
+    assert not hasattr(app.wrapped, "custom")
+
+
+def test_servers_see_asgi3_and_calls_reach_the_outermost_layer_directly() -> None:
+    import uvicorn
+    from starlette._utils import is_async_callable
+
+    for app in (stack(Starlette()), stack(plain_app, request_id=False, timing=False, access_log=False, errors=False)):
+        config = uvicorn.Config(app)
+        config.load()
+        assert config.interface == "asgi3"
+        assert is_async_callable(app) and inspect.iscoroutinefunction(app.__call__)
+    app = stack(plain_app)
+    # The engine itself, no wrapper coroutine per request.
+    assert type(app).__call__ is type(app.app).__call__ is core.run_pipeline
+    assert app.stages == app.app.stages
+    (response,) = get(stack(plain_app, request_id=False, timing=False, access_log=False, errors=False), "/")
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("context", [RawContextMiddleware, ContextMiddleware])
+def test_an_outer_fastmw_middleware_still_fuses_with_the_stack(context: Any) -> None:
+    app = stack(plain_app)
+    assert fused_stages(app) == fused_stages(app.app) and len(fused_stages(app)) == (4 if FUSE else 1)
+    wrapped = context(app, plugins=[RequestIdPlugin()])
+    assert len(fused_stages(wrapped)) == (5 if FUSE else 1)
+    assert all(type(s) is not StackedApp for s in fused_stages(wrapped))
+    (response,) = get(wrapped, "/")
+    assert response.status_code == 200 and response.headers["x-request-id"]
+
+
+class SyncCall:
+    def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+
+class AsyncCall:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await plain_app(scope, receive, send)
+
+
+def sync_app(scope: Any, receive: Any, send: Any) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (None, "got None"),
+        (Starlette, "got the class Starlette: pass Starlette"),
+        (42, "got int 42"),
+        ("main:app", "got str"),
+        (sync_app, "sync callable"),
+        (lambda scope, receive, send: None, "sync callable"),
+        (SyncCall(), "sync callable"),
+        (functools.partial(sync_app, {}), "sync callable"),
+    ],
+)
+def test_refuses_what_is_not_an_asgi_app(bad: Any, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        stack(bad)
+
+
+def test_accepts_asgi_apps_of_every_shape() -> None:
+    async def app(scope: Any, receive: Any, send: Any, extra: Any = None) -> None:
+        await plain_app(scope, receive, send)
+
+    for good in (app, functools.partial(app, extra=1), AsyncCall(), ErrorMiddleware(plain_app), stack(plain_app)):
+        (response,) = get(stack(good), "/")
+        assert response.status_code == 200
+
+
+def test_access_log_level_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    app = stack(plain_app, access_log={"level": "DEBUG"})
+    access = app.app.app.app  # type: ignore[attr-defined]
+    assert isinstance(access, AccessLogMiddleware) and access.level == logging.DEBUG
+    assert stack(plain_app, access_log={"level": "INFO"}).app.app.app.level == logging.INFO  # type: ignore[attr-defined]
+    caplog.set_level(logging.DEBUG, logger="fastmw.access")
+    get(app, "/")
+    assert [r.levelname for r in caplog.records if r.name == "fastmw.access"] == ["DEBUG"]

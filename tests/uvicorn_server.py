@@ -16,7 +16,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 import fastmw
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 
 
 def boom(request: Any) -> Any:

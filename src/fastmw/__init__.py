@@ -20,7 +20,7 @@ from fastmw.middleware import (
     RequestIdMiddleware,
     TimingMiddleware,
 )
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 from fastmw.stack import stack
 
 # Request-id validators: the default (ids proxies send) and the opt-in UUID checks.

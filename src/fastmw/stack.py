@@ -9,25 +9,139 @@ Outermost first: RequestId -> Timing -> BodyCache (opt-in) -> AccessLog -> Error
 * errors are innermost so their 500 travels out through all the others.
 
 Wrap the whole application object (``app = stack(app)``), not ``add_middleware``:
-that way even Starlette's own ``ServerErrorMiddleware`` 500s carry the headers.
+that way even Starlette's own ``ServerErrorMiddleware`` 500s carry the headers. The
+result is a ``StackedApp``: calling it runs the stack, and every other attribute is the
+wrapped app's (``app.state``, ``app.dependency_overrides``, ``@app.get(...)``).
 """
 
 from __future__ import annotations
 
+import inspect
+import types
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from starlette.types import ASGIApp
 
 from fastmw.errors import ConfigurationError
+from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware.access_log import AccessLogMiddleware
 from fastmw.middleware.body_cache import BodyCacheMiddleware
 from fastmw.middleware.error_handler import ErrorMiddleware
 from fastmw.middleware.request_id import RequestIdMiddleware
 from fastmw.middleware.timing import TimingMiddleware
 
+__all__ = ["StackedApp", "stack"]
+
 Layer = bool | Mapping[str, Any] | None
 PATH_OPTIONS = ("include_paths", "exclude_paths")
+ASGI_SHAPE = "an ASGI 3 application is `async def app(scope, receive, send)` or an object with such a `__call__`"
+
+
+class StackedApp(FusableMiddleware):
+    """What ``stack()`` returns: calling it runs the middleware stack; reading, setting or
+    deleting any other attribute reaches the wrapped app.
+
+    ``app`` is the outermost fastmw middleware (the next layer, as in any middleware) and
+    ``wrapped`` the application given to ``stack()``; both are read-only. Middleware added
+    afterwards through the app (``add_middleware``) runs inside the stack.
+
+    It is a pipeline with the stack's stages (the engine's ``__call__``, no extra layer),
+    so a fastmw middleware built around it (``RawContextMiddleware(app=stack(api))``) fuses
+    with them as with the outermost middleware itself.
+    """
+
+    _middleware: FusableMiddleware | None
+    _wrapped: ASGIApp
+
+    def __init__(self, middleware: FusableMiddleware | None, wrapped: ASGIApp) -> None:
+        # object.__setattr__: our own __setattr__ forwards to the app.
+        object.__setattr__(self, "_middleware", middleware)
+        object.__setattr__(self, "_wrapped", wrapped)
+        if middleware is None:
+            object.__setattr__(self, "_stage", None)
+            object.__setattr__(self, "_members", ())
+            self.configure(wrapped, ())
+        else:
+            # The outermost middleware's pipeline, taken over as is.
+            object.__setattr__(self, "fuse", middleware.fuse)
+            object.__setattr__(self, "_stage", middleware._stage)
+            object.__setattr__(self, "_members", middleware._members)
+            self.configure(middleware.terminal, middleware.stages, middleware.other)
+
+    @property  # type: ignore[misc]  # read-only here: __setattr__ refuses the stack's own names
+    def app(self) -> ASGIApp:
+        """The outermost fastmw middleware (the wrapped app itself when every layer is off)."""
+        return self._wrapped if self._middleware is None else self._middleware
+
+    @property
+    def wrapped(self) -> ASGIApp:
+        """The application given to ``stack()``."""
+        return self._wrapped
+
+    def _joins(self, outer: FusableMiddleware) -> bool:
+        return self._middleware is not None and self._middleware._joins(outer)
+
+    # ------------------------------------------------------------------ forwarding
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names the stack itself does not have.
+        try:
+            wrapped = self.__dict__["_wrapped"]
+        except KeyError:  # half-built (copy, unpickling): nothing to forward to yet
+            raise AttributeError(name) from None
+        return getattr(wrapped, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            # The pipeline's own state (the pure twin keeps it in plain attributes).
+            object.__setattr__(self, name, value)
+            return
+        if hasattr(type(self), name):
+            raise AttributeError(f"{name!r} is the stacked app's own attribute; build a new stack() instead")
+        setattr(self._wrapped, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if hasattr(type(self), name):
+            raise AttributeError(f"{name!r} is the stacked app's own attribute")
+        delattr(self._wrapped, name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(dir(type(self))) | set(dir(self._wrapped)))
+
+    def __repr__(self) -> str:
+        names, layer = [], self.app
+        while isinstance(layer, FusableMiddleware) and layer is not self._wrapped:
+            names.append(type(layer).__name__)
+            layer = layer.app
+        return f"<StackedApp {' -> '.join([*names, type(self._wrapped).__name__])}>"
+
+
+def _is_async_callable(app: Any) -> bool:
+    """False only for a Python function or method (or a ``__call__`` that is one) that is
+    not ``async``; other callables (C, Cython) are taken at their word."""
+    while isinstance(app, partial):
+        app = app.func
+    call = app if inspect.isroutine(app) else type(app).__dict__.get("__call__") or type(app).__call__
+    if isinstance(call, types.MethodType):
+        call = call.__func__
+    return not isinstance(call, types.FunctionType) or inspect.iscoroutinefunction(call)
+
+
+def _check_app(app: Any) -> None:
+    """Refuse, at startup, what cannot be an ASGI 3 application."""
+    if app is None:
+        raise ConfigurationError(f"stack() needs an ASGI application, got None ({ASGI_SHAPE})")
+    if inspect.isclass(app):
+        raise ConfigurationError(
+            f"stack() needs an ASGI application instance, got the class {app.__qualname__}: "
+            f"pass {app.__qualname__}(...), not {app.__qualname__}"
+        )
+    if not callable(app):
+        raise ConfigurationError(f"stack() needs an ASGI application, got {type(app).__name__} {app!r} ({ASGI_SHAPE})")
+    if not _is_async_callable(app):
+        raise ConfigurationError(f"stack() needs an ASGI application, got the sync callable {app!r} ({ASGI_SHAPE})")
 
 
 def _options(name: str, layer: Layer, shared: dict[str, Any]) -> dict[str, Any] | None:
@@ -51,10 +165,12 @@ def stack(
     errors: Layer = True,
     include_paths: list[str] | None = None,
     exclude_paths: list[str] | None = None,
-) -> ASGIApp:
+) -> StackedApp:
     """Wrap ``app`` in the recommended stack. Each layer takes True (defaults), False/None
     (left out) or a mapping of its options; ``include_paths``/``exclude_paths`` apply to
-    every layer that does not set its own."""
+    every layer that does not set its own. Returns a ``StackedApp`` that forwards every
+    attribute but its call to ``app``."""
+    _check_app(app)
     shared: dict[str, Any] = {}
     if include_paths is not None:
         shared["include_paths"] = include_paths
@@ -68,9 +184,11 @@ def stack(
         ("timing", timing, TimingMiddleware),
         ("request_id", request_id, RequestIdMiddleware),
     )
-    wrapped = app
+    wrapped: ASGIApp = app
+    outermost: FusableMiddleware | None = None
     for name, layer, middleware in layers:
         options = _options(name, layer, shared)
         if options is not None:
-            wrapped = middleware(wrapped, **options)
-    return wrapped
+            outermost = middleware(wrapped, **options)
+            wrapped = outermost
+    return StackedApp(outermost, app)

@@ -11,7 +11,7 @@ import pytest
 
 from fastmw import AccessLogMiddleware, ErrorMiddleware, RequestIdMiddleware, TimingMiddleware
 from fastmw.errors import ConfigurationError
-from fastmw.middleware._json_sink import JsonLinesSink
+from fastmw.sink import JsonLinesSink
 from tests.helpers import call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,
@@ -94,7 +94,8 @@ def test_uses_timing_start_when_present(caplog_info: pytest.LogCaptureFixture) -
     sent = run(call_app(TimingMiddleware(AccessLogMiddleware(plain_app)), http_scope()))
     fields: Any = records(caplog_info)[0]
     header_ms = float(sent.header(b"server-timing").split(b"=")[1])  # type: ignore[union-attr]
-    assert fields.ttfb_ms >= header_ms - 0.01
+    # The header's milliseconds are rounded half up to 0.1 ms; ttfb is taken after it.
+    assert fields.ttfb_ms >= header_ms - 0.05 - 1e-9
 
 
 def test_websocket(caplog_info: pytest.LogCaptureFixture) -> None:
@@ -116,9 +117,16 @@ def test_exclude_paths_and_validation(caplog_info: pytest.LogCaptureFixture) -> 
     for path in ("/health", "/metrics", "/x"):
         run(call_app(middleware, http_scope(path)))
     assert [r.path for r in records(caplog_info)] == ["/x"]  # type: ignore[attr-defined]
-    for options in ({"logger": 3}, {"level": "LOUD"}, {"level": 2.5}, {"sink": object()}):
+    bad_levels = ({"level": "LOUD"}, {"level": "info"}, {"level": True}, {"level": 20.0})
+    for options in ({"logger": 3}, *bad_levels, {"sink": object()}):
         with pytest.raises(ConfigurationError):
             AccessLogMiddleware(plain_app, **options)  # type: ignore[arg-type]
+
+
+def test_level_names_resolve_as_logging_resolves_them() -> None:
+    logging.addLevelName(25, "NOTICE")
+    for name, number in (("INFO", logging.INFO), ("WARN", logging.WARNING), ("NOTICE", 25), (5, 5)):
+        assert AccessLogMiddleware(plain_app, level=name).level == number
 
 
 def test_lifespan_passthrough_without_sink() -> None:
@@ -142,22 +150,11 @@ def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown(
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2
     first = json.loads(lines[0])
-    assert first["user_agent"] == hostile.decode("latin-1") and first["query"] == '"\\\x00'
+    # Text fields are the same printable str as in the logging record's extra.
+    assert first["user_agent"] == hostile.decode("latin-1").encode("unicode_escape").decode("ascii")
+    assert first["query"] == '"\\\\\\x00' and json.loads(lines[1])["query"] == ""
     assert first["path"] == "/é" and first["status"] == 200 and first["response_bytes"] == 2
     assert isinstance(first["time"], float)
-
-
-def test_json_sink_file_path_and_close(tmp_path: Any) -> None:
-    target = tmp_path / "access.jsonl"
-    sink = JsonLinesSink(str(target), batch_lines=2)
-    app = AccessLogMiddleware(plain_app, sink=sink)
-    for _ in range(3):
-        run(call_app(app, http_scope()))
-    assert len(target.read_bytes().splitlines()) == 2
-    sink.close()
-    sink.close()
-    assert len(target.read_bytes().splitlines()) == 3
-    sink.write_record(("a",), (1,))  # after close: ignored, no error
 
 
 def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
@@ -170,13 +167,6 @@ def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -
         for _ in range(3):
             assert run(call_app(app, http_scope())).status == 200
     assert caplog.text.count("disk full") == 1
-
-
-def test_json_sink_validates() -> None:
-    with pytest.raises(ConfigurationError):
-        JsonLinesSink(io.BytesIO(), batch_lines=0)
-    with pytest.raises(ConfigurationError):
-        JsonLinesSink(io.BytesIO(), flush_interval=-1)
 
 
 class LifespanRouter(LifespanApp):

@@ -40,15 +40,18 @@ ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
 _internal_logger = logging.getLogger("fastmw")
 
 
-def _printable(text: str) -> str:
-    """``text`` with control and other non-printable characters escaped (no log injection)."""
+def _printable(text: object) -> str:
+    """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
+    if not isinstance(text, str):
+        text = str(text)
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _text_or_none(raw: object) -> str | None:
-    """Header or query bytes as text (latin-1, as servers decode them); anything else is None."""
+    """Header or query bytes as printable text (latin-1, control characters escaped: no log
+    injection); anything else is None."""
     if isinstance(raw, bytes):
-        return raw.decode("latin-1")
+        return _printable(raw.decode("latin-1"))
     return None
 
 
@@ -106,15 +109,9 @@ class AccessLogStage(Stage):
         return exc
 
     def _log(self, values: list[Any]) -> int:
-        # Text that reaches a log line is escaped: no control characters (log injection).
         target = quote(values[1])
-        values[1] = _printable(values[1])
-        if values[2] is not None:
-            values[2] = _printable(values[2])
-            if values[2]:
-                target = f"{target}?{values[2]}"
-        if values[10] is not None:
-            values[10] = _printable(values[10])
+        if values[2]:
+            target = f"{target}?{values[2]}"
         extra = dict(zip(ACCESS_FIELDS, values, strict=True))
         self.logger.log(
             self.level,
@@ -172,7 +169,7 @@ def access_values(
     query = _text_or_none(scope.get("query_string", b"")) if include_query else None
     return [
         scope.get("method", "WEBSOCKET"),
-        scope.get("path", ""),
+        _printable(scope.get("path", "")),
         query,
         scope.get("http_version", "1.1"),
         access_status(scope, ex, rx, raised),

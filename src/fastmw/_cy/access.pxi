@@ -2,15 +2,18 @@
 # Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
 
 
-cdef str _printable(str text):
-    """``text`` with control and other non-printable characters escaped (no log injection)."""
+cdef str _printable(text):
+    """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
+    if not isinstance(text, str):
+        text = str(text)
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 cdef object _text_or_none(raw):
-    """Header or query bytes as text (latin-1, as servers decode them); anything else is None."""
+    """Header or query bytes as printable text (latin-1, control characters escaped: no log
+    injection); anything else is None."""
     if PyBytes_Check(raw):
-        return (<bytes>raw).decode("latin-1")
+        return _printable((<bytes>raw).decode("latin-1"))
     return None
 
 
@@ -62,15 +65,9 @@ cdef class AccessLogStage(Stage):
         return exc
 
     cdef int _log(self, list values) except -1:
-        # Text that reaches a log line is escaped: no control characters (log injection).
         target = _quote(values[1])
-        values[1] = _printable(values[1])
-        if values[2] is not None:
-            values[2] = _printable(values[2])
-            if values[2]:
-                target = f"{target}?{values[2]}"
-        if values[10] is not None:
-            values[10] = _printable(values[10])
+        if values[2]:
+            target = f"{target}?{values[2]}"
         extra = dict(zip(ACCESS_FIELDS, values))
         self.logger.log(
             self.level, ACCESS_TEXT_FORMAT, values[9] or "-", values[0], target, values[3], values[4], values[5],
@@ -113,7 +110,7 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
     query = _text_or_none(scope.get("query_string", b"")) if include_query else None
     return [
         scope.get("method", "WEBSOCKET"),
-        scope.get("path", ""),
+        _printable(scope.get("path", "")),
         query,
         scope.get("http_version", "1.1"),
         access_status(scope, ex, rx, raised),

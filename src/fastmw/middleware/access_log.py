@@ -15,8 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastmw._impl import core
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
-from fastmw.middleware._json_sink import JsonLinesSink
 from fastmw.middleware._paths import PathFilter
+from fastmw.sink import JsonLinesSink
 
 DEFAULT_LOGGER = "fastmw.access"
 FIELDS = core.ACCESS_FIELDS
@@ -25,14 +25,11 @@ LIFESPAN_FLUSH = frozenset({"lifespan.shutdown", "lifespan.shutdown.complete", "
 
 
 def _level(level: int | str) -> int:
-    """A logging level given as an int or a name (``"INFO"``), as ``logging`` takes it."""
-    if type(level) is int:
-        return level
-    if isinstance(level, str):
-        value = logging.getLevelName(level.upper())
-        if type(value) is int:
-            return value
-    raise ConfigurationError(f"level must be a logging level (an int or a name such as 'INFO'), got {level!r}")
+    """A logging level given as an int or a registered name (``"INFO"``), as ``Logger.setLevel`` takes it."""
+    number = logging.getLevelName(level) if isinstance(level, str) else level
+    if type(number) is not int:
+        raise ConfigurationError(f"level must be an int logging level or a name such as 'INFO', got {level!r}")
+    return number
 
 
 class AccessLogMiddleware(FusableMiddleware):

@@ -1,0 +1,103 @@
+"""One stack measured under callgrind: the child process of ``benchmarks.instructions``.
+
+``python -m benchmarks._instr_child --side KEY --variant V --requests N --warmup W --region LIB --result JSON``
+
+Builds the side, checks that it answers correctly (and runs its ``verify``), warms it up,
+then drives N requests on the loop driver's persistent uvloop loop inside
+``fastmw_bench_region`` (``_callgrind_region``), the only code callgrind counts. The
+request count, garbage collections and checks go to the result file; the instruction total
+is in callgrind's output, read by the parent. Any failed check exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks import _callgrind_region, _driver, _instr_groups, stacks
+from benchmarks._driver import ASGIApp
+
+VARIANTS = ("compiled", "pure", "reference")
+
+
+async def _batch(app: ASGIApp, count: int) -> None:
+    for _ in range(count):
+        await app(_instr_groups.request_scope(), _driver.Receive(), _driver.discard)
+
+
+def _fastmw_compiled(variant: str) -> bool:
+    import fastmw
+
+    compiled = bool(fastmw.COMPILED)
+    if compiled != (variant == "compiled"):
+        raise SystemExit(f"fastmw.COMPILED is {compiled} in the {variant!r} child (extension not built?)")
+    return compiled
+
+
+def measure(side: _instr_groups.Side, variant: str, requests: int, warmup: int, library: str) -> dict[str, Any]:
+    compiled = _fastmw_compiled(variant) if side.is_fastmw else None
+    warnings = side.verify() if side.verify is not None else []
+    for name in side.quiet:
+        stacks.set_logger(name, "disabled")
+    app = side.build(stacks.raw_app)
+    _instr_groups.check_answer(_instr_groups.answer(app), side.expect)
+    loop = _driver.loop()
+    loop.run_until_complete(_batch(app, warmup))
+
+    failures: list[BaseException] = []
+
+    def body() -> None:
+        # An exception cannot cross the ctypes callback: keep it and raise it after the region.
+        try:
+            loop.run_until_complete(_batch(app, requests))
+        except BaseException as exc:
+            failures.append(exc)
+
+    callback = _callgrind_region.Body(body)
+    region = _callgrind_region.function(library)
+    # No garbage pending, and the start-up heap out of the collector's way, so what the
+    # collector does inside the region is the stack's own doing.
+    gc.collect()
+    gc.freeze()
+    before = [stats["collections"] for stats in gc.get_stats()]
+    region(callback)
+    after = [stats["collections"] for stats in gc.get_stats()]
+    gc.unfreeze()
+    if failures:
+        raise failures[0]
+    _instr_groups.check_answer(_instr_groups.answer(app), side.expect)  # still answering after the run
+    return {
+        "side": side.key,
+        "variant": variant,
+        "requests": requests,
+        "warmup": warmup,
+        "fastmw_compiled": compiled,
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "event_loop": _driver.loop_name(),
+        "gc_collections": [b - a for a, b in zip(before, after, strict=True)],
+        "warnings": warnings,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks._instr_child")
+    parser.add_argument("--side", required=True, choices=sorted(_instr_groups.sides()))
+    parser.add_argument("--variant", required=True, choices=VARIANTS)
+    parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--warmup", type=int, required=True)
+    parser.add_argument("--region", required=True, help="the compiled _callgrind_region library")
+    parser.add_argument("--result", required=True, type=Path)
+    args = parser.parse_args(argv)
+    side = _instr_groups.sides()[args.side]
+    result = measure(side, args.variant, args.requests, args.warmup, args.region)
+    args.result.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,357 @@
+"""The groups of ``make bench-instructions``: issue 11's table, one fastmw side and one reference each.
+
+Every side is built through fastmw's public API only (``fastmw.RequestIdMiddleware(app)``,
+``fastmw.stack(app)``, ``fastmw.plugins``, ``fastmw.JsonLinesSink``), so the table keeps
+working while the core is rewritten. A fastmw side runs twice, in a child process with the
+compiled core and in one with ``FASTMW_NO_EXTENSIONS=1``. Each side names the response
+headers it must send and, where a stack's work is invisible in the response (an error
+handler, a log record, a JSON line), a ``verify`` that proves on separate instances that the
+work is really done. A stack that fails a check fails the run.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from benchmarks import _driver, stacks
+from benchmarks._driver import ASGIApp
+
+QUERY_STRING = b"page=2&sort=name"
+REQUEST_ID = {b"x-request-id": _driver.REQUEST_ID}
+BOTH_IDS = {**REQUEST_ID, b"x-correlation-id": _driver.CORRELATION_ID}
+TIMING = {b"server-timing": None}
+FASTMW_ERROR_LOGGER = "fastmw.error"
+
+Expect = Mapping[bytes, bytes | None]  # response header -> exact value (None: present)
+Build = Callable[[ASGIApp], ASGIApp]
+
+
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per side
+class Side:
+    """One measured stack: how to build it around the inner app and how to tell it works."""
+
+    key: str
+    label: str
+    build: Build
+    expect: Expect
+    quiet: tuple[str, ...] = ()  # loggers disabled before building the measured stack
+    verify: Callable[[], list[str]] | None = None  # raises if broken; returns warnings
+
+    @property
+    def is_fastmw(self) -> bool:
+        return self.key.startswith("fastmw")
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    title: str
+    fastmw: Side
+    reference: Side
+    target: float  # issue 11's bound on fastmw compiled / reference (overheads over bare)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def request_scope() -> dict[str, Any]:
+    """The measured request: GET / with a small query string and valid request/correlation ids."""
+    scope = _driver.new_scope()
+    scope["query_string"] = QUERY_STRING
+    return scope
+
+
+async def request(app: ASGIApp, capture: _driver.Capture) -> None:
+    await app(request_scope(), _driver.Receive(), capture)
+
+
+def answer(app: ASGIApp) -> _driver.Capture:
+    """One request on the loop driver's persistent loop, with everything sent captured."""
+    capture = _driver.Capture()
+    _driver.loop().run_until_complete(request(app, capture))
+    return capture
+
+
+def check_answer(capture: _driver.Capture, expect: Expect, status: int = 200, body: bytes | None = b"ok") -> None:
+    """Raise unless the captured response has this status, body and headers."""
+    if capture.status != status:
+        raise AssertionError(f"expected one response start with status {status}, got {capture.messages!r}")
+    if body is not None and capture.body != body:
+        raise AssertionError(f"expected body {body!r}, got {capture.body!r}")
+    headers = capture.headers
+    for name, value in expect.items():
+        got = headers.get(name)
+        if got is None:
+            raise AssertionError(f"response header {name!r} missing; headers: {headers!r}")
+        if value is not None and got != value:
+            raise AssertionError(f"response header {name!r} is {got!r}, expected {value!r}")
+
+
+# --------------------------------------------------------------------------- fastmw, public API only
+
+
+def _fm() -> Any:
+    import fastmw
+
+    return fastmw
+
+
+def _fastmw_five(app: ASGIApp) -> ASGIApp:
+    fm = _fm()
+    return stacks._fastmw_five(
+        app,
+        fm.RequestIdMiddleware,
+        fm.AccessLogMiddleware,
+        fm.TimingMiddleware,
+        fm.ErrorMiddleware,
+        fm.RawContextMiddleware,
+        fm.plugins.RequestIdPlugin,
+        fm.plugins.CorrelationIdPlugin,
+    )
+
+
+def _fastmw_stack(app: ASGIApp) -> ASGIApp:
+    return _fm().stack(app)  # type: ignore[no-any-return]
+
+
+def _fastmw_request_id(app: ASGIApp) -> ASGIApp:
+    return _fm().RequestIdMiddleware(app)  # type: ignore[no-any-return]
+
+
+def _fastmw_timing(app: ASGIApp) -> ASGIApp:
+    return _fm().TimingMiddleware(app)  # type: ignore[no-any-return]
+
+
+def _fastmw_error(app: ASGIApp) -> ASGIApp:
+    return _fm().ErrorMiddleware(app)  # type: ignore[no-any-return]
+
+
+def _fastmw_access_log(app: ASGIApp) -> ASGIApp:
+    return _fm().AccessLogMiddleware(app)  # type: ignore[no-any-return]
+
+
+def _fastmw_context(app: ASGIApp) -> ASGIApp:
+    fm = _fm()
+    return fm.RawContextMiddleware(  # type: ignore[no-any-return]
+        app, plugins=[fm.plugins.RequestIdPlugin(), fm.plugins.CorrelationIdPlugin()]
+    )
+
+
+def _json_lines_sink(stream: Any) -> Any:
+    # The sink may move (fastmw.sink); the top-level name is the one to keep.
+    return getattr(_fm(), "JsonLinesSink")(stream)  # noqa: B009
+
+
+def _fastmw_json_sink(app: ASGIApp, sink: Any = None) -> ASGIApp:
+    if sink is None:
+        sink = _json_lines_sink(stacks._devnull_binary())
+    return _fm().AccessLogMiddleware(app, sink=sink)  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- verifications
+
+
+async def _boom(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    raise RuntimeError("boom (bench-instructions check)")
+
+
+def _verify_error(build: Build) -> Callable[[], list[str]]:
+    """The error middleware really turns an exception before the response into a 500."""
+
+    def verify() -> list[str]:
+        logging.disable(logging.CRITICAL)  # the middlewares log the traceback
+        capture = _driver.Capture()
+        try:
+            _driver.loop().run_until_complete(request(build(_boom), capture))
+        except RuntimeError:
+            pass  # fastmw re-raises after sending the 500 (reraise=True), as servers expect
+        finally:
+            logging.disable(logging.NOTSET)
+        check_answer(capture, {}, status=500, body=None)
+        return []
+
+    return verify
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _verify_logs(build: Build, logger_name: str) -> Callable[[], list[str]]:
+    """With its logger enabled, the access log writes exactly one record per request."""
+
+    def verify() -> list[str]:
+        handler = _Records()
+        with stacks.saved_loggers():
+            logger = logging.getLogger(logger_name)
+            logger.disabled = False
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+            logger.handlers = [handler]
+            check_answer(answer(build(stacks.raw_app)), {})
+        if len(handler.records) != 1:
+            raise AssertionError(f"{logger_name}: expected one access record, got {len(handler.records)}")
+        return []
+
+    return verify
+
+
+def _check_json_line(text: str) -> list[str]:
+    lines = text.splitlines()
+    if len(lines) != 1:
+        raise AssertionError(f"expected one JSON line, got {text!r}")
+    record = json.loads(lines[0])
+    if record.get("status") != 200 or record.get("method") != "GET":
+        raise AssertionError(f"unexpected access record {record!r}")
+    if set(record) != set(stacks.ACCESS_RECORD_FIELDS):
+        return [f"record fields differ from the reference's: {sorted(set(record) ^ set(stacks.ACCESS_RECORD_FIELDS))}"]
+    return []
+
+
+def _verify_fastmw_json() -> list[str]:
+    stream = io.BytesIO()
+    sink = _json_lines_sink(stream)
+    check_answer(answer(_fastmw_json_sink(stacks.raw_app, sink)), {})
+    sink.flush()  # the sink writes in batches
+    return _check_json_line(stream.getvalue().decode())
+
+
+def _verify_hand_json() -> list[str]:
+    stream = io.StringIO()
+    check_answer(answer(stacks.HandJsonAccessLog(stacks.raw_app, stream=stream)), {})
+    return _check_json_line(stream.getvalue())
+
+
+# --------------------------------------------------------------------------- the table
+
+
+FM = stacks.FASTMW_LOGGER
+HAND = stacks.HAND_LOGGER
+HAND_FIVE = Side(
+    "hand:five",
+    "five hand-written pure-ASGI middlewares doing the same",
+    stacks.hand_stack,
+    {**BOTH_IDS, **TIMING},
+    quiet=(HAND,),
+)
+GROUPS = (
+    Group(
+        "full",
+        "full stack: request id + timing + error + access log (logger disabled) + context",
+        Side("fastmw:full", "the five fastmw middlewares, fused", _fastmw_five, {**BOTH_IDS, **TIMING}, quiet=(FM,)),
+        HAND_FIVE,
+        0.10,
+    ),
+    Group(
+        "stack",
+        "fastmw.stack() (logger disabled)",
+        Side("fastmw:stack", "fastmw.stack(app)", _fastmw_stack, {**REQUEST_ID, **TIMING}, quiet=(FM,)),
+        HAND_FIVE,
+        0.09,
+    ),
+    Group(
+        "request-id",
+        "RequestIdMiddleware alone",
+        Side("fastmw:request-id", "RequestIdMiddleware", _fastmw_request_id, REQUEST_ID),
+        Side("ref:asgi-correlation-id", "asgi-correlation-id's middleware", stacks.asgi_correlation_id, REQUEST_ID),
+        0.12,
+    ),
+    Group(
+        "timing",
+        "TimingMiddleware alone",
+        Side("fastmw:timing", "TimingMiddleware", _fastmw_timing, TIMING),
+        Side("hand:timing", "hand-written timing (perf_counter, MutableHeaders)", stacks.HandTiming, TIMING),
+        0.20,
+    ),
+    Group(
+        "error",
+        "ErrorMiddleware alone",
+        Side("fastmw:error", "ErrorMiddleware", _fastmw_error, {}, verify=_verify_error(_fastmw_error)),
+        Side(
+            "hand:error",
+            "hand-written error middleware (tracks start, 500)",
+            stacks.HandError,
+            {},
+            verify=_verify_error(stacks.HandError),
+        ),
+        0.30,
+    ),
+    Group(
+        "access-log",
+        "AccessLogMiddleware alone, logger disabled",
+        Side(
+            "fastmw:access-log",
+            "AccessLogMiddleware",
+            _fastmw_access_log,
+            {},
+            quiet=(FM,),
+            verify=_verify_logs(_fastmw_access_log, FM),
+        ),
+        Side(
+            "hand:access-log",
+            "hand-written structured-log middleware",
+            stacks.HandAccessLog,
+            {},
+            quiet=(HAND,),
+            verify=_verify_logs(stacks.HandAccessLog, HAND),
+        ),
+        0.20,
+    ),
+    Group(
+        "context",
+        "RawContextMiddleware + RequestIdPlugin + CorrelationIdPlugin",
+        Side("fastmw:context", "RawContextMiddleware, two plugins", _fastmw_context, BOTH_IDS),
+        Side("ref:starlette-context", "starlette-context Raw, same plugins", stacks.starlette_context, BOTH_IDS),
+        0.05,
+    ),
+    Group(
+        "json-sink",
+        "AccessLogMiddleware writing to JsonLinesSink (/dev/null)",
+        Side(
+            "fastmw:json-sink",
+            "AccessLogMiddleware(sink=JsonLinesSink)",
+            _fastmw_json_sink,
+            {},
+            quiet=(FM,),
+            verify=_verify_fastmw_json,
+        ),
+        Side(
+            "hand:json-sink",
+            "hand-written access log: json.dumps of the same fields, one buffered write",
+            stacks.HandJsonAccessLog,
+            {},
+            verify=_verify_hand_json,
+        ),
+        0.30,
+    ),
+)
+BARE = Side("bare", "the bare raw ASGI app", lambda app: app, {})
+GROUP_KEYS = tuple(group.key for group in GROUPS)
+
+
+def sides() -> dict[str, Side]:
+    """Every measurable side by key (the child process looks its side up here)."""
+    found = {BARE.key: BARE}
+    for group in GROUPS:
+        found[group.fastmw.key] = group.fastmw
+        found[group.reference.key] = group.reference
+    return found
+
+
+def select(keys: list[str] | None) -> list[Group]:
+    if not keys:
+        return list(GROUPS)
+    unknown = sorted(set(keys) - set(GROUP_KEYS))
+    if unknown:
+        raise ValueError(f"unknown groups {unknown}; choose from {', '.join(GROUP_KEYS)}")
+    return [group for group in GROUPS if group.key in keys]

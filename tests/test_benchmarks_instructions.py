@@ -1,0 +1,104 @@
+"""``make bench-instructions`` without valgrind: every side builds, passes its checks and runs its
+measured region for a few requests; a broken stack fails; the summary arithmetic is right."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from benchmarks import _callgrind_region, _driver, _instr_child, _instr_groups, instructions, stacks
+
+SIDES = sorted(_instr_groups.sides().values(), key=lambda side: side.key)
+
+
+@pytest.fixture(autouse=True)
+def _restore_loggers() -> Iterator[None]:
+    with stacks.saved_loggers():
+        yield
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler for the callgrind region library")
+    return _callgrind_region.build(cc, tmp_path_factory.mktemp("region"))
+
+
+@pytest.fixture
+def fresh_loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The loop driver's persistent loop, but this test's own (closed afterwards)."""
+    loop = asyncio.new_event_loop()
+    monkeypatch.setattr(_driver, "_LOOP", loop)
+    yield
+    loop.close()
+
+
+def _variant(side: _instr_groups.Side) -> str:
+    import fastmw
+
+    if not side.is_fastmw:
+        return "reference"
+    return "compiled" if fastmw.COMPILED else "pure"
+
+
+@pytest.mark.usefixtures("fresh_loop")
+@pytest.mark.parametrize("side", SIDES, ids=[side.key for side in SIDES])
+def test_every_side_is_checked_and_measured(side: _instr_groups.Side, region: Path) -> None:
+    result = _instr_child.measure(side, _variant(side), requests=3, warmup=1, library=str(region))
+    assert result["side"] == side.key
+    assert result["requests"] == 3
+    assert result["warnings"] == []
+
+
+@pytest.mark.usefixtures("fresh_loop")
+def test_a_stack_answering_wrongly_fails(region: Path) -> None:
+    wrong = _instr_groups.Side("ref:wrong", "echoes nothing", stacks.HandTiming, _instr_groups.REQUEST_ID)
+    with pytest.raises(AssertionError, match="x-request-id"):
+        _instr_child.measure(wrong, "reference", requests=3, warmup=1, library=str(region))
+
+
+@pytest.mark.usefixtures("fresh_loop")
+def test_an_error_middleware_that_does_not_answer_500_fails() -> None:
+    verify = _instr_groups._verify_error(lambda app: app)  # no error handling at all
+    with pytest.raises(AssertionError, match="status 500"):
+        verify()
+
+
+def test_jobs_measure_each_stack_once_plus_the_repeats() -> None:
+    jobs = instructions.jobs(_instr_groups.GROUPS, repeat=True)
+    names = [job.name for job in jobs]
+    assert len(names) == len(set(names))
+    assert jobs[0].side is _instr_groups.BARE
+    assert sum(job.side is _instr_groups.HAND_FIVE for job in jobs) == 1  # shared by two groups
+    for group in _instr_groups.GROUPS:
+        assert instructions.Job(group.fastmw, "compiled") in jobs
+        assert instructions.Job(group.fastmw, "pure") in jobs
+    assert [job.repeat for job in jobs].count(1) == 2
+
+
+def test_summary_ratios_are_overheads_over_bare() -> None:
+    group = _instr_groups.GROUPS[0]
+    per_request = {(_instr_groups.BARE, "reference"): 10, (group.fastmw, "compiled"): 20}
+    per_request |= {(group.fastmw, "pure"): 110, (group.reference, "reference"): 210}
+    measured = {
+        instructions.Job(side, variant): instructions.Measured(
+            instructions.Job(side, variant), count * 100, 100, {}, 0.0
+        )
+        for (side, variant), count in per_request.items()
+    }
+    [row] = instructions.summarize([group], measured)
+    assert (row["fastmw_compiled"], row["fastmw_pure"], row["reference_over_bare"]) == (10, 100, 200)
+    assert row["ratio"] == 0.05
+    assert row["holds"] is (0.05 <= group.target)
+    text = instructions.table([row], instructions.pure_full_stack([row]), 10, 100)
+    assert group.title in text
+
+
+def test_callgrind_total_reads_the_totals_line(tmp_path: Path) -> None:
+    out = tmp_path / "callgrind.out"
+    out.write_text("events: Ir\nsummary: 0\nfn=(1) x\n0 5\ntotals: 12345\n")
+    assert instructions.callgrind_total(out) == 12345
