@@ -91,14 +91,14 @@ def test_one_record_per_request_to_the_sink(core: ModuleType) -> None:
     # The sink gets the text as sent: it encodes it itself.
     assert {key: record[key] for key in FIELDS if key not in ("duration_ms", "ttfb_ms")} == {
         "method": "POST",
-        "path": "/p\nq",
+        "path": "/p\\nq",  # escaped like the logging record (no log injection)
         "query": "a=1",
         "http_version": "1.1",
         "status": 201,
         "response_bytes": 5,
         "request_bytes": 5,
         "client_addr": "127.0.0.1:50000",
-        "user_agent": "ua\x1b",
+        "user_agent": "ua\\x1b",
         "request_id": "rid",
     }
 

@@ -6,7 +6,7 @@ reference counts of probe objects (scope, message, headers, context dict).
 
 Usage: python -m tests.leak_scripts.stack_requests <http|websocket|raising|rejected|context> <requests>
 (rejected: a bad X-Correlation-ID, refused with the context middleware's 400; context: the
-context middleware alone, served by the core's ContextRunner instead of the fused stack)
+context middleware alone, one context stage in the engine)
 The core is whatever ``fastmw`` picks (set FASTMW_NO_EXTENSIONS=1 for the pure twin).
 """
 
@@ -165,7 +165,7 @@ def app_factory(app: Any) -> Any:
     if SCENARIO == "context":
         plugins = [fastmw.plugins.RequestIdPlugin(), fastmw.plugins.CorrelationIdPlugin()]
         solo = fastmw.RawContextMiddleware(app, plugins=plugins)
-        assert solo._solo is not None
+        assert solo._stage is not None
         return solo
     devnull = open(os.devnull, "wb")
     stacked, _ = full_stack(app, logger=null_logger(), sink_stream=devnull)

@@ -760,12 +760,6 @@ def test_a_failing_exit_step_replaces_the_exception_like_a_finally_block(mw: Mod
     assert results["layers"][0][:2] == results["reference"][0][:2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src: the engine runs a stage's exit step outside an except/finally block, so an exception it "
-    "raises (here a timing callback's BaseException) is not chained to the one in flight (__context__ is "
-    "None); a nested layer's finally block chains it to the app's ValueError",
-)
 def test_a_failing_exit_step_is_chained_like_a_finally_block(mw: ModuleType) -> None:
     expected = failing_exit_case(mw, "reference")[0]
     assert expected == ("Abort", "callback", ("ValueError",))
@@ -884,22 +878,11 @@ def test_a_none_request_id_from_an_awaited_hook_echoes_alike_alone_and_wrapped(m
     assert (alone[2], wrapped[2]) == (0, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src: with process_request overridden the context middleware runs its Python layer, whose "
-    "PluginUUIDBase.enrich_response echoes str(None) ('x-request-id: None'), while the core ContextStage "
-    "skips a None value: the same None plugin value echoes on one path and not on the other",
-)
 @pytest.mark.parametrize("middleware", ["RawContextMiddleware", "ContextMiddleware"])
 def test_a_none_request_id_from_an_awaited_hook_echoes_no_header(mw: ModuleType, middleware: str) -> None:
     assert none_echo_case(mw, "process_request", middleware, wrapped=False)[0] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src: RequestIdMiddleware._send_reject echoes core.new_request_id() on the refusal, not an id "
-    "from the configured generator (0.1 used the generator, as for every other new id)",
-)
 def test_a_refusal_echoes_an_id_from_the_generator(mw: ModuleType) -> None:
     app = build(("request_id_reject",), make_app("ok", [], mw), True, "bad_id", None, [], mw)
     server = server_for("bad_id")

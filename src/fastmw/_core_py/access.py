@@ -103,13 +103,15 @@ class AccessLogStage(Stage):
             if self.sink is not None:
                 self.sink.write_record(ACCESS_JSON_FIELDS, [round(time.time(), 6), *values])
             else:
-                self._log(values)
+                self._log(scope, values)
         except Exception:
             _internal_logger.exception("fastmw access log failed to write a record")
         return exc
 
-    def _log(self, values: list[Any]) -> int:
-        target = quote(values[1])
+    def _log(self, scope: Any, values: list[Any]) -> int:
+        # The target quotes the raw path (control characters become %XX).
+        path = scope.get("path", "")
+        target = quote(path if isinstance(path, str) else str(path))
         if values[2]:
             target = f"{target}?{values[2]}"
         extra = dict(zip(ACCESS_FIELDS, values, strict=True))

@@ -200,7 +200,9 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
         try:
             exc = stage.leave(ex, rx, scope, states[i], exc)
         except BaseException as raised:
-            # A failing finally block replaces the exception, in nested layers too.
+            # A failing finally block replaces the exception (chained to it), in nested layers too.
+            if exc is not None and raised is not exc and raised.__context__ is None:
+                raised.__context__ = exc
             exc = raised
     ex._states = None
     ex._refusal = None

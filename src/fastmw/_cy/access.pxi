@@ -59,13 +59,15 @@ cdef class AccessLogStage(Stage):
             if self.sink is not None:
                 self.sink.write_record(ACCESS_JSON_FIELDS, [round(_time.time(), 6), *values])
             else:
-                self._log(values)
+                self._log(scope, values)
         except Exception:
             _internal_logger.exception("fastmw access log failed to write a record")
         return exc
 
-    cdef int _log(self, list values) except -1:
-        target = _quote(values[1])
+    cdef int _log(self, scope, list values) except -1:
+        # The target quotes the raw path (control characters become %XX).
+        path = scope.get("path", "")
+        target = _quote(path if isinstance(path, str) else str(path))
         if values[2]:
             target = f"{target}?{values[2]}"
         extra = dict(zip(ACCESS_FIELDS, values))

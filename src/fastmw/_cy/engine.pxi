@@ -179,7 +179,9 @@ async def run_pipeline(Pipeline self, scope, receive, send):
         try:
             exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(ex._states, i), exc)
         except BaseException as raised:
-            # A failing finally block replaces the exception, in nested layers too.
+            # A failing finally block replaces the exception (chained to it), in nested layers too.
+            if exc is not None and raised is not exc and raised.__context__ is None:
+                raised.__context__ = exc
             exc = raised
         i -= 1
     ex._states = None

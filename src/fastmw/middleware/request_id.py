@@ -168,7 +168,9 @@ class RequestIdMiddleware(FusableMiddleware):
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
-        headers = [*self._reject_headers, (self._key, core.new_request_id().encode("latin-1"))]
+        # A fresh id from the configured generator (resolve(None) makes one).
+        fresh = self.resolve(None) or core.new_request_id()
+        headers = [*self._reject_headers, (self._key, fresh.encode("latin-1"))]
         await send({"type": "http.response.start", "status": self._reject_status, "headers": headers})
         await send({"type": "http.response.body", "body": self._reject_body})
 

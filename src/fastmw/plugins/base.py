@@ -147,8 +147,11 @@ class PluginUUIDBase(Plugin):
         return value
 
     async def enrich_response(self, arg: Any) -> None:
-        """Echo the context value: set on a Response, appended to a start message."""
-        value = str(context.get(self.key))
+        """Echo the context value: set on a Response, appended to a start message (None: nothing)."""
+        stored = context.get(self.key)
+        if stored is None:
+            return  # as the core stage does: no "None" header
+        value = str(stored)
         if isinstance(arg, Response):
             arg.headers[self.key] = value
         elif arg["type"] in ("http.response.start", "websocket.accept"):
