@@ -3,7 +3,7 @@
 signatures, results, exceptions and messages. Change both in one commit."""
 
 cimport cython
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
@@ -14,7 +14,7 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTu
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.stdint cimport uint8_t
 from cpython.pyport cimport PY_SSIZE_T_MAX
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from libc.math cimport isfinite
 
@@ -70,6 +70,7 @@ __all__ = [
     "MutableHeaders",
     "ReceiveRecorder",
     "SendRecorder",
+    "TraceContext",
     "UUIDHeaderReader",
     "_Context",
     "add_vary_header",
@@ -79,6 +80,7 @@ __all__ = [
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",
+    "format_traceparent",
     "header_append",
     "header_contains",
     "header_delete",
@@ -96,7 +98,13 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "new_span_id",
+    "new_trace_id",
+    "parse_traceparent",
+    "parse_tracestate",
+    "replace_trace_headers",
     "solo_call",
+    "trace_from_headers",
 ]
 
 cdef enum:
@@ -121,3 +129,5 @@ include "_cy/context.pxi"
 include "_cy/readers.pxi"
 include "_cy/context_runner.pxi"
 include "_cy/json_lines.pxi"
+include "_cy/tracestate.pxi"
+include "_cy/trace.pxi"

@@ -29,6 +29,16 @@ from fastmw._core_py.ids import is_uuid, is_uuid4, is_visible_ascii, monotonic, 
 from fastmw._core_py.json_lines import JsonLinesWriter, encode_access_record
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._core_py.trace import (
+    TraceContext,
+    format_traceparent,
+    new_span_id,
+    new_trace_id,
+    parse_traceparent,
+    replace_trace_headers,
+    trace_from_headers,
+)
+from fastmw._core_py.tracestate import parse_tracestate
 
 __all__ = [
     "ContextRunner",
@@ -38,6 +48,7 @@ __all__ = [
     "MutableHeaders",
     "ReceiveRecorder",
     "SendRecorder",
+    "TraceContext",
     "UUIDHeaderReader",
     "_Context",
     "add_vary_header",
@@ -47,6 +58,7 @@ __all__ = [
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",
+    "format_traceparent",
     "header_append",
     "header_contains",
     "header_delete",
@@ -64,5 +76,11 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "new_span_id",
+    "new_trace_id",
+    "parse_traceparent",
+    "parse_tracestate",
+    "replace_trace_headers",
     "solo_call",
+    "trace_from_headers",
 ]

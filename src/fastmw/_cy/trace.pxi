@@ -1,0 +1,366 @@
+# Trace context: W3C Trace Context Level 1 and the Level 2 random flag, on raw ASGI headers.
+# Included by _core.pyx after tracestate.pxi; the pure twin is the module of the same name in _core_py/.
+#
+# traceparent "vv-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", OWS around it ignored:
+# version 00 is exactly 55 characters; a higher version (not ff) is read at the same offsets
+# and may go on after a dash. Anything else, or several traceparent headers, starts a new
+# trace (and drops the tracestate). Ids are lower-case hex and never all zero.
+
+cdef enum:
+    TP_LENGTH = 55
+    TP_SAMPLED = 0x01
+    TP_RANDOM = 0x02
+    # The flags Level 2 defines; the others are sent as zero.
+    TP_KNOWN_FLAGS = 0x03
+
+# value of a lower-case hex digit, or 255 (upper case is not allowed in trace ids).
+cdef uint8_t LOWER_HEX[256]
+cdef bytes _TRACEPARENT = b"traceparent"
+cdef bytes _TRACESTATE = b"tracestate"
+
+
+cdef void _init_trace_tables():
+    cdef int c
+    for c in range(256):
+        LOWER_HEX[c] = HEX_VALUE[c] if not 65 <= c <= 70 else 255
+
+
+_init_trace_tables()
+
+
+# --------------------------------------------------------------------------- random ids
+
+
+cdef int _random_fill(unsigned char* out, Py_ssize_t n) except -1:
+    """``n`` (at most 16) CSPRNG bytes from ids.pxi's pool, never all zero."""
+    global _random_used
+    cdef bytes fresh
+    cdef Py_ssize_t i
+    cdef unsigned char seen = 0
+    while not seen:
+        if _random_used + n > RANDOM_POOL:
+            fresh = os.urandom(RANDOM_POOL)
+            memcpy(_random_pool, PyBytes_AS_STRING(fresh), RANDOM_POOL)
+            _random_used = 0
+        memcpy(out, _random_pool + _random_used, n)
+        _random_used += n
+        for i in range(n):
+            seen |= out[i]
+    return 0
+
+
+cdef inline void _hex_into(char* out, const unsigned char* raw, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        out[2 * i] = HEX_CHARS[raw[i] >> 4]
+        out[2 * i + 1] = HEX_CHARS[raw[i] & 0x0F]
+
+
+cdef str _random_hex(Py_ssize_t n):
+    cdef unsigned char raw[16]
+    _random_fill(raw, n)
+    cdef str result = PyUnicode_New(2 * n, 127)
+    _hex_into(<char*>PyUnicode_DATA(result), raw, n)
+    return result
+
+
+cpdef str new_trace_id():
+    """A random (CSPRNG) trace id: 32 lower-case hex characters, never all zero."""
+    return _random_hex(16)
+
+
+cpdef str new_span_id():
+    """A random (CSPRNG) span id: 16 lower-case hex characters, never all zero."""
+    return _random_hex(8)
+
+
+# --------------------------------------------------------------------------- traceparent
+
+
+cdef inline str _ascii_str(const unsigned char* p, Py_ssize_t n):
+    cdef str result = PyUnicode_New(n, 127)
+    memcpy(PyUnicode_DATA(result), p, n)
+    return result
+
+
+cdef int _hex_id(const unsigned char* p, Py_ssize_t n) noexcept:
+    """1 for ``n`` lower-case hex digits not all zero, else 0."""
+    cdef unsigned int seen = 0, nonzero = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        seen |= LOWER_HEX[p[i]]
+        nonzero |= p[i] ^ 48  # '0'
+    return seen <= 15 and nonzero != 0
+
+
+cdef int _traceparent_flags(const unsigned char* p, Py_ssize_t n) noexcept:
+    """The flags of a valid traceparent (OWS already stripped), or -1."""
+    if n < TP_LENGTH or LOWER_HEX[p[0]] > 15 or LOWER_HEX[p[1]] > 15 or p[2] != 45:
+        return -1
+    if p[0] == 48 and p[1] == 48:  # "00": exactly the version-00 fields
+        if n != TP_LENGTH:
+            return -1
+    elif p[0] == 102 and p[1] == 102:  # "ff" is forbidden
+        return -1
+    elif n > TP_LENGTH and p[TP_LENGTH] != 45:
+        return -1
+    if p[35] != 45 or p[52] != 45 or not _hex_id(p + 3, 32) or not _hex_id(p + 36, 16):
+        return -1
+    if LOWER_HEX[p[53]] > 15 or LOWER_HEX[p[54]] > 15:
+        return -1
+    return LOWER_HEX[p[53]] << 4 | LOWER_HEX[p[54]]
+
+
+cdef inline const unsigned char* _strip_ows(const unsigned char* p, Py_ssize_t* n) noexcept:
+    cdef Py_ssize_t start = 0, end = n[0]
+    while start < end and _is_ows(p[start]):
+        start += 1
+    while end > start and _is_ows(p[end - 1]):
+        end -= 1
+    n[0] = end - start
+    return p + start
+
+
+def parse_traceparent(value):
+    """``(trace_id, parent_id, flags)`` of a valid ``traceparent`` value (str or bytes), else None.
+
+    ``flags`` is the header's byte as sent; surrounding spaces and tabs are ignored.
+    """
+    cdef Py_ssize_t n
+    cdef const unsigned char* p = _text_of(value, &n, "traceparent")
+    if n < 0:
+        return None
+    p = _strip_ows(p, &n)
+    cdef int flags = _traceparent_flags(p, n)
+    if flags < 0:
+        return None
+    return (_ascii_str(p + 3, 32), _ascii_str(p + 36, 16), flags)
+
+
+cdef str _checked_id(value, Py_ssize_t size, str what):
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, not {_type_name(value)}")
+    if not (PyUnicode_IS_ASCII(value) and PyUnicode_GET_LENGTH(value) == size
+            and _hex_id(<const unsigned char*>PyUnicode_DATA(value), size)):
+        raise ValueError(f"{what} must be {size} lower-case hex digits, not all zero: {_shown(value)}")
+    return <str>value
+
+
+cdef int _checked_flags(value) except -1:
+    if not isinstance(value, int) or not 0 <= value <= 255:
+        raise ValueError(f"flags must be an int from 0 to 255, not {_shown(repr(value))}")
+    return value
+
+
+cdef void _write_traceparent(char* out, str trace_id, const char* span_id, int flags) noexcept:
+    out[0] = 48
+    out[1] = 48
+    out[2] = 45
+    memcpy(out + 3, PyUnicode_DATA(trace_id), 32)
+    out[35] = 45
+    memcpy(out + 36, span_id, 16)
+    out[52] = 45
+    out[53] = HEX_CHARS[(flags >> 4) & 0x0F]
+    out[54] = HEX_CHARS[flags & 0x0F]
+
+
+cpdef str format_traceparent(trace_id, span_id, flags):
+    """The version-00 ``traceparent`` value for these ids and flags (checked)."""
+    cdef str trace = _checked_id(trace_id, 32, "trace_id")
+    cdef str span = _checked_id(span_id, 16, "span_id")
+    cdef int bits = _checked_flags(flags)
+    cdef str result = PyUnicode_New(TP_LENGTH, 127)
+    _write_traceparent(<char*>PyUnicode_DATA(result), trace, <const char*>PyUnicode_DATA(span), bits)
+    return result
+
+
+# --------------------------------------------------------------------------- trace context
+
+
+@cython.final
+@cython.freelist(16)
+cdef class TraceContext:
+    """This service's span in a trace: read-only, hex ``str`` ids.
+
+    ``parent_id`` is the caller's span id (None when this service started the trace);
+    ``flags`` are the trace flags this service propagates; ``tracestate`` is the kept
+    tracestate (None when there is none). A given tracestate is checked and normalized.
+    """
+
+    cdef readonly str trace_id
+    cdef readonly str span_id
+    cdef readonly object parent_id
+    cdef readonly int flags
+    cdef readonly object tracestate
+
+    def __init__(self, trace_id, span_id, parent_id=None, flags=0, tracestate=None):
+        self.trace_id = _checked_id(trace_id, 32, "trace_id")
+        self.span_id = _checked_id(span_id, 16, "span_id")
+        self.parent_id = None if parent_id is None else _checked_id(parent_id, 16, "parent_id")
+        self.flags = _checked_flags(flags)
+        if tracestate is not None and not isinstance(tracestate, str):
+            raise TypeError(f"tracestate must be a str or None, not {_type_name(tracestate)}")
+        self.tracestate = None if tracestate is None else _tracestate_of_values((tracestate,), True)
+
+    @property
+    def sampled(self):
+        """Whether the sampled flag (0x01) is set."""
+        return bool(self.flags & TP_SAMPLED)
+
+    @property
+    def traceparent(self):
+        """The ``traceparent`` value naming this span (e.g. for ``traceresponse``)."""
+        cdef str result = PyUnicode_New(TP_LENGTH, 127)
+        cdef const char* span = <const char*>PyUnicode_DATA(self.span_id)
+        _write_traceparent(<char*>PyUnicode_DATA(result), self.trace_id, span, self.flags)
+        return result
+
+    def child_traceparent(self):
+        """A ``traceparent`` for an outgoing call: this trace and flags, a new span id."""
+        return _child_traceparent(self)
+
+    def __repr__(self):
+        return (
+            f"TraceContext(trace_id={self.trace_id!r}, span_id={self.span_id!r}, parent_id={self.parent_id!r}, "
+            f"flags={self.flags!r}, tracestate={self.tracestate!r})"
+        )
+
+    def __eq__(self, other):
+        if type(other) is not TraceContext:
+            return NotImplemented
+        cdef TraceContext that = <TraceContext>other
+        return (
+            self.trace_id == that.trace_id and self.span_id == that.span_id and self.parent_id == that.parent_id
+            and self.flags == that.flags and self.tracestate == that.tracestate
+        )
+
+    def __hash__(self):
+        return hash((self.trace_id, self.span_id, self.parent_id, self.flags, self.tracestate))
+
+    def __reduce__(self):
+        return (TraceContext, (self.trace_id, self.span_id, self.parent_id, self.flags, self.tracestate))
+
+
+cdef str _child_traceparent(TraceContext ctx):
+    cdef unsigned char raw[8]
+    cdef char span[16]
+    _random_fill(raw, 8)
+    _hex_into(span, raw, 8)
+    cdef str result = PyUnicode_New(TP_LENGTH, 127)
+    _write_traceparent(<char*>PyUnicode_DATA(result), ctx.trace_id, span, ctx.flags)
+    return result
+
+
+cdef bytes _traceparent_bytes(TraceContext ctx):
+    """``ctx.traceparent`` as header bytes."""
+    cdef bytes result = PyBytes_FromStringAndSize(NULL, TP_LENGTH)
+    _write_traceparent(PyBytes_AS_STRING(result), ctx.trace_id, <const char*>PyUnicode_DATA(ctx.span_id), ctx.flags)
+    return result
+
+
+# --------------------------------------------------------------------------- the kernel
+
+
+cdef inline int _header_pair(object entry, PyObject** name, PyObject** value) except -1:
+    """``_entry`` with the servers' (bytes, bytes) tuple checked inline."""
+    if type(entry) is tuple and PyTuple_GET_SIZE(entry) == 2:
+        name[0] = PyTuple_GET_ITEM(entry, 0)
+        value[0] = PyTuple_GET_ITEM(entry, 1)
+        if PyBytes_CheckExact(<object>name[0]) and PyBytes_CheckExact(<object>value[0]):
+            return 0
+    return _entry(entry, name, value)
+
+
+cdef list _entries_of(headers):
+    """``headers`` itself when a list, else its entries (each checked as it comes, as the
+    pure twin's loop does, so an error is the same one)."""
+    if type(headers) is list:
+        return <list>headers
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef list entries = []
+    for entry in headers:
+        _header_pair(entry, &name, &value)
+        entries.append(entry)
+    return entries
+
+
+cdef TraceContext _trace_from_headers(object headers, bint sample_new):
+    """The trace context of a request: its valid traceparent continued, or a new trace.
+
+    Every entry of ``headers`` is checked (TypeError as in header_get); the values kept
+    are held as references, and the list's size is re-read at every step.
+    """
+    cdef list entries = _entries_of(headers)
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef object traceparent = None, tracestate = None
+    cdef list more = None
+    cdef Py_ssize_t i = 0, size, count = 0
+    cdef int flags = -1
+    cdef const unsigned char* p
+    while i < PyList_GET_SIZE(entries):
+        entry = <object>PyList_GET_ITEM(entries, i)
+        i += 1
+        _header_pair(entry, &name, &value)
+        size = PyBytes_GET_SIZE(<object>name)
+        if size == 11 and _same_name(name, _TRACEPARENT):
+            count += 1
+            traceparent = <object>value
+        elif size == 10 and _same_name(name, _TRACESTATE):
+            if tracestate is None:
+                tracestate = <object>value
+            else:
+                if more is None:
+                    more = [tracestate]
+                more.append(<object>value)
+    cdef TraceContext ctx = TraceContext.__new__(TraceContext)
+    if count == 1:
+        size = PyBytes_GET_SIZE(traceparent)
+        p = _strip_ows(<const unsigned char*>PyBytes_AS_STRING(traceparent), &size)
+        flags = _traceparent_flags(p, size)
+    if flags >= 0:
+        ctx.trace_id = _ascii_str(p + 3, 32)
+        ctx.parent_id = _ascii_str(p + 36, 16)
+        ctx.flags = flags & TP_KNOWN_FLAGS
+        ctx.tracestate = None if tracestate is None else _ts_of(tracestate, more)
+    else:
+        # Our trace ids are all random: the random flag is set.
+        ctx.trace_id = _random_hex(16)
+        ctx.parent_id = None
+        ctx.flags = TP_RANDOM | (TP_SAMPLED if sample_new else 0)
+        ctx.tracestate = None
+    ctx.span_id = _random_hex(8)
+    return ctx
+
+
+cpdef TraceContext trace_from_headers(headers, bint sample_new=False):
+    """The request's ``TraceContext`` from raw ASGI headers, with a new span id.
+
+    A valid ``traceparent`` (exactly one) is continued with its tracestate; otherwise a new
+    trace starts (random flag set, sampled when ``sample_new``) and any tracestate is dropped.
+    """
+    return _trace_from_headers(headers, sample_new)
+
+
+cpdef list replace_trace_headers(headers, context):
+    """A copy of ``headers`` whose traceparent and tracestate name ``context``'s span."""
+    if type(context) is not TraceContext:
+        raise TypeError(f"context must be a TraceContext, not {_type_name(context)}")
+    cdef TraceContext ctx = <TraceContext>context
+    cdef list entries = _entries_of(headers)
+    cdef list result = []
+    cdef PyObject* name
+    cdef PyObject* value
+    cdef Py_ssize_t i = 0, size
+    while i < PyList_GET_SIZE(entries):
+        entry = <object>PyList_GET_ITEM(entries, i)
+        i += 1
+        _header_pair(entry, &name, &value)
+        size = PyBytes_GET_SIZE(<object>name)
+        if not ((size == 11 and _same_name(name, _TRACEPARENT)) or (size == 10 and _same_name(name, _TRACESTATE))):
+            result.append(entry)
+    result.append((_TRACEPARENT, _traceparent_bytes(ctx)))
+    if ctx.tracestate is not None:
+        result.append((_TRACESTATE, PyUnicode_AsLatin1String(ctx.tracestate)))
+    return result
