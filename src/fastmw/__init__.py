@@ -1,6 +1,6 @@
 """fastmw: Cython-accelerated ASGI middleware for Starlette, FastAPI and any ASGI app."""
 
-from fastmw import plugins
+from fastmw import plugins, trace
 from fastmw._impl import COMPILED
 from fastmw._storage import CORRELATION_ID as correlation_id
 
@@ -17,6 +17,7 @@ from fastmw.middleware import (
     RawContextMiddleware,
     RequestIdMiddleware,
     TimingMiddleware,
+    TraceContextMiddleware,
 )
 from fastmw.middleware._json_sink import JsonLinesSink
 from fastmw.stack import stack
@@ -35,10 +36,12 @@ __all__ = [
     "RawContextMiddleware",
     "RequestIdMiddleware",
     "TimingMiddleware",
+    "TraceContextMiddleware",
     "__version__",
     "context",
     "correlation_id",
     "plugins",
     "request_cycle_context",
     "stack",
+    "trace",
 ]

@@ -13,3 +13,5 @@ REQUEST_CONTEXT: ContextVar[dict[Any, Any]] = ContextVar("fastmw_context")
 
 # The current request/correlation id (asgi-correlation-id's ``correlation_id``).
 CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+# The current request's TraceContext (either twin's), or None: read with fastmw.trace.current().
+TRACE_CONTEXT: ContextVar[Any] = ContextVar("fastmw_trace", default=None)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT, TRACE_CONTEXT
 
 __all__ = ["ContextFilter", "CorrelationIdFilter", "StructlogContextProcessor"]
 
@@ -47,6 +47,11 @@ class _Fields:
             data = REQUEST_CONTEXT.get(None)
             for key, attr in self.fields:
                 found.append((attr, default if data is None else data.get(key, default)))
+        # The W3C trace ids of the current request; nothing at all outside a trace.
+        trace = TRACE_CONTEXT.get()
+        if trace is not None:
+            found.append(("trace_id", trace.trace_id))
+            found.append(("span_id", trace.span_id))
         return found
 
 

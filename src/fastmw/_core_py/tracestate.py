@@ -19,7 +19,9 @@ LONG_MEMBER = 128
 OWS = b" \t"
 # One member, OWS stripped: key (a-z or a digit first, up to 256 of a-z 0-9 _ - * / @), "=",
 # value (1 to 256 printable ASCII characters but "," and "=", not ending in a space).
-MEMBER = re.compile(rb"([a-z0-9][a-z0-9_\-*/@]{0,255})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]")
+KEY = rb"[a-z0-9][a-z0-9_\-*/@]{0,255}"
+VALUE = rb"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+MEMBER = re.compile(b"(" + KEY + b")=" + VALUE)
 
 
 def _text_of(value: object, what: str) -> bytes | None:
@@ -79,7 +81,7 @@ def _tracestate_of_values(values: tuple[object, ...], strict: bool) -> str | Non
     members: list[bytes] = []
     keys: set[bytes] = set()
     seen = [0]
-    for value, raw in zip(values, texts):
+    for value, raw in zip(values, texts, strict=True):
         if raw is None or not _add(members, keys, seen, raw):
             if strict:
                 raise ValueError(f"tracestate is not a valid W3C tracestate: {_shown(value)}")  # type: ignore[arg-type]
