@@ -6,6 +6,10 @@
 # and may go on after a dash. Anything else, or several traceparent headers, starts a new
 # trace (and drops the tracestate). Ids are lower-case hex and never all zero.
 
+cdef extern from "trace.h":
+    bint _hex_id "fastmw_hex_id"(const unsigned char* p, Py_ssize_t n) noexcept
+
+
 cdef enum:
     TP_LENGTH = 55
     TP_SAMPLED = 0x01
@@ -56,11 +60,17 @@ cdef inline void _hex_into(char* out, const unsigned char* raw, Py_ssize_t n) no
         out[2 * i + 1] = HEX_CHARS[raw[i] & 0x0F]
 
 
-cdef str _random_hex(Py_ssize_t n):
+cdef int _random_hex_into(char* out, Py_ssize_t n) except -1:
+    """``2 * n`` random lower-case hex characters into ``out``."""
     cdef unsigned char raw[16]
     _random_fill(raw, n)
+    _hex_into(out, raw, n)
+    return 0
+
+
+cdef str _random_hex(Py_ssize_t n):
     cdef str result = PyUnicode_New(2 * n, 127)
-    _hex_into(<char*>PyUnicode_DATA(result), raw, n)
+    _random_hex_into(<char*>PyUnicode_DATA(result), n)
     return result
 
 
@@ -81,16 +91,6 @@ cdef inline str _ascii_str(const unsigned char* p, Py_ssize_t n):
     cdef str result = PyUnicode_New(n, 127)
     memcpy(PyUnicode_DATA(result), p, n)
     return result
-
-
-cdef int _hex_id(const unsigned char* p, Py_ssize_t n) noexcept:
-    """1 for ``n`` lower-case hex digits not all zero, else 0."""
-    cdef unsigned int seen = 0, nonzero = 0
-    cdef Py_ssize_t i
-    for i in range(n):
-        seen |= LOWER_HEX[p[i]]
-        nonzero |= p[i] ^ 48  # '0'
-    return seen <= 15 and nonzero != 0
 
 
 cdef int _traceparent_flags(const unsigned char* p, Py_ssize_t n) noexcept:
@@ -137,13 +137,14 @@ def parse_traceparent(value):
     return (_ascii_str(p + 3, 32), _ascii_str(p + 36, 16), flags)
 
 
-cdef str _checked_id(value, Py_ssize_t size, str what):
+cdef const char* _checked_id(value, Py_ssize_t size, str what) except NULL:
+    """The characters of a valid id (borrowed from ``value``)."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {_type_name(value)}")
     if not (PyUnicode_IS_ASCII(value) and PyUnicode_GET_LENGTH(value) == size
             and _hex_id(<const unsigned char*>PyUnicode_DATA(value), size)):
         raise ValueError(f"{what} must be {size} lower-case hex digits, not all zero: {_shown(value)}")
-    return <str>value
+    return <const char*>PyUnicode_DATA(value)
 
 
 cdef int _checked_flags(value) except -1:
@@ -152,11 +153,11 @@ cdef int _checked_flags(value) except -1:
     return value
 
 
-cdef void _write_traceparent(char* out, str trace_id, const char* span_id, int flags) noexcept:
+cdef void _write_traceparent(char* out, const char* trace_id, const char* span_id, int flags) noexcept:
     out[0] = 48
     out[1] = 48
     out[2] = 45
-    memcpy(out + 3, PyUnicode_DATA(trace_id), 32)
+    memcpy(out + 3, trace_id, 32)
     out[35] = 45
     memcpy(out + 36, span_id, 16)
     out[52] = 45
@@ -166,11 +167,11 @@ cdef void _write_traceparent(char* out, str trace_id, const char* span_id, int f
 
 cpdef str format_traceparent(trace_id, span_id, flags):
     """The version-00 ``traceparent`` value for these ids and flags (checked)."""
-    cdef str trace = _checked_id(trace_id, 32, "trace_id")
-    cdef str span = _checked_id(span_id, 16, "span_id")
+    cdef const char* trace = _checked_id(trace_id, 32, "trace_id")
+    cdef const char* span = _checked_id(span_id, 16, "span_id")
     cdef int bits = _checked_flags(flags)
     cdef str result = PyUnicode_New(TP_LENGTH, 127)
-    _write_traceparent(<char*>PyUnicode_DATA(result), trace, <const char*>PyUnicode_DATA(span), bits)
+    _write_traceparent(<char*>PyUnicode_DATA(result), trace, span, bits)
     return result
 
 
@@ -179,6 +180,7 @@ cpdef str format_traceparent(trace_id, span_id, flags):
 
 @cython.final
 @cython.freelist(16)
+@cython.no_gc
 cdef class TraceContext:
     """This service's span in a trace: read-only, hex ``str`` ids.
 
@@ -187,20 +189,60 @@ cdef class TraceContext:
     tracestate (None when there is none). A given tracestate is checked and normalized.
     """
 
-    cdef readonly str trace_id
-    cdef readonly str span_id
-    cdef readonly object parent_id
+    # The ids as hex characters; their str objects are made on first read (most requests
+    # never read them), then kept. Only str and None are held: no cycles, so no GC.
+    cdef char _trace[32]
+    cdef char _span[16]
+    cdef char _parent[16]
+    cdef bint _has_parent
+    cdef object _trace_str
+    cdef object _span_str
+    cdef object _parent_str
     cdef readonly int flags
-    cdef readonly object tracestate
+    # The kept tracestate: str, None, or the request's header bytes (in normal form) until read.
+    cdef object _ts
 
     def __init__(self, trace_id, span_id, parent_id=None, flags=0, tracestate=None):
-        self.trace_id = _checked_id(trace_id, 32, "trace_id")
-        self.span_id = _checked_id(span_id, 16, "span_id")
-        self.parent_id = None if parent_id is None else _checked_id(parent_id, 16, "parent_id")
+        memcpy(self._trace, _checked_id(trace_id, 32, "trace_id"), 32)
+        memcpy(self._span, _checked_id(span_id, 16, "span_id"), 16)
+        self._has_parent = parent_id is not None
+        if self._has_parent:
+            memcpy(self._parent, _checked_id(parent_id, 16, "parent_id"), 16)
         self.flags = _checked_flags(flags)
         if tracestate is not None and not isinstance(tracestate, str):
             raise TypeError(f"tracestate must be a str or None, not {_type_name(tracestate)}")
-        self.tracestate = None if tracestate is None else _tracestate_of_values((tracestate,), True)
+        self._ts = None if tracestate is None else _tracestate_of_values((tracestate,), True)
+        self._trace_str = self._span_str = self._parent_str = None
+
+    @property
+    def tracestate(self):
+        """The kept tracestate (normalized), or None."""
+        if type(self._ts) is bytes:
+            self._ts = (<bytes>self._ts).decode("ascii")
+        return self._ts
+
+    @property
+    def trace_id(self):
+        """The trace id: 32 lower-case hex characters."""
+        if self._trace_str is None:
+            self._trace_str = _ascii_str(<const unsigned char*>self._trace, 32)
+        return self._trace_str
+
+    @property
+    def span_id(self):
+        """This service's span id: 16 lower-case hex characters."""
+        if self._span_str is None:
+            self._span_str = _ascii_str(<const unsigned char*>self._span, 16)
+        return self._span_str
+
+    @property
+    def parent_id(self):
+        """The caller's span id (16 lower-case hex characters), or None."""
+        if not self._has_parent:
+            return None
+        if self._parent_str is None:
+            self._parent_str = _ascii_str(<const unsigned char*>self._parent, 16)
+        return self._parent_str
 
     @property
     def sampled(self):
@@ -211,13 +253,16 @@ cdef class TraceContext:
     def traceparent(self):
         """The ``traceparent`` value naming this span (e.g. for ``traceresponse``)."""
         cdef str result = PyUnicode_New(TP_LENGTH, 127)
-        cdef const char* span = <const char*>PyUnicode_DATA(self.span_id)
-        _write_traceparent(<char*>PyUnicode_DATA(result), self.trace_id, span, self.flags)
+        _write_traceparent(<char*>PyUnicode_DATA(result), self._trace, self._span, self.flags)
         return result
 
     def child_traceparent(self):
         """A ``traceparent`` for an outgoing call: this trace and flags, a new span id."""
-        return _child_traceparent(self)
+        cdef char span[16]
+        _random_hex_into(span, 8)
+        cdef str result = PyUnicode_New(TP_LENGTH, 127)
+        _write_traceparent(<char*>PyUnicode_DATA(result), self._trace, span, self.flags)
+        return result
 
     def __repr__(self):
         return (
@@ -230,7 +275,9 @@ cdef class TraceContext:
             return NotImplemented
         cdef TraceContext that = <TraceContext>other
         return (
-            self.trace_id == that.trace_id and self.span_id == that.span_id and self.parent_id == that.parent_id
+            memcmp(self._trace, that._trace, 32) == 0 and memcmp(self._span, that._span, 16) == 0
+            and self._has_parent == that._has_parent
+            and (not self._has_parent or memcmp(self._parent, that._parent, 16) == 0)
             and self.flags == that.flags and self.tracestate == that.tracestate
         )
 
@@ -241,20 +288,10 @@ cdef class TraceContext:
         return (TraceContext, (self.trace_id, self.span_id, self.parent_id, self.flags, self.tracestate))
 
 
-cdef str _child_traceparent(TraceContext ctx):
-    cdef unsigned char raw[8]
-    cdef char span[16]
-    _random_fill(raw, 8)
-    _hex_into(span, raw, 8)
-    cdef str result = PyUnicode_New(TP_LENGTH, 127)
-    _write_traceparent(<char*>PyUnicode_DATA(result), ctx.trace_id, span, ctx.flags)
-    return result
-
-
 cdef bytes _traceparent_bytes(TraceContext ctx):
     """``ctx.traceparent`` as header bytes."""
     cdef bytes result = PyBytes_FromStringAndSize(NULL, TP_LENGTH)
-    _write_traceparent(PyBytes_AS_STRING(result), ctx.trace_id, <const char*>PyUnicode_DATA(ctx.span_id), ctx.flags)
+    _write_traceparent(PyBytes_AS_STRING(result), ctx._trace, ctx._span, ctx.flags)
     return result
 
 
@@ -320,17 +357,18 @@ cdef TraceContext _trace_from_headers(object headers, bint sample_new):
         p = _strip_ows(<const unsigned char*>PyBytes_AS_STRING(traceparent), &size)
         flags = _traceparent_flags(p, size)
     if flags >= 0:
-        ctx.trace_id = _ascii_str(p + 3, 32)
-        ctx.parent_id = _ascii_str(p + 36, 16)
+        memcpy(ctx._trace, p + 3, 32)
+        memcpy(ctx._parent, p + 36, 16)
+        ctx._has_parent = True
         ctx.flags = flags & TP_KNOWN_FLAGS
-        ctx.tracestate = None if tracestate is None else _ts_of(tracestate, more)
+        if tracestate is not None:
+            ctx._ts = _ts_of(tracestate, more)
     else:
         # Our trace ids are all random: the random flag is set.
-        ctx.trace_id = _random_hex(16)
-        ctx.parent_id = None
+        _random_hex_into(ctx._trace, 16)
+        ctx._has_parent = False
         ctx.flags = TP_RANDOM | (TP_SAMPLED if sample_new else 0)
-        ctx.tracestate = None
-    ctx.span_id = _random_hex(8)
+    _random_hex_into(ctx._span, 8)
     return ctx
 
 
@@ -361,6 +399,8 @@ cpdef list replace_trace_headers(headers, context):
         if not ((size == 11 and _same_name(name, _TRACEPARENT)) or (size == 10 and _same_name(name, _TRACESTATE))):
             result.append(entry)
     result.append((_TRACEPARENT, _traceparent_bytes(ctx)))
-    if ctx.tracestate is not None:
-        result.append((_TRACESTATE, PyUnicode_AsLatin1String(ctx.tracestate)))
+    if type(ctx._ts) is bytes:
+        result.append((_TRACESTATE, ctx._ts))
+    elif ctx._ts is not None:
+        result.append((_TRACESTATE, PyUnicode_AsLatin1String(ctx._ts)))
     return result

@@ -6,6 +6,14 @@
 # discards the whole tracestate; a result over 512 characters loses whole members, those
 # over 128 characters first, then from the right. The result is ASCII text or None.
 
+cdef extern from "trace.h":
+    bint _ts_value_ok "fastmw_tracestate_value"(const unsigned char* p, Py_ssize_t n) noexcept
+
+
+cdef extern from "<string.h>":
+    const void* memchr(const void* s, int c, size_t n) noexcept
+
+
 cdef enum:
     TS_MAX_MEMBERS = 32
     TS_MAX_KEY = 256
@@ -14,16 +22,15 @@ cdef enum:
     TS_LONG_MEMBER = 128
     TS_KEY_FIRST = 1
     TS_KEY_CHAR = 2
-    TS_VALUE_CHAR = 4
 
-# TS_KEY_FIRST / TS_KEY_CHAR / TS_VALUE_CHAR bits per byte.
+# TS_KEY_FIRST / TS_KEY_CHAR bits per byte (values are checked eight bytes at a time in trace.h).
 cdef uint8_t TS_CHARS[256]
 
 
 cdef void _init_tracestate_table():
     cdef int c
     for c in range(256):
-        TS_CHARS[c] = TS_VALUE_CHAR if 0x20 <= c <= 0x7E and c != 44 and c != 61 else 0
+        TS_CHARS[c] = 0
     for c in b"abcdefghijklmnopqrstuvwxyz0123456789":
         TS_CHARS[c] |= TS_KEY_FIRST | TS_KEY_CHAR
     for c in b"_-*/@":
@@ -65,19 +72,21 @@ cdef const unsigned char* _text_of(value, Py_ssize_t* n, str what) except? NULL:
 
 cdef bint _ts_member(_TraceState* st, const unsigned char* p, Py_ssize_t n) noexcept:
     """Adds one non-empty member (OWS stripped); False when it makes the tracestate invalid."""
-    cdef Py_ssize_t eq = 1, k
+    cdef Py_ssize_t eq, k
+    cdef const unsigned char* sign
     st.seen += 1
     if st.seen > TS_MAX_MEMBERS or not (TS_CHARS[p[0]] & TS_KEY_FIRST):
         return False
-    while eq < n and p[eq] != 61:  # '='
-        if eq >= TS_MAX_KEY or not (TS_CHARS[p[eq]] & TS_KEY_CHAR):
-            return False
-        eq += 1
-    if eq == n or eq == n - 1 or n - eq - 1 > TS_MAX_VALUE:
+    sign = <const unsigned char*>memchr(p, 61, n)  # '='
+    if sign == NULL:
         return False
-    # OWS is stripped, so the value (at least one byte) cannot end in a space.
-    for k in range(eq + 1, n):
-        if not (TS_CHARS[p[k]] & TS_VALUE_CHAR):
+    eq = sign - p
+    # A key is 1 to 256 key characters; the value 1 to 256 value characters (OWS is
+    # stripped, so it cannot end in a space).
+    if eq > TS_MAX_KEY or eq == n - 1 or n - eq - 1 > TS_MAX_VALUE or not _ts_value_ok(sign + 1, n - eq - 1):
+        return False
+    for k in range(1, eq):
+        if not (TS_CHARS[p[k]] & TS_KEY_CHAR):
             return False
     for k in range(st.kept):
         if st.members[k].key_size == eq and memcmp(st.members[k].text, p, eq) == 0:
@@ -92,12 +101,12 @@ cdef bint _ts_member(_TraceState* st, const unsigned char* p, Py_ssize_t n) noex
 cdef bint _ts_add(_TraceState* st, const unsigned char* p, Py_ssize_t n) noexcept:
     """Adds the members of one header value; False when the tracestate is invalid."""
     cdef Py_ssize_t i = 0, start, end
+    cdef const unsigned char* comma
     while i <= n:
         start = i
-        while i < n and p[i] != 44:  # ','
-            i += 1
-        end = i
-        i += 1
+        comma = <const unsigned char*>memchr(p + i, 44, n - i)  # ','
+        end = n if comma == NULL else comma - p
+        i = end + 1
         while start < end and _is_ows(p[start]):
             start += 1
         while end > start and _is_ows(p[end - 1]):
@@ -136,13 +145,26 @@ cdef object _ts_text(_TraceState* st):
 
 
 cdef object _ts_of(object first, list more):
-    """The tracestate of one header value (``first``, bytes) and maybe more (a list of bytes)."""
+    """The tracestate of one header value (``first``, bytes) and maybe more (a list of bytes).
+
+    None, the text (str), or ``first`` itself when it is one header already in normal form
+    (the usual case): its text is made only if it is read.
+    """
     cdef _TraceState st
+    cdef Py_ssize_t k, total
     st.kept = 0
     st.seen = 0
     if more is None:
         if not _ts_add(&st, <const unsigned char*>PyBytes_AS_STRING(first), PyBytes_GET_SIZE(first)):
             return None
+        if st.kept == st.seen and st.kept and PyBytes_CheckExact(first):
+            # No duplicate, and the members and their commas cover the whole value:
+            # no OWS, no empty member, nothing to truncate.
+            total = st.kept - 1
+            for k in range(st.kept):
+                total += st.members[k].size
+            if total == PyBytes_GET_SIZE(first) and total <= TS_MAX_LENGTH:
+                return first
     else:
         for value in more:
             if not _ts_add(&st, <const unsigned char*>PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value)):
