@@ -18,6 +18,7 @@ from fastmw._core_py.headers import _entry
 from fastmw._core_py.tracestate import OWS, _text_of, _tracestate_of_raw, _tracestate_of_values
 
 TRACEPARENT_LENGTH = 55
+RANDOM_POOL = 4096
 FLAG_SAMPLED = 0x01
 FLAG_RANDOM = 0x02
 # The flags Level 2 defines; the others are sent as zero.
@@ -33,9 +34,25 @@ HEX_ID = re.compile(r"[0-9a-f]+")
 # --------------------------------------------------------------------------- random ids
 
 
+# CSPRNG bytes (os.urandom) handed out a few at a time; emptied in a forked child so
+# parent and child never hand out the same ids.
+_pool = bytearray()
+
+
+def _forget_pool() -> None:
+    del _pool[:]
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _random_hex(size: int) -> str:
     while True:
-        raw = os.urandom(size)
+        if len(_pool) < size:
+            _pool[:] = os.urandom(RANDOM_POOL)
+        raw = _pool[-size:]
+        del _pool[-size:]
         if any(raw):
             return raw.hex()
 
@@ -205,7 +222,13 @@ def trace_from_headers(headers: Iterable[Any], sample_new: bool = False) -> Trac
     count = 0
     tracestates: list[bytes] = []
     for entry in headers:
-        name, value = _entry(entry)
+        # _entry's check of the servers' (bytes, bytes) tuples, inlined: this loop runs per request.
+        if type(entry) is tuple and len(entry) == 2:
+            name, value = entry
+            if type(name) is not bytes or type(value) is not bytes:
+                name, value = _entry(entry)
+        else:
+            name, value = _entry(entry)
         size = len(name)
         if size == 11 and (name == TRACEPARENT or name.lower() == TRACEPARENT):
             count += 1
