@@ -15,7 +15,7 @@ from fastmw._impl import core
 from fastmw._storage import TRACE_CONTEXT
 
 if TYPE_CHECKING:
-    from fastmw._core_py.trace import TraceContext
+    from fastmw._core_py.trace_context import TraceContext
 else:
     TraceContext = core.TraceContext
 

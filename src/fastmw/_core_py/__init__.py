@@ -29,15 +29,8 @@ from fastmw._core_py.ids import is_uuid, is_uuid4, is_visible_ascii, monotonic, 
 from fastmw._core_py.json_lines import JsonLinesWriter, encode_access_record
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
-from fastmw._core_py.trace import (
-    TraceContext,
-    format_traceparent,
-    new_span_id,
-    new_trace_id,
-    parse_traceparent,
-    replace_trace_headers,
-    trace_from_headers,
-)
+from fastmw._core_py.trace import format_traceparent, new_span_id, new_trace_id, parse_traceparent
+from fastmw._core_py.trace_context import TraceContext, replace_trace_headers, trace_from_headers
 from fastmw._core_py.tracestate import parse_tracestate
 
 __all__ = [
