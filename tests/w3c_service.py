@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+import fastmw
 from fastmw import TraceContextMiddleware, trace
 
 HOST = "127.0.0.1"
@@ -65,7 +66,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     port = parser.parse_args().port
-    print(f"W3C harness service on http://{HOST}:{port}/test", flush=True)
+    core = "compiled" if fastmw.COMPILED else "pure-Python"
+    print(f"W3C harness service ({core} core) on http://{HOST}:{port}/test", flush=True)
     uvicorn.run(build(), host=HOST, port=port, lifespan="off", log_level="warning")
 
 
