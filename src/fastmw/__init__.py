@@ -1,6 +1,6 @@
 """fastmw: Cython-accelerated ASGI middleware for Starlette, FastAPI and any ASGI app."""
 
-from fastmw import plugins
+from fastmw import plugins, trace
 from fastmw._impl import COMPILED, core
 from fastmw._storage import CELERY_CURRENT_ID as celery_current_id
 from fastmw._storage import CELERY_PARENT_ID as celery_parent_id
@@ -19,6 +19,7 @@ from fastmw.middleware import (
     RawContextMiddleware,
     RequestIdMiddleware,
     TimingMiddleware,
+    TraceContextMiddleware,
 )
 from fastmw.sink import JsonLinesSink
 from fastmw.stack import stack
@@ -43,6 +44,7 @@ __all__ = [
     "RawContextMiddleware",
     "RequestIdMiddleware",
     "TimingMiddleware",
+    "TraceContextMiddleware",
     "__version__",
     "celery_current_id",
     "celery_parent_id",
@@ -54,4 +56,5 @@ __all__ = [
     "plugins",
     "request_cycle_context",
     "stack",
+    "trace",
 ]

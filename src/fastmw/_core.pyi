@@ -3,6 +3,8 @@
 __all__ = [
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",
+    "ACCESS_JSON_TRACE_FIELDS",
+    "ACCESS_TRACE_FIELDS",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
@@ -16,6 +18,8 @@ __all__ = [
     "SendRecorder",
     "Stage",
     "TimingStage",
+    "TraceContext",
+    "TraceStage",
     "UUIDHeaderReader",
     "_Context",
     "access_status",
@@ -29,6 +33,7 @@ __all__ = [
     "encode_header_value",
     "error_body",
     "format_fixed",
+    "format_traceparent",
     "header_append",
     "header_contains",
     "header_delete",
@@ -47,7 +52,13 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "new_span_id",
+    "new_trace_id",
+    "parse_traceparent",
+    "parse_tracestate",
+    "replace_trace_headers",
     "run_pipeline",
+    "trace_from_headers",
 ]
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
@@ -227,6 +238,8 @@ class RequestIdStage(Stage):
     @property
     def echo_websocket(self) -> bool: ...
     @property
+    def fallback_to_trace_id(self) -> bool: ...
+    @property
     def echo(self) -> str | None: ...
     def __init__(
         self,
@@ -244,6 +257,7 @@ class RequestIdStage(Stage):
         reject: _Hook = None,
         report: _Hook = None,
         on_id: _Hook = None,
+        fallback_to_trace_id: bool = False,
         paths: _PathFilterLike | None = None,
     ) -> None: ...
     def resolve(self, raw: bytes | None) -> Any: ...
@@ -314,6 +328,8 @@ class ContextStage(Stage):
 
 ACCESS_FIELDS: tuple[str, ...]
 ACCESS_JSON_FIELDS: tuple[str, ...]
+ACCESS_TRACE_FIELDS: tuple[str, ...]
+ACCESS_JSON_TRACE_FIELDS: tuple[str, ...]
 
 @final
 class AccessLogStage(Stage):
@@ -383,3 +399,60 @@ class JsonLinesWriter:
     def write(self, line: bytes) -> None: ...
     def write_record(self, keys: Sequence[str], values: Sequence[Any]) -> None: ...
     def flush(self) -> None: ...
+
+def parse_tracestate(*values: str | bytes) -> str | None: ...
+def new_trace_id() -> str: ...
+def new_span_id() -> str: ...
+def parse_traceparent(value: str | bytes) -> tuple[str, str, int] | None: ...
+def format_traceparent(trace_id: str, span_id: str, flags: int) -> str: ...
+
+@final
+class TraceContext:
+    def __init__(
+        self,
+        trace_id: str,
+        span_id: str,
+        parent_id: str | None = None,
+        flags: int = 0,
+        tracestate: str | None = None,
+    ) -> None: ...
+    @property
+    def trace_id(self) -> str: ...
+    @property
+    def span_id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def flags(self) -> int: ...
+    @property
+    def tracestate(self) -> str | None: ...
+    @property
+    def sampled(self) -> bool: ...
+    @property
+    def traceparent(self) -> str: ...
+    def child_traceparent(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def trace_from_headers(headers: Iterable[Any], sample_new: bool = False) -> TraceContext: ...
+def replace_trace_headers(headers: Iterable[Any], context: TraceContext) -> _RawHeaders: ...
+
+@final
+class TraceStage(Stage):
+    @property
+    def traceresponse(self) -> bool: ...
+    @property
+    def sample_new(self) -> bool: ...
+    @property
+    def rewrite(self) -> bool: ...
+    @property
+    def adopt(self) -> _Hook: ...
+    def __init__(
+        self,
+        *,
+        traceresponse: bool = False,
+        sample_new: bool = False,
+        adopt: _Hook = None,
+        rewrite: bool = False,
+        paths: _PathFilterLike | None = None,
+    ) -> None: ...

@@ -6,7 +6,7 @@ One ``_cy/*.pxi`` per concept, included below; C helpers in ``_cy/fastmw.h``."""
 
 cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
@@ -32,7 +32,7 @@ from urllib.parse import quote as _quote
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
-from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER
+from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER, TRACE_CONTEXT
 from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
 
 cdef extern from "Python.h":
@@ -62,6 +62,8 @@ cdef extern from "<pthread.h>" nogil:
 __all__ = [
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",
+    "ACCESS_JSON_TRACE_FIELDS",
+    "ACCESS_TRACE_FIELDS",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
@@ -75,6 +77,8 @@ __all__ = [
     "SendRecorder",
     "Stage",
     "TimingStage",
+    "TraceStage",
+    "TraceContext",
     "UUIDHeaderReader",
     "_Context",
     "access_status",
@@ -88,6 +92,7 @@ __all__ = [
     "encode_header_value",
     "error_body",
     "format_fixed",
+    "format_traceparent",
     "header_append",
     "header_contains",
     "header_delete",
@@ -106,7 +111,13 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "new_span_id",
+    "new_trace_id",
+    "parse_traceparent",
+    "parse_tracestate",
+    "replace_trace_headers",
     "run_pipeline",
+    "trace_from_headers",
 ]
 
 cdef enum:
@@ -136,6 +147,7 @@ cdef str BODY_STATE_KEY = "fastmw.body_cache"
 cdef str SCOPE_HTTP = "http"
 cdef str SCOPE_WEBSOCKET = "websocket"
 cdef bytes SERVER_TIMING = b"server-timing"
+cdef bytes TRACERESPONSE = b"traceresponse"
 cdef bytes SERVER_TIMING_PREFIX = b"app;dur="
 cdef str ERROR_CODE = "internal_error"
 ACCESS_FIELDS = (
@@ -143,6 +155,9 @@ ACCESS_FIELDS = (
     "response_bytes", "request_bytes", "client_addr", "user_agent", "request_id",
 )
 ACCESS_JSON_FIELDS = ("time", *ACCESS_FIELDS)
+# With a current trace the record also carries its ids.
+ACCESS_TRACE_FIELDS = (*ACCESS_FIELDS, "trace_id", "span_id")
+ACCESS_JSON_TRACE_FIELDS = ("time", *ACCESS_TRACE_FIELDS)
 # uvicorn's access line ('%s - "%s %s HTTP/%s" %d') plus the duration.
 cdef str ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
 
@@ -164,3 +179,7 @@ include "_cy/error_stage.pxi"
 include "_cy/context_stage.pxi"
 include "_cy/access.pxi"
 include "_cy/json_lines.pxi"
+include "_cy/tracestate.pxi"
+include "_cy/trace.pxi"
+include "_cy/trace_context.pxi"
+include "_cy/trace_stage.pxi"

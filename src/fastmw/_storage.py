@@ -24,3 +24,6 @@ BODY_RECORDER: ContextVar[Any] = ContextVar("fastmw_body_recorder", default=None
 # (fastmw.extensions.celery.load_celery_current_and_parent_ids), read by CeleryTracingIdsFilter.
 CELERY_PARENT_ID: ContextVar[str | None] = ContextVar("celery_parent", default=None)
 CELERY_CURRENT_ID: ContextVar[str | None] = ContextVar("celery_current", default=None)
+
+# The current request's TraceContext (either twin's), or None: read with fastmw.trace.current().
+TRACE_CONTEXT: ContextVar[Any] = ContextVar("fastmw_trace", default=None)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from fastmw._storage import CELERY_CURRENT_ID, CELERY_PARENT_ID, CORRELATION_ID, REQUEST_CONTEXT
+from fastmw._storage import CELERY_CURRENT_ID, CELERY_PARENT_ID, CORRELATION_ID, REQUEST_CONTEXT, TRACE_CONTEXT
 
 __all__ = ["CeleryTracingIdsFilter", "ContextFilter", "CorrelationIdFilter", "StructlogContextProcessor"]
 
@@ -48,6 +48,11 @@ class _Fields:
             data = REQUEST_CONTEXT.get(None)
             for key, attr in self.fields:
                 found.append((attr, default if data is None else data.get(key, default)))
+        # The W3C trace ids of the current request; nothing at all outside a trace.
+        trace = TRACE_CONTEXT.get()
+        if trace is not None:
+            found.append(("trace_id", trace.trace_id))
+            found.append(("span_id", trace.span_id))
         return found
 
 

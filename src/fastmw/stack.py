@@ -1,6 +1,6 @@
 """``stack(app)``: the recommended production middleware stack, in the right order.
 
-Outermost first: RequestId -> Timing -> BodyCache (opt-in) -> AccessLog -> Error -> app.
+Outermost first: TraceContext (opt-in) -> RequestId -> Timing -> BodyCache (opt-in) -> AccessLog -> Error -> app.
 
 * the request id is outermost so every header, log line and error body has it;
 * timing wraps everything that follows, so its headers land on error responses too;
@@ -31,6 +31,7 @@ from fastmw.middleware.body_cache import BodyCacheMiddleware
 from fastmw.middleware.error_handler import ErrorMiddleware
 from fastmw.middleware.request_id import RequestIdMiddleware
 from fastmw.middleware.timing import TimingMiddleware
+from fastmw.middleware.trace_context import TraceContextMiddleware
 
 __all__ = ["StackedApp", "stack"]
 
@@ -158,6 +159,7 @@ def _options(name: str, layer: Layer, shared: dict[str, Any]) -> dict[str, Any] 
 def stack(
     app: ASGIApp,
     *,
+    trace_context: Layer = False,
     request_id: Layer = True,
     timing: Layer = True,
     body_cache: Layer = False,
@@ -183,6 +185,7 @@ def stack(
         ("body_cache", body_cache, BodyCacheMiddleware),
         ("timing", timing, TimingMiddleware),
         ("request_id", request_id, RequestIdMiddleware),
+        ("trace_context", trace_context, TraceContextMiddleware),
     )
     wrapped: ASGIApp = app
     outermost: FusableMiddleware | None = None

@@ -5,7 +5,15 @@ exists in the compiled module with the same signature, defaults, results,
 exception types and messages. Change both in one commit.
 """
 
-from fastmw._core_py.access import ACCESS_FIELDS, ACCESS_JSON_FIELDS, AccessLogStage, access_status, access_values
+from fastmw._core_py.access import (
+    ACCESS_FIELDS,
+    ACCESS_JSON_FIELDS,
+    ACCESS_JSON_TRACE_FIELDS,
+    ACCESS_TRACE_FIELDS,
+    AccessLogStage,
+    access_status,
+    access_values,
+)
 from fastmw._core_py.context import _Context, context_get, context_reset, context_set
 from fastmw._core_py.context_stage import ContextStage
 from fastmw._core_py.engine import Pipeline, Stage, run_pipeline
@@ -33,10 +41,16 @@ from fastmw._core_py.json_lines import JsonLinesWriter, encode_access_record
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._core_py.stages import BodyCacheStage, RequestIdStage, TimingStage, format_fixed, is_safe_id
+from fastmw._core_py.trace import format_traceparent, new_span_id, new_trace_id, parse_traceparent
+from fastmw._core_py.trace_context import TraceContext, replace_trace_headers, trace_from_headers
+from fastmw._core_py.trace_stage import TraceStage
+from fastmw._core_py.tracestate import parse_tracestate
 
 __all__ = [
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",
+    "ACCESS_JSON_TRACE_FIELDS",
+    "ACCESS_TRACE_FIELDS",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
@@ -50,6 +64,8 @@ __all__ = [
     "SendRecorder",
     "Stage",
     "TimingStage",
+    "TraceContext",
+    "TraceStage",
     "UUIDHeaderReader",
     "_Context",
     "access_status",
@@ -63,6 +79,7 @@ __all__ = [
     "encode_header_value",
     "error_body",
     "format_fixed",
+    "format_traceparent",
     "header_append",
     "header_contains",
     "header_delete",
@@ -81,5 +98,11 @@ __all__ = [
     "message_headers",
     "monotonic",
     "new_request_id",
+    "new_span_id",
+    "new_trace_id",
+    "parse_traceparent",
+    "parse_tracestate",
+    "replace_trace_headers",
     "run_pipeline",
+    "trace_from_headers",
 ]

@@ -13,7 +13,7 @@ from fastmw._core_py.engine import Stage
 from fastmw._core_py.headers import header_get
 from fastmw._core_py.ids import monotonic
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
-from fastmw._storage import CORRELATION_ID, TIMING_RECORDER
+from fastmw._storage import CORRELATION_ID, TIMING_RECORDER, TRACE_CONTEXT
 
 STATUS_APP_ERROR = 500
 STATUS_CLIENT_GONE = 499
@@ -34,6 +34,9 @@ ACCESS_FIELDS = (
     "request_id",
 )
 ACCESS_JSON_FIELDS = ("time", *ACCESS_FIELDS)
+# With a current trace the record also carries its ids.
+ACCESS_TRACE_FIELDS = (*ACCESS_FIELDS, "trace_id", "span_id")
+ACCESS_JSON_TRACE_FIELDS = ("time", *ACCESS_TRACE_FIELDS)
 # uvicorn's access line ('%s - "%s %s HTTP/%s" %d') plus the duration.
 ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
 
@@ -100,8 +103,13 @@ class AccessLogStage(Stage):
             return exc
         try:
             values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
+            trace = TRACE_CONTEXT.get()
+            if trace is not None:
+                # The trace's ids, when a trace stage made one current (nothing otherwise).
+                values += [trace.trace_id, trace.span_id]
             if self.sink is not None:
-                self.sink.write_record(ACCESS_JSON_FIELDS, [round(time.time(), 6), *values])
+                keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
+                self.sink.write_record(keys, [round(time.time(), 6), *values])
             else:
                 self._log(scope, values)
         except Exception:
@@ -114,7 +122,8 @@ class AccessLogStage(Stage):
         target = quote(path if isinstance(path, str) else str(path))
         if values[2]:
             target = f"{target}?{values[2]}"
-        extra = dict(zip(ACCESS_FIELDS, values, strict=True))
+        fields = ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS
+        extra = dict(zip(fields, values, strict=True))
         self.logger.log(
             self.level,
             ACCESS_TEXT_FORMAT,

@@ -16,7 +16,7 @@ from fastmw._core_py.engine import Stage
 from fastmw._core_py.headers import encode_header_name, header_get, header_set
 from fastmw._core_py.ids import is_visible_ascii, monotonic, new_request_id
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
-from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER
+from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER, TRACE_CONTEXT
 
 ECHO_MODES = ("set", "append", None)
 # The longest request id kept by default.
@@ -68,6 +68,7 @@ class RequestIdStage(Stage):
         reject: Hook = None,
         report: Hook = None,
         on_id: Hook = None,
+        fallback_to_trace_id: bool = False,
         paths: Any = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
@@ -100,6 +101,7 @@ class RequestIdStage(Stage):
         self.reject = reject
         self.report = report
         self.on_id = on_id
+        self.fallback_to_trace_id = bool(fallback_to_trace_id)
         self.starts = echo is not None
         self._append = echo == "append"
         # Ids the core makes need no checks: 32 lower-case hex characters.
@@ -146,7 +148,10 @@ class RequestIdStage(Stage):
             return 0
         headers = scope.get("headers") or []
         raw = header_get(headers, self.key)
-        if raw is None and self._core_ids:
+        trace = TRACE_CONTEXT.get() if raw is None and self.fallback_to_trace_id else None
+        if trace is not None:
+            value = trace.trace_id  # the trace stage outside made one current
+        elif raw is None and self._core_ids:
             value = new_request_id()
         elif raw is not None and self._safe_ids and _safe_id_bytes(raw, self.max_length):
             value = raw.decode("ascii")

@@ -56,8 +56,13 @@ cdef class AccessLogStage(Stage):
             return exc
         try:
             values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
+            trace = _current_trace()
+            if trace is not None:
+                # The trace's ids, when a trace stage made one current (nothing otherwise).
+                values += [trace.trace_id, trace.span_id]
             if self.sink is not None:
-                self.sink.write_record(ACCESS_JSON_FIELDS, [round(_time.time(), 6), *values])
+                keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
+                self.sink.write_record(keys, [round(_time.time(), 6), *values])
             else:
                 self._log(scope, values)
         except Exception:
@@ -70,7 +75,7 @@ cdef class AccessLogStage(Stage):
         target = _quote(path if isinstance(path, str) else str(path))
         if values[2]:
             target = f"{target}?{values[2]}"
-        extra = dict(zip(ACCESS_FIELDS, values))
+        extra = dict(zip(ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS, values))
         self.logger.log(
             self.level, ACCESS_TEXT_FORMAT, values[9] or "-", values[0], target, values[3], values[4], values[5],
             extra=extra,
@@ -134,3 +139,13 @@ cdef object _timing_recorder():
     result = <object>value
     Py_XDECREF(value)
     return result if type(result) is SendRecorder else None
+
+
+cdef object _current_trace():
+    cdef PyObject* value = NULL
+    PyContextVar_Get(TRACE_CONTEXT, NULL, &value)
+    if value == NULL:
+        return None
+    result = <object>value
+    Py_XDECREF(value)
+    return result

@@ -20,13 +20,13 @@ cdef class RequestIdStage(Stage):
     cdef readonly str context_key
     cdef readonly object generator, validator, transformer, resolver, reject, report, on_id
     cdef readonly Py_ssize_t max_length
-    cdef readonly bint update_request_header, echo_websocket
+    cdef readonly bint update_request_header, echo_websocket, fallback_to_trace_id
     cdef readonly object echo
     cdef bint _append, _core_ids, _safe_ids
 
     def __init__(self, key, context_key, *, generator=None, validator=None, transformer=None, resolver=None,
                  max_length=DEFAULT_ID_LENGTH, update_request_header=True, echo="set", echo_websocket=True,
-                 reject=None, report=None, on_id=None, paths=None):
+                 reject=None, report=None, on_id=None, fallback_to_trace_id=False, paths=None):
         Stage.__init__(self, paths=paths)
         if echo not in ECHO_MODES:
             raise ValueError(f"echo must be one of {ECHO_MODES}, got {echo!r}")
@@ -49,6 +49,7 @@ cdef class RequestIdStage(Stage):
         self.reject = reject
         self.report = report
         self.on_id = on_id
+        self.fallback_to_trace_id = bool(fallback_to_trace_id)
         self.starts = echo is not None
         self._append = echo == "append"
         # Ids the core makes need no checks: 32 lower-case hex characters.
@@ -97,7 +98,10 @@ cdef class RequestIdStage(Stage):
             return 0
         headers = scope.get("headers") or []
         raw = _find(headers, self.key, None)
-        if raw is None and self._core_ids:
+        trace = _current_trace() if raw is None and self.fallback_to_trace_id else None
+        if trace is not None:
+            value = (<TraceContext>trace).trace_id  # the trace stage outside made one current
+        elif raw is None and self._core_ids:
             value = new_request_id()
         elif raw is not None and self._safe_ids and _safe_id_bytes(<bytes>raw, self.max_length):
             value = (<bytes>raw).decode("ascii")

@@ -5,6 +5,8 @@
 * ``fastmw.extensions.sentry`` (``pip install fastmw[sentry]``): ``get_sentry_extension`` and
   ``set_transaction_id``; the request-id middlewares use it by themselves when sentry-sdk is
   installed.
+* ``fastmw.extensions.otel`` (``pip install fastmw[otel]``): OpenTelemetry interop for
+  ``TraceContextMiddleware``.
 
 Importing one without its library raises ``ImportError`` naming the extra to install.
 """

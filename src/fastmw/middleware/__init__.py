@@ -7,6 +7,7 @@ from fastmw.middleware.error_handler import ErrorMiddleware
 from fastmw.middleware.raw_middleware import RawContextMiddleware
 from fastmw.middleware.request_id import CorrelationIdMiddleware, RequestIdMiddleware
 from fastmw.middleware.timing import TimingMiddleware
+from fastmw.middleware.trace_context import TraceContextMiddleware
 
 __all__ = [
     "AccessLogMiddleware",
@@ -17,4 +18,5 @@ __all__ = [
     "RawContextMiddleware",
     "RequestIdMiddleware",
     "TimingMiddleware",
+    "TraceContextMiddleware",
 ]

@@ -82,6 +82,8 @@ class RequestIdMiddleware(FusableMiddleware):
     nginx, AWS, Heroku and Cloudflare send, UUIDs of any version); pass
     ``validator=fastmw.is_uuid`` (or ``is_uuid4``) to accept UUIDs only. The first
     request-id component of a request decides its id; the others reuse it.
+    ``fallback_to_trace_id=True`` takes the current W3C trace id (a ``TraceContextMiddleware``
+    outside) when the request has no id header.
     """
 
     # asgi-correlation-id appends on http responses only; fastmw sets on both.
@@ -104,6 +106,7 @@ class RequestIdMiddleware(FusableMiddleware):
         max_length: int = DEFAULT_MAX_LENGTH,
         include_paths: list[str] | None = None,
         exclude_paths: list[str] | None = None,
+        fallback_to_trace_id: bool = False,
         fuse: bool = True,
     ) -> None:
         if not isinstance(header_name, str):
@@ -155,6 +158,7 @@ class RequestIdMiddleware(FusableMiddleware):
             reject=self._send_reject if self.reject else None,
             report=_Reporter(),
             on_id=self.on_request_id,
+            fallback_to_trace_id=fallback_to_trace_id,
             paths=PathFilter(include_paths, exclude_paths),
         )
         self._attach(app, stage, fuse)
