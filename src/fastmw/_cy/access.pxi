@@ -71,7 +71,7 @@ cdef class AccessLogStage(Stage):
 
     cdef int _log(self, scope, list values) except -1:
         # The target quotes the raw path (control characters become %XX).
-        path = scope.get("path", "")
+        path = _scope_get(scope, "path", "")
         target = _quote(path if isinstance(path, str) else str(path))
         if values[2]:
             target = f"{target}?{values[2]}"
@@ -112,20 +112,20 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
     cdef double start = (<SendRecorder>timing).t_start if timing is not None else ex.t_start
     cdef double end = ex.t_last_byte or now
     ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
-    headers = scope.get("headers") or ()
+    headers = _scope_get(scope, "headers", None) or ()
     user_agent = _text_or_none(_find(headers, b"user-agent", None)) if include_user_agent else None
-    query = _text_or_none(scope.get("query_string", b"")) if include_query else None
+    query = _text_or_none(_scope_get(scope, "query_string", b"")) if include_query else None
     return [
-        scope.get("method", "WEBSOCKET"),
-        _printable(scope.get("path", "")),
+        _scope_get(scope, "method", "WEBSOCKET"),
+        _printable(_scope_get(scope, "path", "")),
         query,
-        scope.get("http_version", "1.1"),
+        _scope_get(scope, "http_version", "1.1"),
         access_status(scope, ex, rx, raised),
         round((end - start) * 1000.0, 3),
         ttfb,
         ex.body_bytes,
         rx.body_bytes if rx is not None else 0,
-        _client_text(scope.get("client")),
+        _client_text(_scope_get(scope, "client", None)),
         user_agent,
         CORRELATION_ID.get(),
     ]

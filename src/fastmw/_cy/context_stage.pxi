@@ -55,7 +55,7 @@ cdef class ContextStage(Stage):
         cdef PyObject* kept[KEPT_READERS]
         cdef dict mapping = <dict>scope if type(scope) is dict else None
         owned = None
-        headers = scope.get("headers") or ()
+        headers = _scope_get(scope, "headers", None) or ()
         memset(kept, 0, sizeof(kept))
         try:
             try:

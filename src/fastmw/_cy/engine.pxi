@@ -7,6 +7,15 @@
 # the app is done. A stage that ``catches`` may answer an exception (``answer``).
 
 
+cdef inline object _scope_get(scope, str key, default):
+    """``scope.get(key, default)``, a dict lookup for the dict servers send."""
+    cdef PyObject* found
+    if type(scope) is dict:
+        found = PyDict_GetItemWithError(<dict>scope, key)
+        return <object>found if found != NULL else default
+    return scope.get(key, default)
+
+
 cdef class Stage:
     """A unit of middleware work the engine runs; configured once, reused by every request."""
 

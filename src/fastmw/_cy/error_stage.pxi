@@ -69,7 +69,7 @@ cdef class ErrorStage(Stage):
 cdef int _log_unhandled(scope, exc, str outcome) except -1:
     _error_logger.error(
         "unhandled %s in %s %s (request id %s); %s",
-        type(exc).__name__, scope.get("method", "WEBSOCKET"), scope.get("path", ""),
+        type(exc).__name__, _scope_get(scope, "method", "WEBSOCKET"), _scope_get(scope, "path", ""),
         CORRELATION_ID.get(), outcome, exc_info=exc,
     )
     return 0

@@ -96,7 +96,7 @@ cdef class RequestIdStage(Stage):
             value = <object>found
             _context_put(self.context_key, value)
             return 0
-        headers = scope.get("headers") or []
+        headers = _scope_get(scope, "headers", None) or []
         raw = _find(headers, self.key, None)
         trace = _current_trace() if raw is None and self.fallback_to_trace_id else None
         if trace is not None:
@@ -301,7 +301,7 @@ cdef class BodyCacheStage(Stage):
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
         token = PyContextVar_Set(BODY_RECORDER, rx)
-        state = scope.get("state")
+        state = _scope_get(scope, "state", None)
         if isinstance(state, dict):
             (<dict>state)[BODY_STATE_KEY] = rx
             ex._states[index] = (token, state)

@@ -24,7 +24,7 @@ cdef class TraceStage(Stage):
         self.starts = self.traceresponse
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
-        headers = scope.get("headers") or ()
+        headers = _scope_get(scope, "headers", None) or ()
         context = None if self.adopt is None else self.adopt()
         if context is None:
             context = _trace_from_headers(headers, self.sample_new)
