@@ -206,3 +206,63 @@ def test_instances_hold_no_request_state() -> None:
     sent = Recorder()
     run(call_app(middleware, http_scope(headers=[(b"traceparent", TRACEPARENT)]), send=sent))
     assert vars(middleware) == before
+
+
+# --------------------------------------------------------------------------- in the engine
+
+
+def test_stack_runs_the_trace_stage_outermost_in_one_pipeline(caplog: pytest.LogCaptureFixture) -> None:
+    import fastmw
+    from fastmw._impl import core
+    from fastmw.middleware._fusion import FUSE, fused_stages
+
+    seen: list[Any] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append((trace.current(), fastmw.correlation_id.get()))
+        await plain_app(scope, receive, send)
+
+    stacked = fastmw.stack(app, trace_context={"opentelemetry": False}, request_id={"fallback_to_trace_id": True})
+    if FUSE:
+        assert type(fused_stages(stacked)[0]) is core.TraceStage and len(fused_stages(stacked)) == 5
+    with caplog.at_level(logging.INFO, logger="fastmw.access"):
+        sent = run(call_app(stacked, http_scope(headers=[(b"traceparent", TRACEPARENT)])))
+    ((context, request_id),) = seen
+    assert context.trace_id == TRACE and context.parent_id == PARENT
+    # No request-id header: the request id is the trace id, echoed once.
+    assert request_id == TRACE and sent.header(b"x-request-id") == TRACE.encode()
+    (record,) = [r for r in caplog.records if r.name == "fastmw.access"]
+    assert (record.trace_id, record.span_id) == (TRACE, context.span_id)  # type: ignore[attr-defined]
+    assert trace.current() is None
+
+
+def test_access_record_has_no_trace_fields_without_a_trace(caplog: pytest.LogCaptureFixture) -> None:
+    import fastmw
+
+    with caplog.at_level(logging.INFO, logger="fastmw.access"):
+        run(call_app(fastmw.stack(plain_app), http_scope(headers=[(b"traceparent", TRACEPARENT)])))
+    (record,) = [r for r in caplog.records if r.name == "fastmw.access"]
+    assert not hasattr(record, "trace_id") and not hasattr(record, "span_id")
+
+
+def test_json_sink_record_carries_the_trace_ids(tmp_path: Any) -> None:
+    import json
+
+    import fastmw
+
+    path = tmp_path / "access.jsonl"
+    sink = fastmw.JsonLinesSink(str(path), handle_signals=False)
+    app = TraceContextMiddleware(fastmw.AccessLogMiddleware(plain_app, sink=sink), opentelemetry=False)
+    run(call_app(app, http_scope(headers=[(b"traceparent", TRACEPARENT)])))
+    sink.close()
+    (line,) = path.read_text().splitlines()
+    record = json.loads(line)
+    assert record["trace_id"] == TRACE and len(record["span_id"]) == 16 and record["span_id"] != PARENT
+
+
+def test_request_id_header_wins_over_the_trace_fallback() -> None:
+    import fastmw
+
+    app = fastmw.stack(plain_app, trace_context={"opentelemetry": False}, request_id={"fallback_to_trace_id": True})
+    sent = run(call_app(app, http_scope(headers=[(b"traceparent", TRACEPARENT), (b"x-request-id", b"given-id")])))
+    assert sent.header(b"x-request-id") == b"given-id"
