@@ -104,6 +104,7 @@ __all__ = [
     "header_setdefault",
     "header_update",
     "header_values",
+    "is_header_value",
     "is_safe_id",
     "is_uuid",
     "is_uuid4",

@@ -77,12 +77,12 @@ def test_twins_agree_and_lines_parse(twins: tuple[ModuleType, ModuleType], pairs
 def test_writer_batches_and_flushes(core: ModuleType) -> None:
     stream = io.BytesIO()
     writer = core.JsonLinesWriter(stream, batch_lines=3)
-    writer.write_record(("n",), (1,))
+    writer.write(core.encode_access_record(("n",), (1,)))
     writer.write(b'{"n":2}\n')
     assert stream.getvalue() == b"" and writer.pending == 2
-    writer.write_record(("n",), (3,))
+    writer.write(core.encode_access_record(("n",), (3,)))
     assert stream.getvalue() == b'{"n":1}\n{"n":2}\n{"n":3}\n' and writer.pending == 0
-    writer.write_record(("n",), (4,))
+    writer.write(core.encode_access_record(("n",), (4,)))
     writer.flush()
     assert stream.getvalue().endswith(b'{"n":4}\n')
 

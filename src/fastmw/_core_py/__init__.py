@@ -34,6 +34,7 @@ from fastmw._core_py.headers import (
     header_setdefault,
     header_update,
     header_values,
+    is_header_value,
     message_headers,
 )
 from fastmw._core_py.ids import is_uuid, is_uuid4, is_visible_ascii, monotonic, new_request_id
@@ -91,6 +92,7 @@ __all__ = [
     "header_setdefault",
     "header_update",
     "header_values",
+    "is_header_value",
     "is_safe_id",
     "is_uuid",
     "is_uuid4",

@@ -50,6 +50,15 @@ def encode_header_value(value: str | bytes) -> bytes:
     return raw
 
 
+def is_header_value(value: object) -> bool:
+    """Whether ``encode_header_value`` takes ``value``: it may go out in a header (no CR, LF, NUL, ...)."""
+    try:
+        encode_header_value(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _entry(entry: object) -> tuple[bytes, bytes]:
     """Check one raw header entry and return it as a (name, value) pair."""
     if type(entry) is tuple and len(entry) == 2 and type(entry[0]) is bytes and type(entry[1]) is bytes:

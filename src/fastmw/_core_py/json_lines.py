@@ -89,10 +89,6 @@ class JsonLinesWriter:
         if self._lines >= self.batch_lines:
             self.flush()
 
-    def write_record(self, keys: Sequence[str], values: Sequence[Any]) -> None:
-        """``write(encode_access_record(keys, values))``."""
-        self.write(encode_access_record(keys, values))
-
     def flush(self) -> None:
         """Write out the buffered lines and flush the stream."""
         if not self._lines:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastmw._core_py._common import MAX_UUID_HEADER, _shown, _type_name
-from fastmw._core_py.headers import _lookup_key, encode_header_name, encode_header_value, header_get
+from fastmw._core_py.headers import _lookup_key, encode_header_name, header_get, is_header_value
 from fastmw._core_py.ids import is_uuid, new_request_id
 
 # --------------------------------------------------------------------------- context runner
@@ -127,19 +127,11 @@ class UUIDHeaderReader:
                 # in an accepted value: isprintable() refuses every control character.
                 if is_uuid(value) and value.isprintable():
                     return value
-            elif _echoable(value):
+            elif is_header_value(value):
                 return value
         if self._on_invalid is None:
             raise ValueError(f"invalid UUID header value {_shown(value)}")
         return self._on_invalid(value)
-
-
-def _echoable(value: str) -> bool:
-    try:
-        encode_header_value(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _reader_pair(pair: Any) -> tuple[Any, Callable[[Any], Any]]:

@@ -120,6 +120,15 @@ cpdef bytes encode_header_value(value):
     return raw
 
 
+cpdef bint is_header_value(value) except -1:
+    """Whether ``encode_header_value`` takes ``value``: it may go out in a header (no CR, LF, NUL, ...)."""
+    try:
+        encode_header_value(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 cdef int _entry(object entry, PyObject** name, PyObject** value) except -1:
     """Borrow the name and value of a raw header entry after checking its shape."""
     cdef Py_ssize_t size

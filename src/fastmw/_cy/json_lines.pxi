@@ -199,10 +199,6 @@ cdef class JsonLinesWriter:
         if self._lines >= self.batch_lines:
             self.flush()
 
-    def write_record(self, keys, values):
-        """``write(encode_access_record(keys, values))``."""
-        self.write(encode_access_record(keys, values))
-
     def flush(self):
         """Write out the buffered lines and flush the stream."""
         if not self._lines:

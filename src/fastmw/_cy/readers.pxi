@@ -79,7 +79,7 @@ cdef class UUIDHeaderReader:
                 # uuid.UUID accepts may hide control characters in the whitespace it strips.
                 if _fast_uuid_version(value) >= 0 or (_uuid_version(value) >= 0 and value.isprintable()):
                     return value
-            elif _echoable(value):
+            elif is_header_value(value):
                 return value
         if self.on_invalid is None:
             raise ValueError(f"invalid UUID header value {_shown(value)}")
@@ -87,14 +87,6 @@ cdef class UUIDHeaderReader:
 
     def __call__(self, headers):
         return self._read(headers)
-
-
-cdef bint _echoable(str value):
-    try:
-        encode_header_value(value)
-    except ValueError:
-        return False
-    return True
 
 
 cdef tuple _pair(item, str what):

@@ -35,7 +35,6 @@ FastReader = Callable[[RawHeaders], Any]
 _header_get = core.header_get
 _is_uuid = core.is_uuid
 _new_request_id = core.new_request_id
-_encode_header_value = core.encode_header_value
 
 
 def overrides(obj: object, base: type, *names: str) -> bool:
@@ -49,18 +48,9 @@ def lookup_key(key: str) -> bytes:
     return key.lower().encode("latin-1")
 
 
-def echoable(value: str) -> bool:
-    """Whether ``value`` may go back out in a response header (no CR, LF, NUL, ...)."""
-    try:
-        _encode_header_value(value)
-    except ValueError:
-        return False
-    return True
-
-
 def echoable_uuid_header(value: str) -> bool:
     """Whether an unvalidated UUID header may be stored and echoed (bounded, no CR/LF/NUL)."""
-    return len(value) <= MAX_UUID_HEADER and echoable(value)
+    return len(value) <= MAX_UUID_HEADER and core.is_header_value(value)
 
 
 def valid_uuid_header(value: str) -> bool:
