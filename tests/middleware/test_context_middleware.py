@@ -200,3 +200,24 @@ def test_cancellation_propagates_and_the_next_request_is_clean() -> None:
         assert rec.status == 200 and rec.header(b"x-request-id") is not None
 
     run(main())
+
+
+def test_setting_app_rebuilds_the_awaited_hooks_layer_too() -> None:
+    """A context middleware on the Python-layer path (overridden hook) follows ``.app``."""
+    from fastmw.plugins import RequestIdPlugin
+
+    class Custom(RequestIdPlugin):
+        async def process_request(self, request: Any) -> Any:
+            return "custom"
+
+    calls: list[str] = []
+
+    async def second(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        calls.append("second")
+        await plain_app(scope, receive, send)
+
+    middleware = RawContextMiddleware(plain_app, plugins=(Custom(),))
+    assert middleware._stage is None
+    middleware.app = second
+    assert run(call_app(middleware, http_scope())).status == 200
+    assert calls == ["second"]

@@ -57,7 +57,7 @@ cdef class UUIDHeaderReader:
 
     cdef object _read_keeping(self, headers, PyObject** kept):
         """``_read``; when the value is the header's bytes as they came, a new reference
-        to those bytes goes to ``kept[0]`` (if given): the runner echoes them as they are."""
+        to those bytes goes to ``kept[0]`` (if given): the context stage echoes them as they are."""
         raw = None if self.force_new else _find(headers, self.name, None)
         if raw is None or PyBytes_GET_SIZE(raw) == 0:
             return new_request_id()

@@ -49,6 +49,8 @@ class FusableMiddleware(core.Pipeline):
     _app: ASGIApp
     # The middlewares whose stages this pipeline runs, outermost first.
     _members: tuple[FusableMiddleware, ...] = ()
+    # Set once __init__ attached the app: from then on setting .app rebuilds the pipeline.
+    _attached = False
 
     @property
     def app(self) -> ASGIApp:
@@ -58,7 +60,7 @@ class FusableMiddleware(core.Pipeline):
     @app.setter
     def app(self, value: ASGIApp) -> None:
         self._app = value
-        if self._stage is not None or self._members:
+        if self._attached:
             self._build()
 
     def _attach(self, app: ASGIApp, stage: core.Stage | None, fuse: bool) -> None:
@@ -66,6 +68,7 @@ class FusableMiddleware(core.Pipeline):
         self.fuse = bool(fuse)
         self._stage = stage
         self._app = app
+        self._attached = True
         self._build()
 
     def _joins(self, outer: FusableMiddleware) -> bool:
