@@ -132,3 +132,14 @@ def test_uuid_validation_is_opt_in() -> None:
     assert sent.header(b"x-request-id") == NGINX_ID.encode()  # 32 hex digits parse as a UUID
     sent = run(call_app(app, http_scope(headers=[(b"x-request-id", b"Root=1-abc")])))
     assert sent.header(b"x-request-id") != b"Root=1-abc"
+
+
+def test_correlation_id_middleware_logs_every_replacement_like_asgi_correlation_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = CorrelationIdMiddleware(Seen().app)
+    with caplog.at_level(logging.WARNING, logger="asgi_correlation_id"):
+        for _ in range(3):
+            run(call_app(app, http_scope(headers=[(b"x-request-id", b"not-a-uuid")])))
+    # On asgi-correlation-id's logger, so existing logging configurations keep working.
+    assert len([r for r in caplog.records if r.name == "asgi_correlation_id"]) == 3

@@ -42,23 +42,25 @@ def _check_callable(value: object, option: str, optional: bool) -> None:
 
 
 class _Reporter:
-    """Logs a replaced request id at most once per cause per ``REPORT_INTERVAL`` seconds."""
+    """Logs a replaced request id at most once per cause per ``interval`` seconds (0: every time)."""
 
-    __slots__ = ("_last",)
+    __slots__ = ("_interval", "_last", "_logger")
 
-    def __init__(self) -> None:
+    def __init__(self, interval: float, logger: logging.Logger) -> None:
+        self._interval = interval
+        self._logger = logger
         self._last: dict[str, float] = {}
 
     def __call__(self, cause: str, value: str) -> None:
         now = core.monotonic()
         last = self._last.get(cause)
-        if last is not None and now - last < REPORT_INTERVAL:
+        if last is not None and now - last < self._interval:
             return
         self._last[cause] = now
         if cause == "invalid":
-            logger.warning(FAILED_VALIDATION_MESSAGE, value)
+            self._logger.warning(FAILED_VALIDATION_MESSAGE, value)
         else:
-            logger.warning("request id generator/transformer gave an unusable id; using a random one")
+            self._logger.warning("request id generator/transformer gave an unusable id; using a random one")
 
 
 def _sentry_hook() -> Callable[[str], None] | None:
@@ -89,6 +91,9 @@ class RequestIdMiddleware(FusableMiddleware):
     # asgi-correlation-id appends on http responses only; fastmw sets on both.
     _echo = "set"
     _echo_websocket = True
+    # How often a replaced id is logged, per cause (asgi-correlation-id: every time), and where.
+    _report_interval = REPORT_INTERVAL
+    _logger_name = "fastmw.request_id"
 
     def __init__(
         self,
@@ -156,7 +161,7 @@ class RequestIdMiddleware(FusableMiddleware):
             echo=self._echo,
             echo_websocket=self._echo_websocket,
             reject=self._send_reject if self.reject else None,
-            report=_Reporter(),
+            report=_Reporter(self._report_interval, logging.getLogger(self._logger_name)),
             on_id=self.on_request_id,
             fallback_to_trace_id=fallback_to_trace_id,
             paths=PathFilter(include_paths, exclude_paths),
@@ -197,12 +202,16 @@ def _identity(value: str) -> str:
 class CorrelationIdMiddleware(RequestIdMiddleware):
     """Drop-in for ``asgi_correlation_id.CorrelationIdMiddleware`` (same arguments and defaults).
 
-    Like the original it appends the id to http responses only; unlike it, hostile or
-    oversize ids are always replaced (sanitising cannot be switched off).
+    Like the original it appends the id to http responses only and logs every replaced id
+    (on the ``asgi_correlation_id`` logger, as the original does);
+    unlike it, hostile or oversize ids are always replaced (sanitising cannot be switched off).
     """
 
     _echo = "append"
     _echo_websocket = False
+    # asgi-correlation-id's logger name, so existing logging configs keep receiving its warnings.
+    _report_interval = 0.0
+    _logger_name = "asgi_correlation_id"
 
     def __init__(
         self,
