@@ -131,6 +131,7 @@ def test_request_id_stages_agree(
             "echo_websocket": echo_websocket,
             "update_request_header": update,
             "reject": _reject if reject else None,
+            "refuse_invalid": reject,
             "report": lambda *args, reports=reports: reports.append(args),
         }
         made = outcome(partial(twin.RequestIdStage, **options), "X-Request-ID", "id")

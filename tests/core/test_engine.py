@@ -370,7 +370,7 @@ def test_a_request_id_refusal_gets_only_the_outer_stages_start_steps(core: Modul
     stages = [
         echo(core, "x-outer", "o"),
         timing,
-        core.RequestIdStage("x-request-id", "id", validator=core.is_uuid, reject=reject),
+        core.RequestIdStage("x-request-id", "id", validator=core.is_uuid, reject=reject, refuse_invalid=True),
         core.ContextStage([("inner", reader)], [("inner", "x-inner")]),
     ]
     downstream = serve(core.Pipeline(app, stages), http_scope(headers=[(b"x-request-id", b"nope")]))

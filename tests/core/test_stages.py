@@ -125,7 +125,7 @@ def test_resolve_replaces_hostile_ids_and_reports_them(core: ModuleType, raw: by
 def test_resolve_with_a_validator_transformer_and_reject(core: ModuleType) -> None:
     stage = core.RequestIdStage("x", "id", validator=core.is_uuid, generator=lambda: "new")
     assert stage.resolve(RID.encode()) == RID and stage.resolve(b"nope") == "new"
-    rejecting = core.RequestIdStage("x", "id", validator=core.is_uuid, reject=lambda *args: None)
+    rejecting = core.RequestIdStage("x", "id", validator=core.is_uuid, reject=lambda *args: None, refuse_invalid=True)
     assert rejecting.resolve(b"nope") is None
     assert_new_id(rejecting.resolve(None))  # nothing sent is not refused
     upper = core.RequestIdStage("x", "id", transformer=str.upper, generator=lambda: "gen")

@@ -98,7 +98,7 @@ def quiet_logger(name: str) -> logging.Logger:
 
 quiet_logger("fastmw")
 STAGES = [
-    core.RequestIdStage(NAME, "X-Request-ID", reject=reject, validator=core.is_safe_id),
+    core.RequestIdStage(NAME, "X-Request-ID", reject=reject, refuse_invalid=True, validator=core.is_safe_id),
     core.TimingStage("x-process-time", callback=lambda scope, ttfb, total: None),
     core.BodyCacheStage(4),
     core.AccessLogStage(quiet_logger("fastmw.probe.access"), logging.INFO),

@@ -281,3 +281,19 @@ def test_correlation_id_filter_like_asgi_correlation_id() -> None:
 
     asyncio.run(inside())
     assert record.correlation_id == "01234567"
+
+
+def test_a_subclass_resolve_can_call_the_built_in_policy() -> None:
+    """Overriding resolve() switches every id to it; super().resolve() is the built-in policy."""
+    seen: list[Any] = []
+
+    class Prefixed(RequestIdMiddleware):
+        def resolve(self, raw: bytes | None) -> str | None:
+            value = super().resolve(raw)
+            seen.append(raw)
+            return None if raw == b"refuse-me" else f"p-{value}"
+
+    app = Prefixed(plain_app)
+    assert run(call_app(app, http_scope(headers=[(b"x-request-id", b"abc")]))).header(b"x-request-id") == b"p-abc"
+    refused = run(call_app(app, http_scope(headers=[(b"x-request-id", b"refuse-me")])))
+    assert refused.status == 400 and seen == [b"abc", b"refuse-me"]

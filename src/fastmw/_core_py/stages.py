@@ -66,6 +66,7 @@ class RequestIdStage(Stage):
         echo: str | None = "set",
         echo_websocket: bool = True,
         reject: Hook = None,
+        refuse_invalid: bool = False,
         report: Hook = None,
         on_id: Hook = None,
         fallback_to_trace_id: bool = False,
@@ -99,6 +100,7 @@ class RequestIdStage(Stage):
         self.echo = echo
         self.echo_websocket = bool(echo_websocket)
         self.reject = reject
+        self.refuse_invalid = bool(refuse_invalid)
         self.report = report
         self.on_id = on_id
         self.fallback_to_trace_id = bool(fallback_to_trace_id)
@@ -120,9 +122,15 @@ class RequestIdStage(Stage):
         return value
 
     def resolve(self, raw: bytes | None) -> Any:
-        """The id for a request whose header held ``raw`` (bytes or None); None: refuse it."""
+        """The id for a request whose header held ``raw`` (bytes or None); None: refuse it.
+        The ``resolver``'s answer when there is one, else ``default_resolve(raw)``."""
         if self.resolver is not None:
             return self.resolver(raw)
+        return self.default_resolve(raw)
+
+    def default_resolve(self, raw: bytes | None) -> Any:
+        """The built-in policy: a fresh id for none, the sanitised, validated and transformed
+        id, or for an invalid one a fresh id (reported) or None with ``refuse_invalid``."""
         if not raw:
             return self._fresh()
         # Hostile values (CR/LF/NUL, non-ASCII, oversize) never reach the validator or a log.
@@ -133,7 +141,7 @@ class RequestIdStage(Stage):
                 if not is_visible_ascii(value, self.max_length):
                     return self._fresh()
             return value
-        if self.reject is not None:
+        if self.refuse_invalid:
             return None
         value = self._fresh()
         if self.report is not None:
@@ -158,6 +166,8 @@ class RequestIdStage(Stage):
         else:
             value = self.resolve(raw)
             if value is None:
+                if self.reject is None:
+                    raise ValueError("the request id was refused (None) but no reject app is configured")
                 ex._refusal = self.reject
                 return 1
             if self.resolver is not None and not is_visible_ascii(value, sys.maxsize):

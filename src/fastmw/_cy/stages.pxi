@@ -20,13 +20,14 @@ cdef class RequestIdStage(Stage):
     cdef readonly str context_key
     cdef readonly object generator, validator, transformer, resolver, reject, report, on_id
     cdef readonly Py_ssize_t max_length
-    cdef readonly bint update_request_header, echo_websocket, fallback_to_trace_id
+    cdef readonly bint update_request_header, echo_websocket, fallback_to_trace_id, refuse_invalid
     cdef readonly object echo
     cdef bint _append, _core_ids, _safe_ids
 
     def __init__(self, key, context_key, *, generator=None, validator=None, transformer=None, resolver=None,
                  max_length=DEFAULT_ID_LENGTH, update_request_header=True, echo="set", echo_websocket=True,
-                 reject=None, report=None, on_id=None, fallback_to_trace_id=False, paths=None):
+                 reject=None, refuse_invalid=False, report=None, on_id=None, fallback_to_trace_id=False,
+                 paths=None):
         Stage.__init__(self, paths=paths)
         if echo not in ECHO_MODES:
             raise ValueError(f"echo must be one of {ECHO_MODES}, got {echo!r}")
@@ -47,6 +48,7 @@ cdef class RequestIdStage(Stage):
         self.echo = echo
         self.echo_websocket = bool(echo_websocket)
         self.reject = reject
+        self.refuse_invalid = bool(refuse_invalid)
         self.report = report
         self.on_id = on_id
         self.fallback_to_trace_id = bool(fallback_to_trace_id)
@@ -67,9 +69,15 @@ cdef class RequestIdStage(Stage):
         return value
 
     def resolve(self, raw):
-        """The id for a request whose header held ``raw`` (bytes or None); None: refuse it."""
+        """The id for a request whose header held ``raw`` (bytes or None); None: refuse it.
+        The ``resolver``'s answer when there is one, else ``default_resolve(raw)``."""
         if self.resolver is not None:
             return self.resolver(raw)
+        return self.default_resolve(raw)
+
+    def default_resolve(self, raw):
+        """The built-in policy: a fresh id for none, the sanitised, validated and transformed
+        id, or for an invalid one a fresh id (reported) or None with ``refuse_invalid``."""
         if not raw:
             return self._fresh()
         # Hostile values (CR/LF/NUL, non-ASCII, oversize) never reach the validator or a log.
@@ -80,7 +88,7 @@ cdef class RequestIdStage(Stage):
                 if not is_visible_ascii(value, self.max_length):
                     return self._fresh()
             return value
-        if self.reject is not None:
+        if self.refuse_invalid:
             return None
         value = self._fresh()
         if self.report is not None:
@@ -108,6 +116,8 @@ cdef class RequestIdStage(Stage):
         else:
             value = self.resolve(raw)
             if value is None:
+                if self.reject is None:
+                    raise ValueError("the request id was refused (None) but no reject app is configured")
                 ex._refusal = self.reject
                 return 1
             if self.resolver is not None and not is_visible_ascii(value, PY_SSIZE_T_MAX):

@@ -160,7 +160,8 @@ class RequestIdMiddleware(FusableMiddleware):
             update_request_header=update_request_header,
             echo=self._echo,
             echo_websocket=self._echo_websocket,
-            reject=self._send_reject if self.reject else None,
+            reject=self._send_reject,
+            refuse_invalid=self.reject,
             report=_Reporter(self._report_interval, logging.getLogger(self._logger_name)),
             on_id=self.on_request_id,
             fallback_to_trace_id=fallback_to_trace_id,
@@ -171,14 +172,15 @@ class RequestIdMiddleware(FusableMiddleware):
     def resolve(self, raw: bytes | None) -> str | None:
         """The id for a request whose header held ``raw``; None means reject the request."""
         assert self._stage is not None
-        return self._stage.resolve(raw)  # type: ignore[attr-defined, no-any-return]
+        # The built-in policy (a subclass's super().resolve() lands here, not in itself).
+        return self._stage.default_resolve(raw)  # type: ignore[attr-defined, no-any-return]
 
     async def _send_reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
-        # A fresh id from the configured generator (resolve(None) makes one).
-        fresh = self.resolve(None) or core.new_request_id()
+        # A fresh id from the configured generator (the built-in policy makes one for no header).
+        fresh = self._stage.default_resolve(None) if self._stage is not None else core.new_request_id()  # type: ignore[attr-defined]
         headers = [*self._reject_headers, (self._key, fresh.encode("latin-1"))]
         await send({"type": "http.response.start", "status": self._reject_status, "headers": headers})
         await send({"type": "http.response.body", "body": self._reject_body})
