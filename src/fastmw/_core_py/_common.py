@@ -11,13 +11,8 @@ TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABC
 VALUE_FORBIDDEN = frozenset([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 RESPONSE_START_TYPES = ("http.response.start", "websocket.http.response.start")
 RESPONSE_BODY_TYPES = ("http.response.body", "websocket.http.response.body")
-# The messages that open a response: where HeaderSend puts its headers.
-HEADER_SEND_TYPES = ("http.response.start", "websocket.accept", "websocket.http.response.start")
-HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 # A UUID header longer than this is refused before it is parsed (8 KiB).
 MAX_UUID_HEADER = 8 * 1024
-# inspect.CO_ITERABLE_COROUTINE: a @types.coroutine generator may be awaited.
-CO_ITERABLE_COROUTINE = 0x100
 _MISSING = object()
 
 

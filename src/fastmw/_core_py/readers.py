@@ -10,27 +10,12 @@ from fastmw._core_py._common import MAX_UUID_HEADER, _shown, _type_name
 from fastmw._core_py.headers import _lookup_key, encode_header_name, header_get, is_header_value
 from fastmw._core_py.ids import is_uuid, new_request_id
 
-# --------------------------------------------------------------------------- context runner
-# The request-context middleware's hot path: plugin values read from the raw
-# request headers, the context set, the echo headers registered with a
-# SendRecorder, and the app run; the context is reset once the app returns.
-
 
 def _pair(item: Any, what: str) -> tuple[Any, Any]:
     """``item`` as a 2-tuple; the same TypeError in both twins otherwise."""
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         raise TypeError(f"{what} must be a pair, not {_type_name(item)} {_shown(repr(item))}")
     return item[0], item[1]
-
-
-class _ReadOnly:
-    """Attributes set in ``__init__`` only, as the compiled twin's are."""
-
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        cls = type(self)
-        raise AttributeError(f"attribute '{name}' of '{cls.__module__}.{cls.__qualname__}' objects is not writable")
 
 
 class HeaderReader:

@@ -1,10 +1,6 @@
 # Header readers: the context plugins' values read from raw request headers.
 # Included by _core.pyx; the pure twin is the module of the same name in _core_py/.
 
-# --------------------------------------------------------------------------- context runner
-# The request-context middleware's hot path: plugin values read from the raw
-# request headers, the context set, the echo headers registered with a
-# SendRecorder, and the app run; the context is reset once the app returns.
 
 
 @cython.final

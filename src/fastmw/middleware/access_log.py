@@ -20,7 +20,6 @@ from fastmw.sink import JsonLinesSink
 
 DEFAULT_LOGGER = "fastmw.access"
 FIELDS = core.ACCESS_FIELDS
-JSON_FIELDS = core.ACCESS_JSON_FIELDS
 LIFESPAN_FLUSH = frozenset({"lifespan.shutdown", "lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 
 
