@@ -112,6 +112,59 @@ def test_disabled_logger_skips_work(caplog: pytest.LogCaptureFixture) -> None:
     assert records(caplog) == []
 
 
+def test_logger_changes_between_requests_are_seen() -> None:
+    # The compiled stage reads a stdlib logger's enabled-state from its cache: every way of
+    # changing it (level, logging.disable, .disabled) takes effect on the next request.
+    logger = logging.getLogger("fastmw.test.changes")
+    logger.setLevel(logging.WARNING)
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    middleware = AccessLogMiddleware(plain_app, logger=logger)
+    seen = []
+    steps = (
+        lambda: None,  # WARNING: off
+        lambda: logger.setLevel(logging.INFO),  # on
+        lambda: logging.disable(logging.INFO),  # off
+        lambda: logging.disable(logging.NOTSET),  # on
+        lambda: setattr(logger, "disabled", True),  # off
+        lambda: setattr(logger, "disabled", False),  # on
+        lambda: logger.setLevel(logging.ERROR),  # off
+    )
+    try:
+        for step in steps:
+            step()
+            before = len(lines)
+            run(call_app(middleware, http_scope()))
+            seen.append(len(lines) - before)
+    finally:
+        logging.disable(logging.NOTSET)
+        logger.removeHandler(handler)
+    assert seen == [0, 1, 0, 1, 0, 1, 0]
+
+
+def test_logger_subclass_is_asked() -> None:
+    class Switched(logging.Logger):
+        enabled = False
+        asked = 0
+
+        def isEnabledFor(self, level: int) -> bool:
+            Switched.asked += 1
+            return self.enabled
+
+    logger = Switched("fastmw.test.switched")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    middleware = AccessLogMiddleware(plain_app, logger=logger)
+    for enabled in (False, True, False, True):
+        logger.enabled = enabled
+        run(call_app(middleware, http_scope()))
+    assert Switched.asked >= 4 and len(lines) == 2
+
+
 def test_exclude_paths_and_validation(caplog_info: pytest.LogCaptureFixture) -> None:
     middleware = AccessLogMiddleware(plain_app, exclude_paths=["/health", "/metrics"])
     for path in ("/health", "/metrics", "/x"):

@@ -34,6 +34,9 @@ cdef class AccessLogStage(Stage):
     cdef readonly object logger, sink
     cdef readonly int level
     cdef readonly bint include_query, include_user_agent
+    # A stdlib Logger whose isEnabledFor is the stdlib's: its answer is read from the
+    # logger's own cache (see _enabled); anything else is asked.
+    cdef bint _stdlib_logger
 
     def __init__(self, logger, level, *, sink=None, include_query=True, include_user_agent=True, paths=None):
         Stage.__init__(self, paths=paths)
@@ -45,6 +48,9 @@ cdef class AccessLogStage(Stage):
             raise TypeError(f"sink must have write_record(keys, values), not {_type_name(sink)}")
         self.logger = logger
         self.level = level
+        self._stdlib_logger = isinstance(logger, logging.Logger) and (
+            type(logger).isEnabledFor is logging.Logger.isEnabledFor
+        )
         self.sink = sink
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
@@ -52,7 +58,7 @@ cdef class AccessLogStage(Stage):
         self.starts = False
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
-        if self.sink is None and not self.logger.isEnabledFor(self.level):
+        if self.sink is None and not self._enabled():
             return exc
         try:
             values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
@@ -68,6 +74,21 @@ cdef class AccessLogStage(Stage):
         except Exception:
             _internal_logger.exception("fastmw access log failed to write a record")
         return exc
+
+    cdef bint _enabled(self) except -1:
+        """``logger.isEnabledFor(level)`` without running it, for a stdlib Logger: the stdlib
+        answers from ``disabled`` and its per-level ``_cache`` (cleared whenever a level or
+        ``logging.disable`` changes); on a cache miss (or anything unexpected) it is asked."""
+        cdef PyObject* found
+        if self._stdlib_logger:
+            if self.logger.disabled:
+                return False
+            cache = getattr(self.logger, "_cache", None)
+            if type(cache) is dict:
+                found = PyDict_GetItemWithError(<dict>cache, self.level)
+                if found != NULL and (<object>found is True or <object>found is False):
+                    return <object>found is True
+        return bool(self.logger.isEnabledFor(self.level))
 
     cdef int _log(self, scope, list values) except -1:
         # The target quotes the raw path (control characters become %XX).
