@@ -13,7 +13,7 @@ import pytest
 import fastmw
 from fastmw import TraceContextMiddleware, trace
 from fastmw._impl import core
-from fastmw._storage import TRACE_CONTEXT
+from fastmw._storage import REQUEST_STATE
 from fastmw.logging import ContextFilter, StructlogContextProcessor
 from tests.helpers import call_app, http_scope, plain_app, run
 
@@ -27,9 +27,9 @@ TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 def context() -> Any:
     """A current TraceContext of the live core, as the middleware would set it."""
     value = core.TraceContext(TRACE, SPAN, PARENT, 1, "congo=t61rcWkgMzE")
-    token = TRACE_CONTEXT.set(value)
+    token = REQUEST_STATE.set(core.Published(trace=value))
     yield value
-    TRACE_CONTEXT.reset(token)
+    REQUEST_STATE.reset(token)
 
 
 def test_public_names() -> None:
@@ -54,11 +54,11 @@ def test_inject_into_a_mapping_replaces_stale_headers(context: Any) -> None:
     assert trace.inject(headers) is headers
     assert set(headers) == {"Accept", "traceparent", "tracestate"}
     plain = core.TraceContext(TRACE, SPAN)
-    token = TRACE_CONTEXT.set(plain)
+    token = REQUEST_STATE.set(core.Published(trace=plain))
     try:
         assert "tracestate" not in trace.inject(headers)  # no kept tracestate: none sent
     finally:
-        TRACE_CONTEXT.reset(token)
+        REQUEST_STATE.reset(token)
 
 
 def test_inject_outside_a_request_starts_fresh_traces() -> None:

@@ -13,6 +13,7 @@ __all__ = [
     "JsonLinesWriter",
     "MutableHeaders",
     "Pipeline",
+    "Published",
     "ReceiveRecorder",
     "RequestIdStage",
     "SendRecorder",
@@ -28,6 +29,9 @@ __all__ = [
     "context_get",
     "context_reset",
     "context_set",
+    "current_body",
+    "current_timing",
+    "current_trace",
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",
@@ -195,9 +199,27 @@ class Stage:
     @property
     def wraps_receive(self) -> bool: ...
     @property
+    def publishes(self) -> bool: ...
+    @property
     def body_limit(self) -> int: ...
     def __init__(self, *, paths: _PathFilterLike | None = None) -> None: ...
     async def answer(self, scope: _Scope, receive: Any, send: Any, exc: BaseException) -> bool: ...
+
+@final
+class Published:
+    @property
+    def timing(self) -> SendRecorder | None: ...
+    @property
+    def body(self) -> ReceiveRecorder | None: ...
+    @property
+    def trace(self) -> TraceContext | None: ...
+    def __init__(
+        self, timing: SendRecorder | None = None, body: ReceiveRecorder | None = None, trace: TraceContext | None = None
+    ) -> None: ...
+
+def current_timing() -> SendRecorder | None: ...
+def current_body() -> ReceiveRecorder | None: ...
+def current_trace() -> TraceContext | None: ...
 
 @disjoint_base
 class Pipeline:

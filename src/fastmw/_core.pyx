@@ -32,7 +32,7 @@ from urllib.parse import quote as _quote
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
-from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER, TRACE_CONTEXT
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT, REQUEST_STATE
 from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
 
 cdef extern from "Python.h":
@@ -72,6 +72,7 @@ __all__ = [
     "JsonLinesWriter",
     "MutableHeaders",
     "Pipeline",
+    "Published",
     "ReceiveRecorder",
     "RequestIdStage",
     "SendRecorder",
@@ -87,6 +88,9 @@ __all__ = [
     "context_get",
     "context_reset",
     "context_set",
+    "current_body",
+    "current_timing",
+    "current_trace",
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",

@@ -12,7 +12,8 @@ import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from fastmw._storage import CELERY_CURRENT_ID, CELERY_PARENT_ID, CORRELATION_ID, REQUEST_CONTEXT, TRACE_CONTEXT
+from fastmw._impl import core
+from fastmw._storage import CELERY_CURRENT_ID, CELERY_PARENT_ID, CORRELATION_ID, REQUEST_CONTEXT
 
 __all__ = ["CeleryTracingIdsFilter", "ContextFilter", "CorrelationIdFilter", "StructlogContextProcessor"]
 
@@ -49,7 +50,7 @@ class _Fields:
             for key, attr in self.fields:
                 found.append((attr, default if data is None else data.get(key, default)))
         # The W3C trace ids of the current request; nothing at all outside a trace.
-        trace = TRACE_CONTEXT.get()
+        trace = core.current_trace()
         if trace is not None:
             found.append(("trace_id", trace.trace_id))
             found.append(("span_id", trace.span_id))

@@ -12,7 +12,6 @@ from collections.abc import Callable, Generator, MutableMapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from fastmw._impl import core
-from fastmw._storage import TRACE_CONTEXT
 
 if TYPE_CHECKING:
     from fastmw._core_py.trace_context import TraceContext
@@ -43,7 +42,7 @@ Headers = TypeVar("Headers", bound=MutableMapping[str, str])
 
 def current() -> TraceContext | None:
     """The current request's ``TraceContext``, or None outside a traced request."""
-    context: TraceContext | None = TRACE_CONTEXT.get()
+    context: TraceContext | None = core.current_trace()
     return context
 
 
@@ -61,7 +60,7 @@ def inject(headers: MutableMapping[str, str] | None = None) -> MutableMapping[st
     stale = [key for key in target if key.lower() in (TRACEPARENT, TRACESTATE)]
     for key in stale:
         del target[key]
-    context: TraceContext | None = TRACE_CONTEXT.get()
+    context: TraceContext | None = core.current_trace()
     if context is None:
         target[TRACEPARENT] = core.format_traceparent(new_trace_id(), new_span_id(), FLAG_RANDOM)
         return target

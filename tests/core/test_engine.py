@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import MiddleWareValidationError
 from tests.helpers import Recorder, call_app, feeder, http_scope, run
 
@@ -450,10 +450,10 @@ def test_base_exceptions_are_not_answered_and_every_stage_is_left(core: ModuleTy
     left: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        assert TIMING_RECORDER.get() is send
+        assert core.current_timing() is send
         raise asyncio.CancelledError
 
-    timing = core.TimingStage(callback=lambda scope, ttfb, total: left.append((ttfb, TIMING_RECORDER.get())))
+    timing = core.TimingStage(callback=lambda scope, ttfb, total: left.append((ttfb, core.current_timing())))
     downstream = Recorder()
     with pytest.raises(asyncio.CancelledError):
         serve(core.Pipeline(app, [timing, core.ErrorStage()]), send=downstream)
@@ -465,3 +465,43 @@ class _Logger:
 
     def isEnabledFor(self, level: int) -> bool:
         return False
+
+
+# --------------------------------------------------------------------------- what stages publish
+
+
+def test_nested_pipelines_publish_in_one_holder_and_inherit(core: ModuleType) -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen["inner"] = (core.current_timing(), core.current_trace(), core.current_body())
+        await OK_APP(scope, receive, send)
+
+    inner = core.Pipeline(app, [core.TraceStage(), core.BodyCacheStage(10)])
+
+    async def between(scope: Any, receive: Any, send: Any) -> None:
+        seen["outer"] = (core.current_timing(), core.current_trace(), core.current_body())
+        await inner(scope, receive, send)
+        seen["after"] = (core.current_timing(), core.current_trace(), core.current_body())
+
+    serve(core.Pipeline(between, [core.TimingStage()]))
+    outer_timing, no_trace, no_body = seen["outer"]
+    assert type(outer_timing) is core.SendRecorder and no_trace is None and no_body is None
+    timing, trace, body = seen["inner"]
+    # The outer timing recorder is inherited; the inner pipeline adds its trace and body.
+    assert timing is outer_timing and type(trace) is core.TraceContext and type(body) is core.ReceiveRecorder
+    assert seen["after"] == (outer_timing, None, None)  # the inner request's values left with it
+    assert (core.current_timing(), core.current_trace(), core.current_body()) == (None, None, None)
+    assert not any(stage.publishes for stage in (core.ErrorStage(), core.RequestIdStage("x-id", "id")))
+
+
+def test_a_stage_publishing_twice_puts_the_outer_value_back(core: ModuleType) -> None:
+    traces: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        traces.append(core.current_trace())
+        await OK_APP(scope, receive, send)
+
+    serve(core.Pipeline(app, [core.TraceStage(), core.TraceStage()]))
+    serve(core.Pipeline(app, [core.TraceStage()]))
+    assert len({id(trace) for trace in traces}) == 2 and core.current_trace() is None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from tests.helpers import Recorder, call_app, http_scope, run
 
 RID = "6f3b1a4e2c5d4e8f9a0b1c2d3e4f5a6b"
@@ -367,10 +367,10 @@ def test_the_callback_gets_the_durations(core: ModuleType) -> None:
     seen: list[Any] = []
 
     async def silent(scope: Any, receive: Any, send: Any) -> None:
-        seen.append(TIMING_RECORDER.get() is send)
+        seen.append(core.current_timing() is send)
 
     def callback(scope: Any, ttfb: Any, total: float) -> None:
-        calls.append((scope["path"], ttfb, total, TIMING_RECORDER.get()))
+        calls.append((scope["path"], ttfb, total, core.current_timing()))
 
     stage = core.TimingStage(callback=callback)
     serve(core, watching([]), [stage], http_scope("/a"))
@@ -378,7 +378,7 @@ def test_the_callback_gets_the_durations(core: ModuleType) -> None:
     [(path_a, ttfb_a, total_a, left_a), (path_b, ttfb_b, total_b, left_b)] = calls
     assert (path_a, path_b) == ("/a", "/b") and left_a is left_b is None
     assert 0 <= ttfb_a <= total_a and ttfb_b is None and total_b >= 0
-    assert seen == [True] and TIMING_RECORDER.get() is None
+    assert seen == [True] and core.current_timing() is None
 
 
 def test_a_failing_callback_is_logged_not_raised(core: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
@@ -409,7 +409,7 @@ def test_the_body_is_copied_as_the_app_reads_it(core: ModuleType, state: bool) -
     seen: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        recorder = BODY_RECORDER.get()
+        recorder = core.current_body()
         assert recorder is receive
         if state:
             assert scope["state"]["fastmw.body_cache"] is recorder
@@ -427,5 +427,5 @@ def test_the_body_is_copied_as_the_app_reads_it(core: ModuleType, state: bool) -
     chunks = [{"type": "http.request", "body": b"abcd", "more_body": True}, {"type": "http.request", "body": b"ef"}]
     run(call_app(core.Pipeline(app, [core.BodyCacheStage(5)]), scope, chunks))
     assert seen[:2] == [b"", (b"abcde", True, 6)]
-    assert seen[2].body == b"" and BODY_RECORDER.get() is None  # dropped after the request
+    assert seen[2].body == b"" and core.current_body() is None  # dropped after the request
     assert scope.get("state", {}) == {}

@@ -257,11 +257,12 @@ class NestedLayer:
     send and receive recorders, the app called inside try/except/finally, an exception
     answered in the ``except`` block and the exit step in the ``finally`` block."""
 
-    def __init__(self, stage: Any, app: Any, other: Any, core: ModuleType) -> None:
+    def __init__(self, stage: Any, app: Any, other: Any, mw: ModuleType) -> None:
         self.stage = stage
         self.app = app
         self.other = other
-        self.core = core
+        self.core = mw._impl.core
+        self.request_state = mw._storage.REQUEST_STATE
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         stage = self.stage
@@ -277,6 +278,20 @@ class NestedLayer:
         ex._stages, ex._states, ex._edits, ex._live = (stage,), [None], stage.starts, 0
         rx = self.core.ReceiveRecorder(receive, stage.body_limit) if stage.wraps_receive else None
         inner_receive = receive if rx is None else rx
+        token = None
+        if stage.publishes:
+            # Its own holder of what it publishes, the outer layers' values inherited.
+            outer = self.request_state.get()
+            ex._published = self.core.Published(*((outer.timing, outer.body, outer.trace) if outer else ()))
+            token = self.request_state.set(ex._published)
+        try:
+            await self._run(scope, inner_receive, ex, rx)
+        finally:
+            if token is not None:
+                self.request_state.reset(token)
+
+    async def _run(self, scope: dict[str, Any], inner_receive: Any, ex: Any, rx: Any) -> None:
+        stage = self.stage
         if stage.enter(ex, rx, scope, 0):
             # A refusal answers instead of the app; only the outer layers edit its start.
             await ex._refusal(scope, inner_receive, ex)
@@ -309,7 +324,7 @@ def build_reference(layers: tuple[str, ...], app: Any, scenario: str, sink: Any,
         stages = fused_stages(mw, built)
         if stages:
             assert len(stages) == 1
-            app = NestedLayer(stages[0], app, built.other, mw._impl.core)
+            app = NestedLayer(stages[0], app, built.other, mw)
         else:
             app = built
     return app
@@ -784,10 +799,9 @@ def failing_exit_case(mw: ModuleType, mode: str) -> tuple[Any, ...]:
     timing = base.TimingMiddleware(errors, callback=abort, fuse=fuse)
     app: Any = base.AccessLogMiddleware(timing, sink=sink, fuse=fuse)
     if mode == "reference":
-        core = base._impl.core
-        nested = NestedLayer(errors._stage, inner, inner, core)
-        nested = NestedLayer(timing._stage, nested, nested, core)
-        app = NestedLayer(app._stage, nested, nested, core)
+        nested = NestedLayer(errors._stage, inner, inner, base)
+        nested = NestedLayer(timing._stage, nested, nested, base)
+        app = NestedLayer(app._stage, nested, nested, base)
     scope = request_scope("error_before")
     server = server_for("error_before")
     outcome = None

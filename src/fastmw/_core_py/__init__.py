@@ -16,7 +16,7 @@ from fastmw._core_py.access import (
 )
 from fastmw._core_py.context import _Context, context_get, context_reset, context_set
 from fastmw._core_py.context_stage import ContextStage
-from fastmw._core_py.engine import Pipeline, Stage, run_pipeline
+from fastmw._core_py.engine import Pipeline, Published, Stage, current_body, current_timing, current_trace, run_pipeline
 from fastmw._core_py.error_stage import ErrorStage, error_body
 from fastmw._core_py.headers import (
     MutableHeaders,
@@ -60,6 +60,7 @@ __all__ = [
     "JsonLinesWriter",
     "MutableHeaders",
     "Pipeline",
+    "Published",
     "ReceiveRecorder",
     "RequestIdStage",
     "SendRecorder",
@@ -75,6 +76,9 @@ __all__ = [
     "context_get",
     "context_reset",
     "context_set",
+    "current_body",
+    "current_timing",
+    "current_trace",
     "encode_access_record",
     "encode_header_name",
     "encode_header_value",

@@ -9,11 +9,11 @@ from typing import Any
 from urllib.parse import quote
 
 from fastmw._core_py._common import _type_name
-from fastmw._core_py.engine import Stage
+from fastmw._core_py.engine import Stage, _published_of, _published_trace
 from fastmw._core_py.headers import header_get
 from fastmw._core_py.ids import monotonic
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
-from fastmw._storage import CORRELATION_ID, TIMING_RECORDER, TRACE_CONTEXT
+from fastmw._storage import CORRELATION_ID
 
 STATUS_APP_ERROR = 500
 STATUS_CLIENT_GONE = 499
@@ -103,7 +103,7 @@ class AccessLogStage(Stage):
             return exc
         try:
             values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
-            trace = TRACE_CONTEXT.get()
+            trace = _published_trace(ex)
             if trace is not None:
                 # The trace's ids, when a trace stage made one current (nothing otherwise).
                 values += [trace.trace_id, trace.span_id]
@@ -171,7 +171,8 @@ def access_values(
 ) -> list[Any]:
     """The access record's values, in ``ACCESS_FIELDS`` order, one type per field."""
     now = monotonic()
-    timing = TIMING_RECORDER.get()
+    published = _published_of(ex)
+    timing = None if published is None else published.timing
     start = timing.t_start if type(timing) is SendRecorder else ex.t_start
     end = ex.t_last_byte or now
     ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None

@@ -13,6 +13,7 @@ from typing import Any
 
 from fastmw._core_py._common import _MISSING, _type_name
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._storage import REQUEST_STATE
 
 # The most stages one pipeline runs (path filters pick them with a 64-bit mask).
 MAX_STAGES = 64
@@ -44,6 +45,7 @@ class Stage:
         self.starts = False
         self.catches = False
         self.wraps_receive = False
+        self.publishes = False
         self.body_limit = 0
         if type(self) is Stage:
             self._freeze()
@@ -67,16 +69,78 @@ class Stage:
         return True
 
 
+class Published:
+    """What the current request's stages make readable anywhere inside it: its timing
+    recorder (``current_timing()``), body recorder (``current_body()``) and trace
+    (``current_trace()``). One holder per request, in one context variable
+    (``fastmw._storage.REQUEST_STATE``): setting a context variable is the dearest step of
+    a request, so the stages that publish share one."""
+
+    __slots__ = ("_body", "_timing", "_trace")
+
+    def __init__(self, timing: Any = None, body: Any = None, trace: Any = None) -> None:
+        self._timing = timing
+        self._body = body
+        self._trace = trace
+
+    @property
+    def timing(self) -> Any:
+        return self._timing
+
+    @property
+    def body(self) -> Any:
+        return self._body
+
+    @property
+    def trace(self) -> Any:
+        return self._trace
+
+
+def _published_now() -> Any:
+    """The current request's Published holder (either twin's), or None."""
+    return REQUEST_STATE.get()
+
+
+def _published_of(ex: SendRecorder) -> Any:
+    """What is published for the request ``ex`` records: its own pipeline's holder, or the current one."""
+    return ex._published if ex._published is not None else REQUEST_STATE.get()
+
+
+def _published_trace(ex: SendRecorder) -> Any:
+    """The trace current for the request ``ex`` records, or None."""
+    published = _published_of(ex)
+    return None if published is None else published.trace
+
+
+def current_timing() -> Any:
+    """The ``SendRecorder`` of the current request's timing stage, or None."""
+    published = REQUEST_STATE.get()
+    return None if published is None else published.timing
+
+
+def current_body() -> Any:
+    """The ``ReceiveRecorder`` of the current request's body-cache stage, or None."""
+    published = REQUEST_STATE.get()
+    return None if published is None else published.body
+
+
+def current_trace() -> Any:
+    """The current request's ``TraceContext``, or None."""
+    published = REQUEST_STATE.get()
+    return None if published is None else published.trace
+
+
 class _Plan:
     """The stages that take part in one kind of request, and what the request needs."""
 
-    __slots__ = ("body_limit", "edits", "size", "stages", "wraps_receive")
+    __slots__ = ("body_limit", "edits", "publishes", "size", "stages", "wraps_receive")
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = tuple(stages)
         self.size = len(self.stages)
         self.wraps_receive = any(stage.wraps_receive for stage in self.stages)
         self.edits = any(stage.starts for stage in self.stages)
+        self.publishes = any(stage.publishes for stage in self.stages)
         self.body_limit = max((stage.body_limit for stage in self.stages), default=0)
 
 
@@ -175,6 +239,13 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
     rx = None
     if plan.wraps_receive:
         rx = receive = ReceiveRecorder(receive, plan.body_limit)
+    token = None
+    if plan.publishes:
+        # One holder per request for what its stages publish, the outer request's values
+        # inherited (a pipeline nested in another sees what the outer one published).
+        outer = REQUEST_STATE.get()
+        published = ex._published = Published() if outer is None else Published(outer.timing, outer.body, outer.trace)
+        token = REQUEST_STATE.set(published)
     exc: BaseException | None = None
     try:
         if _enter_all(plan, ex, rx, scope):
@@ -204,6 +275,9 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
             if exc is not None and raised is not exc and raised.__context__ is None:
                 raised.__context__ = exc
             exc = raised
+    if token is not None:
+        REQUEST_STATE.reset(token)
+        ex._published = None
     ex._states = None
     ex._refusal = None
     if exc is not None:

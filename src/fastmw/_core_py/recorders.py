@@ -24,6 +24,7 @@ class SendRecorder:
         "_edits",
         "_entered",
         "_live",
+        "_published",
         "_refusal",
         "_stages",
         "_states",
@@ -60,6 +61,8 @@ class SendRecorder:
         self._entered = 0
         self._edits = False
         self._refusal: Any = None
+        # The request's Published holder when this pipeline's stages publish, else None.
+        self._published: Any = None
 
     def _apply(self, message: dict[str, Any]) -> RawHeaders:
         if not self._edits:

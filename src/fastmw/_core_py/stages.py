@@ -12,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastmw._core_py._common import _MISSING, _shown, _type_name
-from fastmw._core_py.engine import Stage
+from fastmw._core_py.engine import Stage, _published_trace
 from fastmw._core_py.headers import encode_header_name, header_get, header_set
 from fastmw._core_py.ids import is_visible_ascii, monotonic, new_request_id
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
-from fastmw._storage import BODY_RECORDER, CORRELATION_ID, REQUEST_CONTEXT, TIMING_RECORDER, TRACE_CONTEXT
+from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 
 ECHO_MODES = ("set", "append", None)
 # The longest request id kept by default.
@@ -156,7 +156,7 @@ class RequestIdStage(Stage):
             return 0
         headers = scope.get("headers") or []
         raw = header_get(headers, self.key)
-        trace = TRACE_CONTEXT.get() if raw is None and self.fallback_to_trace_id else None
+        trace = _published_trace(ex) if raw is None and self.fallback_to_trace_id else None
         if trace is not None:
             value = trace.trace_id  # the trace stage outside made one current
         elif raw is None and self._core_ids:
@@ -262,10 +262,13 @@ class TimingStage(Stage):
         self.server_timing = bool(server_timing)
         self.callback = callback
         self.starts = self.key is not None or self.server_timing
+        self.publishes = True
         self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
-        ex._states[index] = TIMING_RECORDER.set(ex)  # type: ignore[index]
+        published = ex._published
+        ex._states[index] = published._timing  # type: ignore[index]  # the outer one, back in place on leave
+        published._timing = ex
         return 0
 
     def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
@@ -281,7 +284,7 @@ class TimingStage(Stage):
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
     ) -> BaseException | None:
-        TIMING_RECORDER.reset(state)
+        ex._published._timing = state
         if self.callback is not None:
             ttfb = ex.t_first_byte - ex.t_start if ex.t_first_byte else None
             end = ex.t_last_byte or monotonic()
@@ -324,6 +327,7 @@ class BodyCacheStage(Stage):
         self.body_limit = max_bytes
         self.http_only = True
         self.wraps_receive = True
+        self.publishes = True
         self._freeze()
 
     @property
@@ -332,7 +336,9 @@ class BodyCacheStage(Stage):
         return self.body_limit
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
-        token = BODY_RECORDER.set(rx)
+        published = ex._published
+        token = published._body
+        published._body = rx
         state = scope.get("state")
         if isinstance(state, dict):
             state[BODY_STATE_KEY] = rx
@@ -344,7 +350,7 @@ class BodyCacheStage(Stage):
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
     ) -> BaseException | None:
-        BODY_RECORDER.reset(state[0])
+        ex._published._body = state[0]
         if state[1] is not None:
             state[1].pop(BODY_STATE_KEY, None)
         assert rx is not None

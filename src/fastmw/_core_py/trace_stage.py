@@ -9,7 +9,6 @@ from fastmw._core_py.engine import Stage
 from fastmw._core_py.headers import header_set
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._core_py.trace_context import TraceContext, replace_trace_headers, trace_from_headers
-from fastmw._storage import TRACE_CONTEXT
 
 TRACERESPONSE = b"traceresponse"
 
@@ -38,6 +37,7 @@ class TraceStage(Stage):
         self.adopt = adopt
         self.rewrite = bool(rewrite)
         self.starts = self.traceresponse
+        self.publishes = True
         self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
@@ -49,7 +49,9 @@ class TraceStage(Stage):
             raise TypeError(f"adopt() must give a TraceContext or None, not {_type_name(context)}")
         if self.rewrite:
             scope["headers"] = replace_trace_headers(headers, context)
-        ex._states[index] = (TRACE_CONTEXT.set(context), context)  # type: ignore[index]
+        published = ex._published
+        ex._states[index] = (published._trace, context)  # type: ignore[index]  # the outer trace, back on leave
+        published._trace = context
         return 0
 
     def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
@@ -59,5 +61,5 @@ class TraceStage(Stage):
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
     ) -> BaseException | None:
-        TRACE_CONTEXT.reset(state[0])
+        ex._published._trace = state[0]
         return exc

@@ -62,7 +62,7 @@ cdef class AccessLogStage(Stage):
             return exc
         try:
             values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
-            trace = _current_trace()
+            trace = _published_trace(ex)
             if trace is not None:
                 # The trace's ids, when a trace stage made one current (nothing otherwise).
                 values += [trace.trace_id, trace.span_id]
@@ -129,7 +129,10 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
                          bint include_user_agent=True):
     """The access record's values, in ``ACCESS_FIELDS`` order, one type per field."""
     cdef double now = monotonic()
-    timing = _timing_recorder()
+    published = _published_of(ex)
+    timing = None if published is None else published.timing
+    if type(timing) is not SendRecorder:
+        timing = None
     cdef double start = (<SendRecorder>timing).t_start if timing is not None else ex.t_start
     cdef double end = ex.t_last_byte or now
     ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
@@ -152,21 +155,7 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
     ]
 
 
-cdef object _timing_recorder():
-    cdef PyObject* value = NULL
-    PyContextVar_Get(TIMING_RECORDER, NULL, &value)
-    if value == NULL:
-        return None
-    result = <object>value
-    Py_XDECREF(value)
-    return result if type(result) is SendRecorder else None
-
-
-cdef object _current_trace():
-    cdef PyObject* value = NULL
-    PyContextVar_Get(TRACE_CONTEXT, NULL, &value)
-    if value == NULL:
-        return None
-    result = <object>value
-    Py_XDECREF(value)
-    return result
+cdef object _published_trace(SendRecorder ex):
+    """The trace current for the request ``ex`` records, or None."""
+    published = _published_of(ex)
+    return None if published is None else published.trace

@@ -21,7 +21,7 @@ cdef class Stage:
 
     # The path filter (``PathFilter``), or None when the stage applies everywhere.
     cdef readonly object paths
-    cdef readonly bint http_only, starts, catches, wraps_receive
+    cdef readonly bint http_only, starts, catches, wraps_receive, publishes
     cdef readonly Py_ssize_t body_limit
 
     def __init__(self, *, paths=None):
@@ -47,12 +47,65 @@ cdef class Stage:
 
 
 @cython.final
+@cython.freelist(16)
+cdef class Published:
+    """What the current request's stages make readable anywhere inside it: its timing
+    recorder (``current_timing()``), body recorder (``current_body()``) and trace
+    (``current_trace()``). One holder per request, in one context variable
+    (``fastmw._storage.REQUEST_STATE``): setting a context variable is the dearest step of
+    a request, so the stages that publish share one."""
+
+    cdef readonly object timing, body, trace
+
+    def __init__(self, timing=None, body=None, trace=None):
+        self.timing = timing
+        self.body = body
+        self.trace = trace
+
+
+cdef object _published_now():
+    """The current request's Published holder (either twin's), or None."""
+    cdef PyObject* value = NULL
+    PyContextVar_Get(REQUEST_STATE, NULL, &value)
+    if value == NULL:
+        return None
+    result = <object>value
+    Py_XDECREF(value)
+    return result
+
+
+cdef inline object _published_of(SendRecorder ex):
+    """What is published for the request ``ex`` records: its own pipeline's holder, or the current one."""
+    return ex._published if ex._published is not None else _published_now()
+
+
+cpdef object current_timing():
+    """The ``SendRecorder`` of the current request's timing stage, or None."""
+    published = _published_now()
+    if type(published) is Published:
+        return (<Published>published).timing
+    return None if published is None else published.timing
+
+
+cpdef object current_body():
+    """The ``ReceiveRecorder`` of the current request's body-cache stage, or None."""
+    published = _published_now()
+    return None if published is None else published.body
+
+
+cpdef object current_trace():
+    """The current request's ``TraceContext``, or None."""
+    published = _published_now()
+    return None if published is None else published.trace
+
+
+@cython.final
 cdef class _Plan:
     """The stages that take part in one kind of request, and what the request needs."""
 
     cdef tuple stages
     cdef Py_ssize_t size, body_limit
-    cdef bint wraps_receive, edits
+    cdef bint wraps_receive, edits, publishes
 
     def __init__(self, stages):
         cdef Stage stage
@@ -61,9 +114,11 @@ cdef class _Plan:
         self.body_limit = 0
         self.wraps_receive = False
         self.edits = False
+        self.publishes = False
         for stage in self.stages:
             self.wraps_receive = self.wraps_receive or stage.wraps_receive
             self.edits = self.edits or stage.starts
+            self.publishes = self.publishes or stage.publishes
             if stage.body_limit > self.body_limit:
                 self.body_limit = stage.body_limit
 
@@ -139,6 +194,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     cdef ReceiveRecorder rx = None
     cdef Stage stage
     cdef Py_ssize_t i
+    cdef Published published
     kind = scope["type"]
     # Servers send the interned literals: the identity check usually decides.
     if kind is SCOPE_HTTP or kind == SCOPE_HTTP:
@@ -162,6 +218,22 @@ async def run_pipeline(Pipeline self, scope, receive, send):
         rx = ReceiveRecorder.__new__(ReceiveRecorder)
         _receiver_init(rx, receive, plan.body_limit)
         receive = rx
+    token = None
+    if plan.publishes:
+        # One holder per request for what its stages publish, the outer request's values
+        # inherited (a pipeline nested in another sees what the outer one published).
+        published = Published.__new__(Published)
+        outer = _published_now()
+        if type(outer) is Published:
+            published.timing = (<Published>outer).timing
+            published.body = (<Published>outer).body
+            published.trace = (<Published>outer).trace
+        elif outer is not None:
+            published.timing = outer.timing
+            published.body = outer.body
+            published.trace = outer.trace
+        ex._published = published
+        token = PyContextVar_Set(REQUEST_STATE, published)
     exc = None
     try:
         if _enter_all(plan, ex, rx, scope):
@@ -193,6 +265,9 @@ async def run_pipeline(Pipeline self, scope, receive, send):
                 raised.__context__ = exc
             exc = raised
         i -= 1
+    if token is not None:
+        PyContextVar_Reset(REQUEST_STATE, token)
+        ex._published = None
     ex._states = None
     ex._refusal = None
     if exc is not None:

@@ -25,6 +25,8 @@ cdef class SendRecorder:
     cdef Py_ssize_t _live, _entered
     cdef bint _edits
     cdef object _refusal
+    # The request's Published holder when this pipeline's stages publish, else None.
+    cdef object _published
 
     def __init__(self, send):
         _recorder_init(self, send)

@@ -106,13 +106,17 @@ cdef class RequestIdStage(Stage):
             return 0
         headers = _scope_get(scope, "headers", None) or []
         raw = _find(headers, self.key, None)
-        trace = _current_trace() if raw is None and self.fallback_to_trace_id else None
+        encoded = None
+        trace = _published_trace(ex) if raw is None and self.fallback_to_trace_id else None
         if trace is not None:
             value = (<TraceContext>trace).trace_id  # the trace stage outside made one current
         elif raw is None and self._core_ids:
             value = new_request_id()
         elif raw is not None and self._safe_ids and _safe_id_bytes(<bytes>raw, self.max_length):
-            value = (<bytes>raw).decode("ascii")
+            # Safe ids are ASCII: the text is a copy of the bytes, which are echoed as they came.
+            value = PyUnicode_New(PyBytes_GET_SIZE(raw), 127)
+            memcpy(PyUnicode_DATA(value), PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
+            encoded = raw
         else:
             value = self.resolve(raw)
             if value is None:
@@ -122,8 +126,9 @@ cdef class RequestIdStage(Stage):
                 return 1
             if self.resolver is not None and not is_visible_ascii(value, PY_SSIZE_T_MAX):
                 raise ValueError(f"request id resolver gave an unusable id {_shown(repr(value))}")
-        encoded = PyUnicode_AsLatin1String(value)
-        if self.update_request_header and encoded != raw:
+        if encoded is None:
+            encoded = PyUnicode_AsLatin1String(value)
+        if self.update_request_header and encoded is not raw and encoded != raw:
             # A copy: the server's header list is not ours to mutate.
             if raw is None:
                 scope["headers"] = list(headers) + [(self.key, encoded)]
@@ -223,9 +228,12 @@ cdef class TimingStage(Stage):
         self.server_timing = bool(server_timing)
         self.callback = callback
         self.starts = self.key is not None or self.server_timing
+        self.publishes = True
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
-        ex._states[index] = PyContextVar_Set(TIMING_RECORDER, ex)
+        cdef Published published = <Published>ex._published
+        ex._states[index] = published.timing  # the outer one, back in place on leave
+        published.timing = ex
         return 0
 
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
@@ -240,7 +248,7 @@ cdef class TimingStage(Stage):
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
-        PyContextVar_Reset(TIMING_RECORDER, state)
+        (<Published>ex._published).timing = state
         if self.callback is not None:
             ttfb = ex.t_first_byte - ex.t_start if ex.t_first_byte else None
             end = ex.t_last_byte or monotonic()
@@ -303,6 +311,7 @@ cdef class BodyCacheStage(Stage):
         self.body_limit = max_bytes
         self.http_only = True
         self.wraps_receive = True
+        self.publishes = True
 
     @property
     def max_bytes(self):
@@ -310,17 +319,19 @@ cdef class BodyCacheStage(Stage):
         return self.body_limit
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
-        token = PyContextVar_Set(BODY_RECORDER, rx)
+        cdef Published published = <Published>ex._published
+        outer = published.body
+        published.body = rx
         state = _scope_get(scope, "state", None)
         if isinstance(state, dict):
             (<dict>state)[BODY_STATE_KEY] = rx
-            ex._states[index] = (token, state)
+            ex._states[index] = (outer, state)
         else:
-            ex._states[index] = (token, None)
+            ex._states[index] = (outer, None)
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
-        PyContextVar_Reset(BODY_RECORDER, (<tuple>state)[0])
+        (<Published>ex._published).body = (<tuple>state)[0]
         if (<tuple>state)[1] is not None:
             (<dict>(<tuple>state)[1]).pop(BODY_STATE_KEY, None)
         rx.release()

@@ -22,6 +22,7 @@ cdef class TraceStage(Stage):
         self.adopt = adopt
         self.rewrite = bool(rewrite)
         self.starts = self.traceresponse
+        self.publishes = True
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
         headers = _scope_get(scope, "headers", None) or ()
@@ -32,7 +33,9 @@ cdef class TraceStage(Stage):
             raise TypeError(f"adopt() must give a TraceContext or None, not {_type_name(context)}")
         if self.rewrite:
             scope["headers"] = replace_trace_headers(headers, context)
-        ex._states[index] = (PyContextVar_Set(TRACE_CONTEXT, context), context)
+        cdef Published published = <Published>ex._published
+        ex._states[index] = (published.trace, context)  # the outer trace, back in place on leave
+        published.trace = context
         return 0
 
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
@@ -40,5 +43,5 @@ cdef class TraceStage(Stage):
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
-        PyContextVar_Reset(TRACE_CONTEXT, (<tuple>state)[0])
+        (<Published>ex._published).trace = (<tuple>state)[0]
         return exc

@@ -12,7 +12,6 @@ from typing import NamedTuple
 from starlette.types import ASGIApp
 
 from fastmw._impl import core
-from fastmw._storage import BODY_RECORDER
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
@@ -32,7 +31,7 @@ class CachedBody(NamedTuple):
 
 def cached_body() -> CachedBody | None:
     """The current request's cached body, or None outside a BodyCacheMiddleware."""
-    recorder = BODY_RECORDER.get()
+    recorder = core.current_body()
     if recorder is None:
         return None
     return CachedBody(recorder.body, recorder.body_truncated, recorder.body_bytes)

@@ -13,7 +13,6 @@ from typing import Any
 from starlette.types import ASGIApp, Scope
 
 from fastmw._impl import core
-from fastmw._storage import TIMING_RECORDER
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
@@ -27,7 +26,7 @@ TimingCallback = Callable[[Scope, "float | None", float], Any]
 def current_timing() -> Any:
     """The ``core.SendRecorder`` timing the current request (``t_start``, ``t_first_byte``,
     ``t_last_byte`` on ``core.monotonic``'s clock), or None outside a TimingMiddleware."""
-    return TIMING_RECORDER.get()
+    return core.current_timing()
 
 
 def durations(recorder: Any, now: float | None = None) -> tuple[float | None, float]:
