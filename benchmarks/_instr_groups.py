@@ -7,6 +7,9 @@ compiled core and in one with ``FASTMW_NO_EXTENSIONS=1``. Each side names the re
 headers it must send and, where a stack's work is invisible in the response (an error
 handler, a log record, a JSON line), a ``verify`` that proves on separate instances that the
 work is really done. A stack that fails a check fails the run.
+
+``FLOORS`` are not fastmw: tiny compiled layers (``_floors.pyx``) that pass requests through,
+measured once each, side by side, for what any compiled layer costs before it does any work.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import _driver, stacks
+from benchmarks import _driver, _instr_floors, stacks
 from benchmarks._driver import ASGIApp
 
 QUERY_STRING = b"page=2&sort=name"
@@ -54,6 +57,15 @@ class Group:
     fastmw: Side
     reference: Side
     target: float  # issue 11's bound on fastmw compiled / reference (overheads over bare)
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Design floors: sides that are not fastmw, each measured once, with no target."""
+
+    key: str
+    title: str
+    sides: tuple[Side, ...]
 
 
 # --------------------------------------------------------------------------- requests
@@ -232,6 +244,24 @@ def _verify_hand_json() -> list[str]:
     return _check_json_line(stream.getvalue())
 
 
+def _verify_send_wrapper(build: Build) -> Callable[[], list[str]]:
+    """The layer hands the app its send wrapper, which saw the response start."""
+
+    def verify() -> list[str]:
+        seen: list[Any] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            seen.append(send)
+            await stacks.raw_app(scope, receive, send)
+
+        check_answer(answer(build(app)), {})
+        if [type(send) for send in seen] != [_instr_floors.module().StartedSend] or not seen[0].started:
+            raise AssertionError(f"expected one started StartedSend, the app got {seen!r}")
+        return []
+
+    return verify
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -335,8 +365,50 @@ GROUPS = (
         0.30,
     ),
 )
+ASYNC_SEND = _instr_floors.layer("AsyncSendLayer")
+STEP_SEND = _instr_floors.layer("StepSendLayer")
+FLOORS = (
+    Floor(
+        "floor",
+        "design floors: a compiled layer passing the request through (benchmarks/_floors.pyx, not fastmw)",
+        (
+            Side(
+                "floor:async-def",
+                "async def layer: cdef class, async def __call__ awaiting the app",
+                _instr_floors.layer("AsyncLayer"),
+                {},
+            ),
+            Side(
+                "floor:async-def-send",
+                "async def layer + send wrapper (final freelist cdef class, started flag)",
+                ASYNC_SEND,
+                {},
+                verify=_verify_send_wrapper(ASYNC_SEND),
+            ),
+            Side(
+                "floor:awaitable",
+                "hand-written awaitable: def __call__ returns a final freelist cdef class driving PyIter_Send",
+                _instr_floors.layer("StepLayer"),
+                {},
+            ),
+            Side(
+                "floor:awaitable-send",
+                "hand-written awaitable + send wrapper",
+                STEP_SEND,
+                {},
+                verify=_verify_send_wrapper(STEP_SEND),
+            ),
+            Side(
+                "floor:pass-through",
+                "pass-through: def __call__ returns the app's coroutine",
+                _instr_floors.layer("PassThrough"),
+                {},
+            ),
+        ),
+    ),
+)
 BARE = Side("bare", "the bare raw ASGI app", lambda app: app, {})
-GROUP_KEYS = tuple(group.key for group in GROUPS)
+GROUP_KEYS = tuple(group.key for group in (*GROUPS, *FLOORS))
 
 
 def sides() -> dict[str, Side]:
@@ -345,13 +417,17 @@ def sides() -> dict[str, Side]:
     for group in GROUPS:
         found[group.fastmw.key] = group.fastmw
         found[group.reference.key] = group.reference
+    if _instr_floors.buildable():  # the floors compile their own module
+        for floor in FLOORS:
+            found.update((side.key, side) for side in floor.sides)
     return found
 
 
-def select(keys: list[str] | None) -> list[Group]:
+def select(keys: list[str] | None) -> tuple[list[Group], list[Floor]]:
+    """The groups and floors named by ``keys`` (all of them when none is)."""
     if not keys:
-        return list(GROUPS)
+        return list(GROUPS), list(FLOORS)
     unknown = sorted(set(keys) - set(GROUP_KEYS))
     if unknown:
         raise ValueError(f"unknown groups {unknown}; choose from {', '.join(GROUP_KEYS)}")
-    return [group for group in GROUPS if group.key in keys]
+    return [group for group in GROUPS if group.key in keys], [floor for floor in FLOORS if floor.key in keys]

@@ -9,7 +9,8 @@ loop inside a tiny C function (``_callgrind_region``, called through ctypes), so
 counts those N requests and nothing of start-up, imports or warm-up. Instructions per request
 over bare = (total - bare's total) / N, bare measured the same way. ``PYTHONHASHSEED=0``; two
 rows are measured twice as a determinism check. Children run in parallel (instruction counts
-do not depend on load). Prints a table, writes ``results/instructions.json``.
+do not depend on load). The floor group's sides (not fastmw) run once each and get a table of
+their own. Prints the tables, writes ``results/instructions.json``.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _callgrind_region, _instr_groups
-from benchmarks._instr_groups import BARE, Group, Side
+from benchmarks import _callgrind_region, _instr_floors, _instr_groups
+from benchmarks._instr_groups import BARE, Floor, Group, Side
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -78,8 +79,9 @@ class Measured:
 # --------------------------------------------------------------------------- running
 
 
-def jobs(groups: Iterable[Group], repeat: bool) -> list[Job]:
-    """Bare, then each group's fastmw compiled, pure and reference (shared references once)."""
+def jobs(groups: Iterable[Group], repeat: bool, floors: Iterable[Floor] = ()) -> list[Job]:
+    """Bare, then each group's fastmw compiled, pure and reference (shared references once),
+    then each floor side once."""
     found = [Job(BARE, "reference")]
     for group in groups:
         for job in (
@@ -89,8 +91,9 @@ def jobs(groups: Iterable[Group], repeat: bool) -> list[Job]:
         ):
             if job not in found:
                 found.append(job)
-    if repeat:  # the determinism check: the bare app and the first fastmw stack, twice
-        found += [Job(BARE, "reference", 1), Job(found[1].side, "compiled", 1)]
+    found += [Job(side, "reference") for floor in floors for side in floor.sides]
+    if repeat:  # the determinism check: the bare app and the first stack (fastmw where measured), twice
+        found += [Job(BARE, "reference", 1), Job(found[1].side, found[1].variant, 1)]
     return found
 
 
@@ -231,6 +234,20 @@ def summarize(groups: list[Group], measured: dict[Job, Measured]) -> list[dict[s
     return rows
 
 
+def summarize_floors(floors: list[Floor], measured: dict[Job, Measured]) -> list[dict[str, Any]]:
+    bare = measured[Job(BARE, "reference")].per_request
+    return [
+        {
+            "group": floor.key,
+            "side": side.key,
+            "label": side.label,
+            "over_bare": round(measured[Job(side, "reference")].per_request - bare, 1),
+        }
+        for floor in floors
+        for side in floor.sides
+    ]
+
+
 def pure_full_stack(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     full = next((row for row in rows if row["group"] == "full"), None)
     if full is None:
@@ -277,10 +294,16 @@ def _x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}x"
 
 
+def heading(bare: float, requests: int) -> str:
+    return (
+        f"instructions per request over the bare raw ASGI app (callgrind, {requests} requests on one uvloop loop; "
+        f"bare app {bare:,.0f}/request)"
+    )
+
+
 def table(rows: list[dict[str, Any]], pure_full: dict[str, Any] | None, bare: float, requests: int) -> str:
     lines = [
-        f"instructions per request over the bare raw ASGI app (callgrind, {requests} requests on one uvloop loop; "
-        f"bare app {bare:,.0f}/request)",
+        heading(bare, requests),
         "",
         "| group | fastmw compiled | fastmw pure | reference | ratio | pure / ref | target | holds |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -298,6 +321,15 @@ def table(rows: list[dict[str, Any]], pure_full: dict[str, Any] | None, bare: fl
             f"figure at {pure_full['baseline_revision']}: {_k(baseline)} | {_x(pure_full['ratio'])} | | "
             f"<= {PURE_FULL_TARGET:.2f}x | {'yes' if pure_full['holds'] else '**no**'} |"
         )
+    return "\n".join(lines)
+
+
+def floor_table(floors: list[Floor], rows: list[dict[str, Any]]) -> str:
+    """One table per floor group: exact counts, since the floors differ by a few hundred."""
+    lines = []
+    for floor in floors:
+        lines += ["", floor.title, "", "| floor | instructions/request over bare |", "|---|---:|"]
+        lines += [f"| {row['label']} | {row['over_bare']:,.0f} |" for row in rows if row["group"] == floor.key]
     return "\n".join(lines)
 
 
@@ -322,6 +354,7 @@ def _versions() -> dict[str, str]:
 def document(
     measured: dict[Job, Measured],
     rows: list[dict[str, Any]],
+    floor_rows: list[dict[str, Any]],
     requests: int,
     warmup: int,
     instr_off: bool,
@@ -348,6 +381,7 @@ def document(
         "bare_per_request": round(bare.per_request, 1),
         "groups": rows,
         "pure_full_stack": pure_full_stack(rows),
+        "floors": floor_rows,
         "determinism": determinism(measured),
         "rows": [
             {
@@ -386,7 +420,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", type=Path, help="results file (default results/instructions[-quick].json)")
     args = parser.parse_args(argv)
     started = time.time()
-    groups = _instr_groups.select(args.groups)
+    groups, floors = _instr_groups.select(args.groups)
     requests = args.requests or (QUICK_REQUESTS if args.quick else REQUESTS)
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP if args.quick else WARMUP)
     full_run = not args.quick and not args.groups and requests == REQUESTS
@@ -394,16 +428,25 @@ def main(argv: list[str]) -> int:
 
     region = _callgrind_region.build(os.environ.get("CC", "cc"), WORK_DIR)
     instr_off = _callgrind_region.switches_instrumentation(region)
-    measured = run_all(jobs(groups, repeat=not args.quick), region, requests, warmup, max(1, args.jobs), instr_off)
+    if floors:
+        _instr_floors.build()  # once here, so the children only load it
+    todo = jobs(groups, repeat=not args.quick, floors=floors)
+    measured = run_all(todo, region, requests, warmup, max(1, args.jobs), instr_off)
     rows = summarize(groups, measured)
-    doc = document(measured, rows, requests, warmup, instr_off, started)
+    floor_rows = summarize_floors(floors, measured)
+    doc = document(measured, rows, floor_rows, requests, warmup, instr_off, started)
 
     print()
     print(
         f"{doc['python']}, fastmw {doc['versions']['fastmw']} at {doc['git_revision'][:12]}"
         f"{' (dirty)' if doc['git_dirty'] else ''}, {doc['valgrind']}, {doc['event_loop']}"
     )
-    print(table(rows, doc["pure_full_stack"], doc["bare_per_request"], requests))
+    if rows:
+        print(table(rows, doc["pure_full_stack"], doc["bare_per_request"], requests))
+    else:
+        print(heading(doc["bare_per_request"], requests))
+    if floor_rows:
+        print(floor_table(floors, floor_rows))
     for check in doc["determinism"]:
         totals = " vs ".join(f"{total:,}" for total in check["totals"])
         verdict = "ok" if check["ok"] else "WARNING: not deterministic"
