@@ -7,10 +7,11 @@ For each stack of issue 11's table (``_instr_groups``): fastmw compiled, fastmw 
 The child builds and checks the stack, warms it up, then drives N requests on one uvloop
 loop inside a tiny C function (``_callgrind_region``, called through ctypes), so callgrind
 counts those N requests and nothing of start-up, imports or warm-up. Instructions per request
-over bare = (total - bare's total) / N, bare measured the same way. ``PYTHONHASHSEED=0``; two
+over bare = (total - bare's total) / N, bare measured the same way, under each of ``SEEDS``
+hash seeds (``PYTHONHASHSEED``), the median taken (see ``over_bare``); two
 rows are measured twice as a determinism check. Children run in parallel (instruction counts
-do not depend on load). The floor group's sides (not fastmw) run once each and get a table of
-their own. Prints the tables, writes ``results/instructions.json``.
+do not depend on load). The floor group's sides (not fastmw) get a table of their own.
+Prints the tables, writes ``results/instructions.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -40,6 +42,8 @@ RESULTS_DIR = HERE / "results"
 WORK_DIR = ROOT / "build" / "bench-instructions"
 REQUESTS, WARMUP = 2000, 300
 QUICK_REQUESTS, QUICK_WARMUP = 100, 20
+# Hash seeds each stack runs under (the table gives the median): see over_bare.
+SEEDS = 3
 # Two runs of one stack differ by a few instructions per request: timing values formatted
 # into headers and log lines have varying digits, and context variables hash by address. A
 # difference above this fraction of the row's count is reported.
@@ -57,10 +61,11 @@ class Job:
     side: Side
     variant: str  # compiled | pure | reference
     repeat: int = 0
+    seed: int = 0  # the child's PYTHONHASHSEED
 
     @property
     def name(self) -> str:
-        return f"{self.side.key.replace(':', '-')}.{self.variant}.{self.repeat}"
+        return f"{self.side.key.replace(':', '-')}.{self.variant}.{self.repeat}.s{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -79,27 +84,28 @@ class Measured:
 # --------------------------------------------------------------------------- running
 
 
-def jobs(groups: Iterable[Group], repeat: bool, floors: Iterable[Floor] = ()) -> list[Job]:
+def jobs(groups: Iterable[Group], repeat: bool, floors: Iterable[Floor] = (), seeds: int = 1) -> list[Job]:
     """Bare, then each group's fastmw compiled, pure and reference (shared references once),
-    then each floor side once."""
-    found = [Job(BARE, "reference")]
+    then each floor side once; every one under hash seeds 0 .. seeds-1."""
+    base = [Job(BARE, "reference")]
     for group in groups:
         for job in (
             Job(group.fastmw, "compiled"),
             Job(group.fastmw, "pure"),
             Job(group.reference, "reference"),
         ):
-            if job not in found:
-                found.append(job)
-    found += [Job(side, "reference") for floor in floors for side in floor.sides]
+            if job not in base:
+                base.append(job)
+    base += [Job(side, "reference") for floor in floors for side in floor.sides]
+    found = [Job(job.side, job.variant, seed=seed) for seed in range(seeds) for job in base]
     if repeat:  # the determinism check: the bare app and the first stack (fastmw where measured), twice
-        found += [Job(BARE, "reference", 1), Job(found[1].side, found[1].variant, 1)]
+        found += [Job(BARE, "reference", 1), Job(base[1].side, base[1].variant, 1)]
     return found
 
 
-def child_env(variant: str) -> dict[str, str]:
+def child_env(variant: str, seed: int = 0) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONHASHSEED"] = str(seed)
     env.pop("FASTMW_NO_EXTENSIONS", None)
     if variant == "pure":
         env["FASTMW_NO_EXTENSIONS"] = "1"
@@ -146,7 +152,7 @@ def run(job: Job, region: Path, requests: int, warmup: int, valgrind: str, instr
         f"--result={result}",
     ]
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, env=child_env(job.variant), capture_output=True, text=True)
+    done = subprocess.run(command, cwd=ROOT, env=child_env(job.variant, job.seed), capture_output=True, text=True)
     seconds = time.monotonic() - started
     if done.returncode != 0 or not result.exists():
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-25:])
@@ -176,7 +182,8 @@ def run_all(
             measured[job] = result
             count = len(measured)
         print(
-            f"[{count:2}/{len(todo)}] {job.side.key:24} {job.variant:9} {result.per_request:>10,.0f} instr/request "
+            f"[{count:2}/{len(todo)}] {job.side.key:24} {job.variant:9} seed {job.seed} "
+            f"{result.per_request:>10,.0f} instr/request "
             f"({result.seconds:.0f} s)",
             flush=True,
         )
@@ -202,11 +209,25 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
-def summarize(groups: list[Group], measured: dict[Job, Measured]) -> list[dict[str, Any]]:
-    bare = measured[Job(BARE, "reference")].per_request
+def seeds_of(measured: dict[Job, Measured]) -> list[int]:
+    return sorted({job.seed for job in measured if job.side == BARE})
 
+
+def over_bare(measured: dict[Job, Measured], side: Side, variant: str) -> float:
+    """Instructions per request over bare: the median over the hash seeds of (side - bare) under one seed.
+
+    A context variable's hash mixes its address with its name's hash, so where CPython's
+    context HAMT puts this request's variables (and how deep it goes) changes with the seed:
+    one seed alone can land on a collision that costs ~1k instructions per request."""
+    return statistics.median(
+        measured[Job(side, variant, seed=seed)].per_request - measured[Job(BARE, "reference", seed=seed)].per_request
+        for seed in seeds_of(measured)
+    )
+
+
+def summarize(groups: list[Group], measured: dict[Job, Measured]) -> list[dict[str, Any]]:
     def over(side: Side, variant: str) -> float:
-        return measured[Job(side, variant)].per_request - bare
+        return over_bare(measured, side, variant)
 
     rows = []
     for group in groups:
@@ -235,13 +256,12 @@ def summarize(groups: list[Group], measured: dict[Job, Measured]) -> list[dict[s
 
 
 def summarize_floors(floors: list[Floor], measured: dict[Job, Measured]) -> list[dict[str, Any]]:
-    bare = measured[Job(BARE, "reference")].per_request
     return [
         {
             "group": floor.key,
             "side": side.key,
             "label": side.label,
-            "over_bare": round(measured[Job(side, "reference")].per_request - bare, 1),
+            "over_bare": round(over_bare(measured, side, "reference"), 1),
         }
         for floor in floors
         for side in floor.sides
@@ -294,16 +314,16 @@ def _x(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}x"
 
 
-def heading(bare: float, requests: int) -> str:
+def heading(bare: float, requests: int, seeds: int) -> str:
     return (
         f"instructions per request over the bare raw ASGI app (callgrind, {requests} requests on one uvloop loop; "
-        f"bare app {bare:,.0f}/request)"
+        f"median over {seeds} hash seed{'s' if seeds > 1 else ''}; bare app {bare:,.0f}/request)"
     )
 
 
-def table(rows: list[dict[str, Any]], pure_full: dict[str, Any] | None, bare: float, requests: int) -> str:
+def table(rows: list[dict[str, Any]], pure_full: dict[str, Any] | None, bare: float, requests: int, seeds: int) -> str:
     lines = [
-        heading(bare, requests),
+        heading(bare, requests, seeds),
         "",
         "| group | fastmw compiled | fastmw pure | reference | ratio | pure / ref | target | holds |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -365,8 +385,10 @@ def document(
     return {
         "method": (
             "callgrind Ir inside fastmw_bench_measured only: N requests on one uvloop loop after warm-up, "
-            "one child process per stack, PYTHONHASHSEED=0; over_bare = (total - bare total) / N"
+            "one child process per stack and hash seed (PYTHONHASHSEED=0..seeds-1); "
+            "over_bare = median over the seeds of (total - bare total under that seed) / N"
         ),
+        "seeds": seeds_of(measured),
         "callgrind_options": callgrind_options(instr_off),
         "requests": requests,
         "warmup": warmup,
@@ -389,6 +411,7 @@ def document(
                 "label": job.side.label,
                 "variant": job.variant,
                 "repeat": job.repeat,
+                "seed": job.seed,
                 "total": m.total,
                 "requests": m.requests,
                 "per_request": round(m.per_request, 1),
@@ -413,7 +436,10 @@ def _valgrind_version() -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions", description=__doc__.split("\n")[0])
     parser.add_argument("--groups", nargs="+", metavar="GROUP", help=f"some of: {' '.join(_instr_groups.GROUP_KEYS)}")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_REQUESTS} requests, no repeat (smoke test)")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{QUICK_REQUESTS} requests, one seed, no repeat (smoke test)"
+    )
+    parser.add_argument("--seeds", type=int, help=f"hash seeds per stack, median taken (default {SEEDS})")
     parser.add_argument("--requests", type=int, help=f"measured requests per stack (default {REQUESTS})")
     parser.add_argument("--warmup", type=int, help=f"warm-up requests per stack (default {WARMUP})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="children run at once")
@@ -430,7 +456,8 @@ def main(argv: list[str]) -> int:
     instr_off = _callgrind_region.switches_instrumentation(region)
     if floors:
         _instr_floors.build()  # once here, so the children only load it
-    todo = jobs(groups, repeat=not args.quick, floors=floors)
+    seeds = max(1, args.seeds or (1 if args.quick else SEEDS))
+    todo = jobs(groups, repeat=not args.quick, floors=floors, seeds=seeds)
     measured = run_all(todo, region, requests, warmup, max(1, args.jobs), instr_off)
     rows = summarize(groups, measured)
     floor_rows = summarize_floors(floors, measured)
@@ -442,9 +469,9 @@ def main(argv: list[str]) -> int:
         f"{' (dirty)' if doc['git_dirty'] else ''}, {doc['valgrind']}, {doc['event_loop']}"
     )
     if rows:
-        print(table(rows, doc["pure_full_stack"], doc["bare_per_request"], requests))
+        print(table(rows, doc["pure_full_stack"], doc["bare_per_request"], requests, seeds))
     else:
-        print(heading(doc["bare_per_request"], requests))
+        print(heading(doc["bare_per_request"], requests, seeds))
     if floor_rows:
         print(floor_table(floors, floor_rows))
     for check in doc["determinism"]:

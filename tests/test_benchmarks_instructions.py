@@ -94,8 +94,28 @@ def test_summary_ratios_are_overheads_over_bare() -> None:
     assert (row["fastmw_compiled"], row["fastmw_pure"], row["reference_over_bare"]) == (10, 100, 200)
     assert row["ratio"] == 0.05
     assert row["holds"] is (0.05 <= group.target)
-    text = instructions.table([row], instructions.pure_full_stack([row]), 10, 100)
+    text = instructions.table([row], instructions.pure_full_stack([row]), 10, 100, 1)
     assert group.title in text
+
+
+def test_rows_are_medians_over_the_seeds_of_the_difference_under_one_seed() -> None:
+    group = _instr_groups.GROUPS[0]
+    # Under seed 1 the bare app and the stack both cost more; under seed 2 the stack hits a collision.
+    per_seed = {0: (10, 20), 1: (12, 23), 2: (10, 90)}
+    measured = {}
+    for seed, (bare, stack) in per_seed.items():
+        for side, variant, count in (
+            (_instr_groups.BARE, "reference", bare),
+            (group.fastmw, "compiled", stack),
+            (group.fastmw, "pure", stack),
+            (group.reference, "reference", bare + 100),
+        ):
+            job = instructions.Job(side, variant, seed=seed)
+            measured[job] = instructions.Measured(job, count * 100, 100, {}, 0.0)
+    assert instructions.seeds_of(measured) == [0, 1, 2]
+    [row] = instructions.summarize([group], measured)
+    assert (row["fastmw_compiled"], row["reference_over_bare"]) == (11, 100)  # median of 10, 11, 80
+    assert [job.seed for job in instructions.jobs([group], repeat=False, seeds=3)].count(2) == 4  # bare + 3 sides
 
 
 def test_callgrind_total_reads_the_totals_line(tmp_path: Path) -> None:
