@@ -6,8 +6,11 @@ compiled layer costs before it does any work. Compiled on first use by ``_instr_
 """
 
 cimport cython
+from cpython.contextvars cimport PyContextVar_Reset, PyContextVar_Set
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
+
+from contextvars import ContextVar
 
 
 cdef extern from "Python.h":
@@ -104,6 +107,40 @@ cdef class AsyncSendLayer(_Layer):
 
     async def __call__(self, scope, receive, send):
         await self.app(scope, receive, _started_send(send))
+
+
+# A context variable of the floors' own, as a middleware publishing a per-request value uses one.
+cdef object FLOOR_VALUE = ContextVar("fastmw_floor_value", default=None)
+
+
+cdef class AsyncVarLayer(_Layer):
+    """``AsyncLayer`` that sets a context variable for the request and resets it after."""
+
+    async def __call__(self, scope, receive, send):
+        token = PyContextVar_Set(FLOOR_VALUE, scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            PyContextVar_Reset(FLOOR_VALUE, token)
+
+
+cdef class AsyncVarsLayer(_Layer):
+    """``AsyncVarLayer`` with three context variables (what fastmw's full stack sets)."""
+
+    async def __call__(self, scope, receive, send):
+        first = PyContextVar_Set(FLOOR_VALUE, scope)
+        second = PyContextVar_Set(FLOOR_SECOND, scope)
+        third = PyContextVar_Set(FLOOR_THIRD, scope)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            PyContextVar_Reset(FLOOR_THIRD, third)
+            PyContextVar_Reset(FLOOR_SECOND, second)
+            PyContextVar_Reset(FLOOR_VALUE, first)
+
+
+cdef object FLOOR_SECOND = ContextVar("fastmw_floor_second", default=None)
+cdef object FLOOR_THIRD = ContextVar("fastmw_floor_third", default=None)
 
 
 cdef class StepLayer(_Layer):

@@ -386,6 +386,18 @@ FLOORS = (
                 verify=_verify_send_wrapper(ASYNC_SEND),
             ),
             Side(
+                "floor:async-def-var",
+                "async def layer + one context variable set and reset (C API)",
+                _instr_floors.layer("AsyncVarLayer"),
+                {},
+            ),
+            Side(
+                "floor:async-def-vars",
+                "async def layer + three context variables set and reset",
+                _instr_floors.layer("AsyncVarsLayer"),
+                {},
+            ),
+            Side(
                 "floor:awaitable",
                 "hand-written awaitable: def __call__ returns a final freelist cdef class driving PyIter_Send",
                 _instr_floors.layer("StepLayer"),

@@ -47,6 +47,8 @@ cdef extern from "Python.h":
 cdef extern from "fastmw.h":
     bint fastmw_ascii_printable(const char* data, Py_ssize_t n)
     PyObject* fastmw_find_header(object headers, const char* key, Py_ssize_t size, int* irregular)
+    Py_ssize_t fastmw_header_index(object headers, const char* key, Py_ssize_t size, Py_ssize_t start,
+                                   int* irregular)
 
 cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t

@@ -24,19 +24,19 @@ static int fastmw_ascii_printable(const char* data, Py_ssize_t n) {
     return 1;
 }
 
-/* The value of the first header whose name is `key` (lower-case) in any case, borrowed;
-   NULL when absent. Sets *irregular, and stops, at an entry that is not a
+/* The index of the first header at or after `start` whose name is `key` (lower-case) in
+   any case; -1 when there is none. Sets *irregular, and stops, at an entry that is not a
    (bytes, bytes) tuple: the caller then runs its checked loop. */
-static PyObject* fastmw_find_header(PyObject* list, const char* key, Py_ssize_t size, int* irregular) {
+static Py_ssize_t fastmw_header_index(PyObject* list, const char* key, Py_ssize_t size, Py_ssize_t start,
+                                      int* irregular) {
     Py_ssize_t i, j, n = PyList_GET_SIZE(list);
-    for (i = 0; i < n; i++) {
+    for (i = start; i < n; i++) {
         PyObject* entry = PyList_GET_ITEM(list, i);
-        PyObject *name, *value;
+        PyObject *name;
         const unsigned char* text;
         if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) goto irregular;
         name = PyTuple_GET_ITEM(entry, 0);
-        value = PyTuple_GET_ITEM(entry, 1);
-        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(value)) goto irregular;
+        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 1))) goto irregular;
         if (PyBytes_GET_SIZE(name) != size) continue;
         text = (const unsigned char*)PyBytes_AS_STRING(name);
         for (j = 0; j < size; j++) {
@@ -44,12 +44,19 @@ static PyObject* fastmw_find_header(PyObject* list, const char* key, Py_ssize_t 
             if (c >= 'A' && c <= 'Z') c += 32;
             if (c != (unsigned char)key[j]) break;
         }
-        if (j == size) return value;
+        if (j == size) return i;
     }
-    return NULL;
+    return -1;
 irregular:
     *irregular = 1;
-    return NULL;
+    return -1;
+}
+
+/* The value of the first header whose name is `key` (lower-case) in any case, borrowed;
+   NULL when absent (or at an irregular entry, with *irregular set). */
+static PyObject* fastmw_find_header(PyObject* list, const char* key, Py_ssize_t size, int* irregular) {
+    Py_ssize_t i = fastmw_header_index(list, key, size, 0, irregular);
+    return i < 0 ? NULL : PyTuple_GET_ITEM(PyList_GET_ITEM(list, i), 1);
 }
 
 #endif /* FASTMW_H */

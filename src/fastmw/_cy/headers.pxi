@@ -232,7 +232,20 @@ cpdef bint header_contains(headers, name) except -1:
 cdef int _set(list items, bytes key, bytes raw) except -1:
     cdef PyObject* item_name
     cdef PyObject* item_value
-    cdef Py_ssize_t first = -1, index = 0
+    cdef int irregular = 0
+    cdef const char* text = PyBytes_AS_STRING(key)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(key)
+    # The usual list, (bytes, bytes) tuples with the name at most once, is searched in plain C.
+    cdef Py_ssize_t first = fastmw_header_index(items, text, size, 0, &irregular), index = 0
+    if not irregular and (first < 0 or fastmw_header_index(items, text, size, first + 1, &irregular) < 0):
+        if not irregular:
+            if first < 0:
+                items.append((key, raw))
+            else:
+                items[first] = (key, raw)
+            return 0
+    # Duplicates to drop, or an entry to check (the first bad one raises).
+    first = -1
     while index < PyList_GET_SIZE(items):
         _entry(<object>PyList_GET_ITEM(items, index), &item_name, &item_value)
         if _same_name(item_name, key):

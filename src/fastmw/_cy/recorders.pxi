@@ -36,13 +36,18 @@ cdef class SendRecorder:
         cdef PyObject* name
         cdef PyObject* value
         cdef Py_ssize_t i
+        cdef int irregular = 0
         cdef Stage stage
         if not self._edits:
             return message_headers(message)
         headers = _owned_headers(message)
-        # A malformed entry is refused here, at the innermost layer, before anything is sent.
-        for i in range(PyList_GET_SIZE(headers)):
-            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
+        # A malformed entry is refused here, at the innermost layer, before anything is sent:
+        # a C scan passes the usual (bytes, bytes) tuples (no name has length -1), the checked
+        # loop looks at the rest.
+        fastmw_header_index(headers, NULL, -1, 0, &irregular)
+        if irregular:
+            for i in range(PyList_GET_SIZE(headers)):
+                _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
         i = self._live - 1
         while i >= 0:
             stage = <Stage>PyTuple_GET_ITEM(self._stages, i)
@@ -149,6 +154,7 @@ cdef class ReceiveRecorder:
     cdef readonly object receive
     cdef readonly Py_ssize_t body_limit, body_bytes
     cdef readonly bint body_truncated, disconnected
+    # The body kept so far; None until a byte is kept (most requests keep none).
     cdef bytearray _copy
 
     def __init__(self, receive, body_limit=0):
@@ -159,11 +165,11 @@ cdef class ReceiveRecorder:
     @property
     def body(self):
         """The copy of the request body read so far (at most ``body_limit`` bytes)."""
-        return bytes(self._copy)
+        return b"" if self._copy is None else bytes(self._copy)
 
     def release(self):
         """Drop the body copy."""
-        self._copy = bytearray()
+        self._copy = None
 
     async def __call__(self):
         message = await self.receive()
@@ -173,11 +179,13 @@ cdef class ReceiveRecorder:
             body = message.get("body", b"")
             size = len(body)
             self.body_bytes += size
-            room = self.body_limit - len(self._copy)
+            room = self.body_limit - (0 if self._copy is None else PyByteArray_GET_SIZE(self._copy))
             if size > room:
                 self.body_truncated = True
                 size = room
             if size > 0:
+                if self._copy is None:
+                    self._copy = bytearray()
                 self._copy += body[:size]
         elif kind == "http.disconnect" or kind == "websocket.disconnect":
             self.disconnected = True
@@ -190,5 +198,5 @@ cdef inline int _receiver_init(ReceiveRecorder self, receive, Py_ssize_t body_li
     self.body_bytes = 0
     self.body_truncated = False
     self.disconnected = False
-    self._copy = bytearray()
+    self._copy = None
     return 0
