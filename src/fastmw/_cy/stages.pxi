@@ -239,9 +239,9 @@ cdef class TimingStage(Stage):
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
         cdef double elapsed = monotonic() - ex.t_start
         if self.key is not None:
-            _set(headers, <bytes>self.key, _format_fixed(elapsed, self.precision))
+            _set(headers, <bytes>self.key, _format_fixed(elapsed, self.precision, b""))
         if self.server_timing:
-            entry = SERVER_TIMING_PREFIX + _format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
+            entry = _format_fixed(elapsed * 1000.0, max(self.precision - 3, 0), SERVER_TIMING_PREFIX)
             existing = _find(headers, SERVER_TIMING, None)
             # The app's own value is checked like any header set (no CR/LF passed on).
             _set(headers, SERVER_TIMING, encode_header_value(existing + b", " + entry) if existing else entry)
@@ -270,16 +270,17 @@ def format_fixed(value, precision):
         raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"value must be an int or a float, not {_type_name(value)}")
-    return _format_fixed(float(value), precision)
+    return _format_fixed(float(value), precision, b"")
 
 
-cdef bytes _format_fixed(double value, int precision):
+cdef bytes _format_fixed(double value, int precision, bytes prefix):
+    """``prefix`` then ``value`` with ``precision`` decimals (``format_fixed``), in one bytes object."""
     cdef double scaled = value * POW10[precision]
-    if not (0.0 <= scaled < 9e18):
-        return b"%.*f" % (precision, value)
+    if not (0.0 <= scaled < 9e18) or PyBytes_GET_SIZE(prefix) > 16:
+        return prefix + b"%.*f" % (precision, value)
     cdef unsigned long long digits = <unsigned long long>floor(scaled + 0.5)
-    cdef char text[32]
-    cdef int position = 32, i
+    cdef char text[48]
+    cdef int position = 48, i
     # The fraction's digits, the point, then the whole part (at least one digit).
     for i in range(precision):
         position -= 1
@@ -294,7 +295,9 @@ cdef bytes _format_fixed(double value, int precision):
         digits //= 10
         if digits == 0:
             break
-    return PyBytes_FromStringAndSize(text + position, 32 - position)
+    position -= PyBytes_GET_SIZE(prefix)
+    memcpy(text + position, PyBytes_AS_STRING(prefix), PyBytes_GET_SIZE(prefix))
+    return PyBytes_FromStringAndSize(text + position, 48 - position)
 
 
 # --------------------------------------------------------------------------- body cache
