@@ -3,10 +3,11 @@
 ``python -m benchmarks._instr_child --side KEY --variant V --requests N --warmup W --region LIB --result JSON``
 
 Builds the side, checks that it answers correctly (and runs its ``verify``), warms it up,
-then drives N requests on the loop driver's persistent uvloop loop inside
-``fastmw_bench_region`` (``_callgrind_region``), the only code callgrind counts. The
-request count, garbage collections and checks go to the result file; the instruction total
-is in callgrind's output, read by the parent. Any failed check exits non-zero.
+then drives N requests (the bench request plus the side's ``extra_headers``) on the loop
+driver's persistent uvloop loop inside ``fastmw_bench_region`` (``_callgrind_region``), the
+only code callgrind counts. The request count, garbage collections and checks go to the
+result file; the instruction total is in callgrind's output, read by the parent. Any failed
+check exits non-zero.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from benchmarks._driver import ASGIApp  # noqa: E402
 VARIANTS = ("compiled", "pure", "reference")
 
 
-async def _batch(app: ASGIApp, count: int) -> None:
+async def _batch(app: ASGIApp, count: int, extra_headers: _instr_groups.Headers) -> None:
     for _ in range(count):
-        await app(_instr_groups.request_scope(), _driver.Receive(), _driver.discard)
+        await app(_instr_groups.request_scope(extra_headers), _driver.Receive(), _driver.discard)
 
 
 def _fastmw_compiled(variant: str) -> bool:
@@ -50,16 +51,16 @@ def measure(side: _instr_groups.Side, variant: str, requests: int, warmup: int, 
     for name in side.quiet:
         stacks.set_logger(name, "disabled")
     app = side.build(stacks.raw_app)
-    _instr_groups.check_answer(_instr_groups.answer(app), side.expect)
+    _instr_groups.check_answer(_instr_groups.answer(app, side.extra_headers), side.expect)
     loop = _driver.loop()
-    loop.run_until_complete(_batch(app, warmup))
+    loop.run_until_complete(_batch(app, warmup, side.extra_headers))
 
     failures: list[BaseException] = []
 
     def body() -> None:
         # An exception cannot cross the ctypes callback: keep it and raise it after the region.
         try:
-            loop.run_until_complete(_batch(app, requests))
+            loop.run_until_complete(_batch(app, requests, side.extra_headers))
         except BaseException as exc:
             failures.append(exc)
 
@@ -75,7 +76,8 @@ def measure(side: _instr_groups.Side, variant: str, requests: int, warmup: int, 
     gc.unfreeze()
     if failures:
         raise failures[0]
-    _instr_groups.check_answer(_instr_groups.answer(app), side.expect)  # still answering after the run
+    # Still answering after the run.
+    _instr_groups.check_answer(_instr_groups.answer(app, side.extra_headers), side.expect)
     return {
         "side": side.key,
         "variant": variant,

@@ -8,6 +8,9 @@ headers it must send and, where a stack's work is invisible in the response (an 
 handler, a log record, a JSON line), a ``verify`` that proves on separate instances that the
 work is really done. A stack that fails a check fails the run.
 
+``DELTAS`` measure what one stage adds: two fastmw sides, the same request (with the
+headers that stage reads), with the stage and without, compiled and pure.
+
 ``FLOORS`` are not fastmw: tiny compiled layers (``_floors.pyx``) that pass requests through,
 measured once each, side by side, for what any compiled layer costs before it does any work.
 """
@@ -28,10 +31,15 @@ QUERY_STRING = b"page=2&sort=name"
 REQUEST_ID = {b"x-request-id": _driver.REQUEST_ID}
 BOTH_IDS = {**REQUEST_ID, b"x-correlation-id": _driver.CORRELATION_ID}
 TIMING = {b"server-timing": None}
+TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+TRACESTATE = b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+TRACE_HEADERS = ((b"traceparent", TRACEPARENT), (b"tracestate", TRACESTATE))
+SENT_TRACE_ID, SENT_PARENT_ID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 FASTMW_ERROR_LOGGER = "fastmw.error"
 
 Expect = Mapping[bytes, bytes | None]  # response header -> exact value (None: present)
 Build = Callable[[ASGIApp], ASGIApp]
+Headers = tuple[tuple[bytes, bytes], ...]
 
 
 @dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per side
@@ -44,6 +52,7 @@ class Side:
     expect: Expect
     quiet: tuple[str, ...] = ()  # loggers disabled before building the measured stack
     verify: Callable[[], list[str]] | None = None  # raises if broken; returns warnings
+    extra_headers: Headers = ()  # sent after the bench request's headers
 
     @property
     def is_fastmw(self) -> bool:
@@ -60,6 +69,17 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Delta:
+    """What one stage adds: ``base`` and ``with_stage`` get the same request, compiled and pure."""
+
+    key: str
+    title: str
+    base: Side
+    with_stage: Side
+    budget: int  # instructions per request the stage may add (fastmw compiled)
+
+
+@dataclass(frozen=True)
 class Floor:
     """Design floors: sides that are not fastmw, each measured once, with no target."""
 
@@ -71,21 +91,24 @@ class Floor:
 # --------------------------------------------------------------------------- requests
 
 
-def request_scope() -> dict[str, Any]:
-    """The measured request: GET / with a small query string and valid request/correlation ids."""
+def request_scope(extra_headers: Headers = ()) -> dict[str, Any]:
+    """The measured request: GET / with a small query string, valid request/correlation ids and
+    a side's extra headers."""
     scope = _driver.new_scope()
     scope["query_string"] = QUERY_STRING
+    if extra_headers:
+        scope["headers"] += extra_headers
     return scope
 
 
-async def request(app: ASGIApp, capture: _driver.Capture) -> None:
-    await app(request_scope(), _driver.Receive(), capture)
+async def request(app: ASGIApp, capture: _driver.Capture, extra_headers: Headers = ()) -> None:
+    await app(request_scope(extra_headers), _driver.Receive(), capture)
 
 
-def answer(app: ASGIApp) -> _driver.Capture:
+def answer(app: ASGIApp, extra_headers: Headers = ()) -> _driver.Capture:
     """One request on the loop driver's persistent loop, with everything sent captured."""
     capture = _driver.Capture()
-    _driver.loop().run_until_complete(request(app, capture))
+    _driver.loop().run_until_complete(request(app, capture, extra_headers))
     return capture
 
 
@@ -129,6 +152,11 @@ def _fastmw_five(app: ASGIApp) -> ASGIApp:
 
 def _fastmw_stack(app: ASGIApp) -> ASGIApp:
     return _fm().stack(app)  # type: ignore[no-any-return]
+
+
+def _fastmw_stack_traced(app: ASGIApp) -> ASGIApp:
+    # OpenTelemetry is installed in the bench venv: kept out, the stage reads the headers only.
+    return _fm().stack(app, trace_context={"opentelemetry": False})  # type: ignore[no-any-return]
 
 
 def _fastmw_request_id(app: ASGIApp) -> ASGIApp:
@@ -262,6 +290,33 @@ def _verify_send_wrapper(build: Build) -> Callable[[], list[str]]:
     return verify
 
 
+def _verify_trace(build: Build, traced: bool) -> Callable[[], list[str]]:
+    """Sent the trace headers, the app sees the sent trace continued as ``fastmw.trace.current()``
+    (or, untraced, no current trace)."""
+
+    def verify() -> list[str]:
+        seen: list[Any] = []
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            seen.append(_fm().trace.current())
+            await stacks.raw_app(scope, receive, send)
+
+        check_answer(answer(build(app), TRACE_HEADERS), {})
+        if len(seen) != 1:
+            raise AssertionError(f"expected the app called once, got {len(seen)} calls")
+        context = seen[0]
+        if not traced:
+            if context is not None:
+                raise AssertionError(f"expected no current trace without the trace stage, got {context!r}")
+            return []
+        got = None if context is None else (context.trace_id, context.parent_id, context.tracestate)
+        if got != (SENT_TRACE_ID, SENT_PARENT_ID, TRACESTATE.decode()):
+            raise AssertionError(f"expected the sent trace continued, got {got!r}")
+        return []
+
+    return verify
+
+
 # --------------------------------------------------------------------------- the table
 
 
@@ -365,6 +420,31 @@ GROUPS = (
         0.30,
     ),
 )
+DELTAS = (
+    Delta(
+        "trace",
+        "trace stage in fastmw.stack() (traceparent + tracestate sent)",
+        Side(
+            "fastmw:stack-traced-request",
+            "fastmw.stack(app), sent traceparent + tracestate",
+            _fastmw_stack,
+            {**REQUEST_ID, **TIMING},
+            quiet=(FM,),
+            verify=_verify_trace(_fastmw_stack, traced=False),
+            extra_headers=TRACE_HEADERS,
+        ),
+        Side(
+            "fastmw:stack-trace",
+            "fastmw.stack(app, trace_context={'opentelemetry': False}), same request",
+            _fastmw_stack_traced,
+            {**REQUEST_ID, **TIMING},
+            quiet=(FM,),
+            verify=_verify_trace(_fastmw_stack_traced, traced=True),
+            extra_headers=TRACE_HEADERS,
+        ),
+        1_500,  # issue 13
+    ),
+)
 ASYNC_SEND = _instr_floors.layer("AsyncSendLayer")
 STEP_SEND = _instr_floors.layer("StepSendLayer")
 FLOORS = (
@@ -420,7 +500,7 @@ FLOORS = (
     ),
 )
 BARE = Side("bare", "the bare raw ASGI app", lambda app: app, {})
-GROUP_KEYS = tuple(group.key for group in (*GROUPS, *FLOORS))
+GROUP_KEYS = tuple(group.key for group in (*GROUPS, *DELTAS, *FLOORS))
 
 
 def sides() -> dict[str, Side]:
@@ -429,17 +509,23 @@ def sides() -> dict[str, Side]:
     for group in GROUPS:
         found[group.fastmw.key] = group.fastmw
         found[group.reference.key] = group.reference
+    for delta in DELTAS:
+        found.update((side.key, side) for side in (delta.base, delta.with_stage))
     if _instr_floors.buildable():  # the floors compile their own module
         for floor in FLOORS:
             found.update((side.key, side) for side in floor.sides)
     return found
 
 
-def select(keys: list[str] | None) -> tuple[list[Group], list[Floor]]:
-    """The groups and floors named by ``keys`` (all of them when none is)."""
+def select(keys: list[str] | None) -> tuple[list[Group], list[Floor], list[Delta]]:
+    """The groups, floors and deltas named by ``keys`` (all of them when none is)."""
     if not keys:
-        return list(GROUPS), list(FLOORS)
+        return list(GROUPS), list(FLOORS), list(DELTAS)
     unknown = sorted(set(keys) - set(GROUP_KEYS))
     if unknown:
         raise ValueError(f"unknown groups {unknown}; choose from {', '.join(GROUP_KEYS)}")
-    return [group for group in GROUPS if group.key in keys], [floor for floor in FLOORS if floor.key in keys]
+    return (
+        [group for group in GROUPS if group.key in keys],
+        [floor for floor in FLOORS if floor.key in keys],
+        [delta for delta in DELTAS if delta.key in keys],
+    )

@@ -10,8 +10,10 @@ counts those N requests and nothing of start-up, imports or warm-up. Instruction
 over bare = (total - bare's total) / N, bare measured the same way, under each of ``SEEDS``
 hash seeds (``PYTHONHASHSEED``), the median taken (see ``over_bare``); two
 rows are measured twice as a determinism check. Children run in parallel (instruction counts
-do not depend on load). The floor group's sides (not fastmw) get a table of their own.
-Prints the tables, writes ``results/instructions.json``.
+do not depend on load). A delta (``--groups trace``) measures what one stage adds: two fastmw
+sides sent the same request, compiled and pure, the median over the seeds of (with the stage -
+without) under one seed (see ``stage_cost``), held to a budget. Deltas and the floor group's
+sides (not fastmw) get tables of their own. Prints the tables, writes ``results/instructions.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import _callgrind_region, _instr_floors, _instr_groups
-from benchmarks._instr_groups import BARE, Floor, Group, Side
+from benchmarks._instr_groups import BARE, Delta, Floor, Group, Side
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -84,9 +86,16 @@ class Measured:
 # --------------------------------------------------------------------------- running
 
 
-def jobs(groups: Iterable[Group], repeat: bool, floors: Iterable[Floor] = (), seeds: int = 1) -> list[Job]:
+def jobs(
+    groups: Iterable[Group],
+    repeat: bool,
+    floors: Iterable[Floor] = (),
+    seeds: int = 1,
+    deltas: Iterable[Delta] = (),
+) -> list[Job]:
     """Bare, then each group's fastmw compiled, pure and reference (shared references once),
-    then each floor side once; every one under hash seeds 0 .. seeds-1."""
+    then each delta's two sides compiled and pure, then each floor side once; every one under
+    hash seeds 0 .. seeds-1."""
     base = [Job(BARE, "reference")]
     for group in groups:
         for job in (
@@ -96,6 +105,12 @@ def jobs(groups: Iterable[Group], repeat: bool, floors: Iterable[Floor] = (), se
         ):
             if job not in base:
                 base.append(job)
+    base += [
+        Job(side, variant)
+        for delta in deltas
+        for side in (delta.base, delta.with_stage)
+        for variant in ("compiled", "pure")
+    ]
     base += [Job(side, "reference") for floor in floors for side in floor.sides]
     found = [Job(job.side, job.variant, seed=seed) for seed in range(seeds) for job in base]
     if repeat:  # the determinism check: the bare app and the first stack (fastmw where measured), twice
@@ -268,6 +283,40 @@ def summarize_floors(floors: list[Floor], measured: dict[Job, Measured]) -> list
     ]
 
 
+def stage_cost(measured: dict[Job, Measured], delta: Delta, variant: str) -> tuple[float, list[float]]:
+    """What ``delta``'s stage adds per request: the median over the hash seeds of (with_stage -
+    base) under one seed, and those differences. Both sides move with the seed, so the
+    difference is taken within one seed, as for ``over_bare``."""
+    per_seed = [
+        measured[Job(delta.with_stage, variant, seed=seed)].per_request
+        - measured[Job(delta.base, variant, seed=seed)].per_request
+        for seed in seeds_of(measured)
+    ]
+    return statistics.median(per_seed), per_seed
+
+
+def summarize_deltas(deltas: list[Delta], measured: dict[Job, Measured]) -> list[dict[str, Any]]:
+    rows = []
+    for delta in deltas:
+        compiled, compiled_seeds = stage_cost(measured, delta, "compiled")
+        pure, pure_seeds = stage_cost(measured, delta, "pure")
+        rows.append(
+            {
+                "delta": delta.key,
+                "title": delta.title,
+                "base": delta.base.key,
+                "with_stage": delta.with_stage.key,
+                "compiled": round(compiled, 1),
+                "pure": round(pure, 1),
+                "compiled_per_seed": [round(value, 1) for value in compiled_seeds],
+                "pure_per_seed": [round(value, 1) for value in pure_seeds],
+                "budget": delta.budget,
+                "holds": compiled <= delta.budget,
+            }
+        )
+    return rows
+
+
 def pure_full_stack(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     full = next((row for row in rows if row["group"] == "full"), None)
     if full is None:
@@ -353,6 +402,23 @@ def floor_table(floors: list[Floor], rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def delta_table(rows: list[dict[str, Any]]) -> str:
+    """What each measured stage adds, exact counts (budgets are in instructions, not ratios)."""
+    lines = [
+        "",
+        "what one stage adds per request (the same request on both sides; median over the seeds of the difference)",
+        "",
+        "| stage | fastmw compiled adds | fastmw pure adds | budget (compiled) | holds |",
+        "|---|---:|---:|---:|---|",
+    ]
+    lines += [
+        f"| {row['title']} | {row['compiled']:,.0f} | {row['pure']:,.0f} | {row['budget']:,} | "
+        f"{'yes' if row['holds'] else '**no**'} |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
 def _git(*args: str) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -375,6 +441,7 @@ def document(
     measured: dict[Job, Measured],
     rows: list[dict[str, Any]],
     floor_rows: list[dict[str, Any]],
+    delta_rows: list[dict[str, Any]],
     requests: int,
     warmup: int,
     instr_off: bool,
@@ -404,6 +471,7 @@ def document(
         "groups": rows,
         "pure_full_stack": pure_full_stack(rows),
         "floors": floor_rows,
+        "deltas": delta_rows,
         "determinism": determinism(measured),
         "rows": [
             {
@@ -446,7 +514,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", type=Path, help="results file (default results/instructions[-quick].json)")
     args = parser.parse_args(argv)
     started = time.time()
-    groups, floors = _instr_groups.select(args.groups)
+    groups, floors, deltas = _instr_groups.select(args.groups)
     requests = args.requests or (QUICK_REQUESTS if args.quick else REQUESTS)
     warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP if args.quick else WARMUP)
     full_run = not args.quick and not args.groups and requests == REQUESTS
@@ -457,11 +525,12 @@ def main(argv: list[str]) -> int:
     if floors:
         _instr_floors.build()  # once here, so the children only load it
     seeds = max(1, args.seeds or (1 if args.quick else SEEDS))
-    todo = jobs(groups, repeat=not args.quick, floors=floors, seeds=seeds)
+    todo = jobs(groups, repeat=not args.quick, floors=floors, seeds=seeds, deltas=deltas)
     measured = run_all(todo, region, requests, warmup, max(1, args.jobs), instr_off)
     rows = summarize(groups, measured)
     floor_rows = summarize_floors(floors, measured)
-    doc = document(measured, rows, floor_rows, requests, warmup, instr_off, started)
+    delta_rows = summarize_deltas(deltas, measured)
+    doc = document(measured, rows, floor_rows, delta_rows, requests, warmup, instr_off, started)
 
     print()
     print(
@@ -472,6 +541,8 @@ def main(argv: list[str]) -> int:
         print(table(rows, doc["pure_full_stack"], doc["bare_per_request"], requests, seeds))
     else:
         print(heading(doc["bare_per_request"], requests, seeds))
+    if delta_rows:
+        print(delta_table(delta_rows))
     if floor_rows:
         print(floor_table(floors, floor_rows))
     for check in doc["determinism"]:

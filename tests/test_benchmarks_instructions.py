@@ -118,6 +118,48 @@ def test_rows_are_medians_over_the_seeds_of_the_difference_under_one_seed() -> N
     assert [job.seed for job in instructions.jobs([group], repeat=False, seeds=3)].count(2) == 4  # bare + 3 sides
 
 
+@pytest.mark.usefixtures("fresh_loop")
+def test_the_trace_checks_fail_on_the_wrong_stack() -> None:
+    [delta] = _instr_groups.DELTAS
+    with pytest.raises(AssertionError, match="sent trace continued"):
+        _instr_groups._verify_trace(delta.base.build, traced=True)()
+    with pytest.raises(AssertionError, match="no current trace"):
+        _instr_groups._verify_trace(delta.with_stage.build, traced=False)()
+
+
+def test_jobs_measure_both_sides_of_a_delta_compiled_and_pure_under_every_seed() -> None:
+    [delta] = _instr_groups.DELTAS
+    jobs = instructions.jobs([], repeat=False, seeds=3, deltas=[delta])
+    for seed in range(3):
+        for side in (delta.base, delta.with_stage):
+            assert side.extra_headers == _instr_groups.TRACE_HEADERS  # the same request on both sides
+            for variant in ("compiled", "pure"):
+                assert instructions.Job(side, variant, seed=seed) in jobs
+    assert len(jobs) == 3 * 5  # bare + two sides x two variants, per seed
+
+
+def test_a_delta_is_the_median_over_the_seeds_of_the_difference_under_one_seed() -> None:
+    [delta] = _instr_groups.DELTAS
+    # (base, with the stage) per request and seed; the medians of the sides alone (200, 1_400)
+    # would give 1_200, the median of the per-seed differences is 1_300.
+    per_seed = {
+        "compiled": {0: (100, 1_400), 1: (200, 1_500), 2: (900, 1_200)},
+        "pure": {0: (1_000, 4_000), 1: (1_100, 4_200), 2: (1_200, 4_300)},
+    }
+    measured = {}
+    for variant, counts in per_seed.items():
+        for seed, (base, with_stage) in counts.items():
+            for side, count in ((_instr_groups.BARE, 10), (delta.base, base), (delta.with_stage, with_stage)):
+                job = instructions.Job(side, "reference" if side is _instr_groups.BARE else variant, seed=seed)
+                measured[job] = instructions.Measured(job, count * 100, 100, {}, 0.0)
+    [row] = instructions.summarize_deltas([delta], measured)
+    assert row["compiled_per_seed"] == [1_300, 1_300, 300]
+    assert (row["compiled"], row["pure"], row["pure_per_seed"]) == (1_300, 3_100, [3_000, 3_100, 3_100])
+    assert row["holds"] is (1_300 <= delta.budget)
+    text = instructions.delta_table([row])
+    assert delta.title in text and "1,300" in text and "3,100" in text
+
+
 def test_callgrind_total_reads_the_totals_line(tmp_path: Path) -> None:
     out = tmp_path / "callgrind.out"
     out.write_text("events: Ir\nsummary: 0\nfn=(1) x\n0 5\ntotals: 12345\n")
