@@ -49,6 +49,8 @@ cdef extern from "fastmw.h":
     PyObject* fastmw_find_header(object headers, const char* key, Py_ssize_t size, int* irregular)
     Py_ssize_t fastmw_header_index(object headers, const char* key, Py_ssize_t size, Py_ssize_t start,
                                    int* irregular)
+    int fastmw_two_headers(object headers, const char* a, Py_ssize_t size_a, const char* b, Py_ssize_t size_b,
+                           Py_ssize_t* at_a, Py_ssize_t* at_b)
 
 cdef extern from "<time.h>" nogil:
     ctypedef int clockid_t
@@ -139,6 +141,8 @@ cdef enum:
     # Readers whose header bytes the context stage keeps for the echo; echo entries at most.
     KEPT_READERS = 8
     MAX_ECHO = 64
+    # _only_header's answer for a name that is there more than once.
+    HEADER_REPEATED = -2
     ERROR_STATUS = 500
     WEBSOCKET_INTERNAL_ERROR = 1011
     STATUS_APP_ERROR = 500

@@ -163,3 +163,26 @@ def test_traceparents_of_a_context(core: ModuleType) -> None:
     for child in children:
         assert child.startswith(f"00-{TRACE}-") and child.endswith("-02") and TRACEPARENT.fullmatch(child)
         assert core.parse_traceparent(child)[:1] == (TRACE,)
+
+
+@pytest.mark.parametrize(
+    ("tracestate", "kept"),
+    [
+        (b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7", b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+        (b"a=1 , ,b=2", b"a=1,b=2"),
+        (b"bad key=1", None),
+        (b"a=1\r\nx: y", None),
+        (b"", None),
+    ],
+)
+def test_the_request_tracestate_is_checked_however_it_is_first_read(
+    core: ModuleType, tracestate: bytes, kept: bytes | None
+) -> None:
+    # The compiled kernel checks a single tracestate header when it is first needed: the
+    # outgoing headers and the attribute give the same answer, whichever comes first.
+    headers = headers_with((b"traceparent", VALID.encode()), (b"tracestate", tracestate))
+    first, second = core.trace_from_headers(headers), core.trace_from_headers(headers)
+    rewritten = core.replace_trace_headers([], first)
+    assert [value for name, value in rewritten if name == b"tracestate"] == ([] if kept is None else [kept])
+    assert first.tracestate == second.tracestate == (None if kept is None else kept.decode())
+    assert first == core.TraceContext(first.trace_id, first.span_id, PARENT, 1, first.tracestate)

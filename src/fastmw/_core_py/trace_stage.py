@@ -50,7 +50,8 @@ class TraceStage(Stage):
         if self.rewrite:
             scope["headers"] = replace_trace_headers(headers, context)
         published = ex._published
-        ex._states[index] = (published._trace, context)  # type: ignore[index]  # the outer trace, back on leave
+        # The outer trace, back in place on leave (and this one for the traceresponse).
+        ex._states[index] = (published._trace, context) if self.traceresponse else published._trace  # type: ignore[index]
         published._trace = context
         return 0
 
@@ -61,5 +62,5 @@ class TraceStage(Stage):
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
     ) -> BaseException | None:
-        ex._published._trace = state[0]
+        ex._published._trace = state[0] if self.traceresponse else state
         return exc

@@ -24,32 +24,64 @@ static int fastmw_ascii_printable(const char* data, Py_ssize_t n) {
     return 1;
 }
 
+/* Whether a header name (bytes) is `key` (lower-case, `size` bytes) in any ASCII case. */
+static inline int fastmw_same_name(PyObject* name, const char* key, Py_ssize_t size) {
+    const unsigned char* text;
+    Py_ssize_t j;
+    if (PyBytes_GET_SIZE(name) != size) return 0;
+    text = (const unsigned char*)PyBytes_AS_STRING(name);
+    for (j = 0; j < size; j++) {
+        unsigned char c = text[j];
+        if (c >= 'A' && c <= 'Z') c += 32;
+        if (c != (unsigned char)key[j]) return 0;
+    }
+    return 1;
+}
+
+/* The name of entry `i` of a header list when the entry is a (bytes, bytes) tuple, else NULL. */
+static inline PyObject* fastmw_regular_name(PyObject* list, Py_ssize_t i) {
+    PyObject* entry = PyList_GET_ITEM(list, i);
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) return NULL;
+    if (!PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0)) || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 1))) return NULL;
+    return PyTuple_GET_ITEM(entry, 0);
+}
+
 /* The index of the first header at or after `start` whose name is `key` (lower-case) in
    any case; -1 when there is none. Sets *irregular, and stops, at an entry that is not a
    (bytes, bytes) tuple: the caller then runs its checked loop. */
 static Py_ssize_t fastmw_header_index(PyObject* list, const char* key, Py_ssize_t size, Py_ssize_t start,
                                       int* irregular) {
-    Py_ssize_t i, j, n = PyList_GET_SIZE(list);
+    Py_ssize_t i, n = PyList_GET_SIZE(list);
     for (i = start; i < n; i++) {
-        PyObject* entry = PyList_GET_ITEM(list, i);
-        PyObject *name;
-        const unsigned char* text;
-        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) goto irregular;
-        name = PyTuple_GET_ITEM(entry, 0);
-        if (!PyBytes_CheckExact(name) || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 1))) goto irregular;
-        if (PyBytes_GET_SIZE(name) != size) continue;
-        text = (const unsigned char*)PyBytes_AS_STRING(name);
-        for (j = 0; j < size; j++) {
-            unsigned char c = text[j];
-            if (c >= 'A' && c <= 'Z') c += 32;
-            if (c != (unsigned char)key[j]) break;
+        PyObject* name = fastmw_regular_name(list, i);
+        if (name == NULL) {
+            *irregular = 1;
+            return -1;
         }
-        if (j == size) return i;
+        if (fastmw_same_name(name, key, size)) return i;
     }
     return -1;
-irregular:
-    *irregular = 1;
-    return -1;
+}
+
+/* One pass for two names: the index of the `a` header and of the `b` header (-1 when
+   absent) in *at_a and *at_b. Returns 0, or 1 when a name is there more than once or an
+   entry is not a (bytes, bytes) tuple: the caller then runs its checked loop. */
+static int fastmw_two_headers(PyObject* list, const char* a, Py_ssize_t size_a, const char* b, Py_ssize_t size_b,
+                              Py_ssize_t* at_a, Py_ssize_t* at_b) {
+    Py_ssize_t i, n = PyList_GET_SIZE(list);
+    *at_a = *at_b = -1;
+    for (i = 0; i < n; i++) {
+        PyObject* name = fastmw_regular_name(list, i);
+        if (name == NULL) return 1;
+        if (fastmw_same_name(name, a, size_a)) {
+            if (*at_a >= 0) return 1;
+            *at_a = i;
+        } else if (fastmw_same_name(name, b, size_b)) {
+            if (*at_b >= 0) return 1;
+            *at_b = i;
+        }
+    }
+    return 0;
 }
 
 /* The value of the first header whose name is `key` (lower-case) in any case, borrowed;

@@ -229,21 +229,30 @@ cpdef bint header_contains(headers, name) except -1:
     return _find(headers, _lookup_key(name), _MISSING) is not _MISSING
 
 
+cdef Py_ssize_t _only_header(list items, bytes key, int* irregular) noexcept:
+    """The index of the one ``key`` header (lower-case) in ``items``, -1 when there is none,
+    ``HEADER_REPEATED`` when there are more; ``irregular`` is set (and the answer is not
+    to be used) at an entry that is not a (bytes, bytes) tuple."""
+    cdef const char* text = PyBytes_AS_STRING(key)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(key)
+    cdef Py_ssize_t first = fastmw_header_index(items, text, size, 0, irregular)
+    if first >= 0 and fastmw_header_index(items, text, size, first + 1, irregular) >= 0:
+        return HEADER_REPEATED
+    return first
+
+
 cdef int _set(list items, bytes key, bytes raw) except -1:
     cdef PyObject* item_name
     cdef PyObject* item_value
     cdef int irregular = 0
-    cdef const char* text = PyBytes_AS_STRING(key)
-    cdef Py_ssize_t size = PyBytes_GET_SIZE(key)
     # The usual list, (bytes, bytes) tuples with the name at most once, is searched in plain C.
-    cdef Py_ssize_t first = fastmw_header_index(items, text, size, 0, &irregular), index = 0
-    if not irregular and (first < 0 or fastmw_header_index(items, text, size, first + 1, &irregular) < 0):
-        if not irregular:
-            if first < 0:
-                items.append((key, raw))
-            else:
-                items[first] = (key, raw)
-            return 0
+    cdef Py_ssize_t first = _only_header(items, key, &irregular), index = 0
+    if first != HEADER_REPEATED and not irregular:
+        if first < 0:
+            items.append((key, raw))
+        else:
+            items[first] = (key, raw)
+        return 0
     # Duplicates to drop, or an entry to check (the first bad one raises).
     first = -1
     while index < PyList_GET_SIZE(items):

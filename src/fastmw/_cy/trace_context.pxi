@@ -26,8 +26,10 @@ cdef class TraceContext:
     cdef object _span_str
     cdef object _parent_str
     cdef readonly int flags
-    # The kept tracestate: str, None, or the request's header bytes (in normal form) until read.
+    # The kept tracestate: str, None, or the request's header bytes (in normal form) until read;
+    # with _ts_unchecked, the request's one tracestate header, checked when first needed.
     cdef object _ts
+    cdef bint _ts_unchecked
 
     def __init__(self, trace_id, span_id, parent_id=None, flags=0, tracestate=None):
         memcpy(self._trace, _checked_id(trace_id, 32, "trace_id"), 32)
@@ -44,8 +46,17 @@ cdef class TraceContext:
     @property
     def tracestate(self):
         """The kept tracestate (normalized), or None."""
-        if type(self._ts) is bytes:
-            self._ts = (<bytes>self._ts).decode("ascii")
+        kept = self._kept_tracestate()
+        if type(kept) is bytes:
+            self._ts = kept = (<bytes>kept).decode("ascii")
+        return kept
+
+    cdef object _kept_tracestate(self):
+        """The kept tracestate: str, None or normal-form bytes (checked now if it was not yet)."""
+        if self._ts_unchecked:
+            # Most requests never propagate or log it: the grammar is checked on first need.
+            self._ts_unchecked = False
+            self._ts = _ts_of(self._ts, None)
         return self._ts
 
     @property
@@ -163,6 +174,16 @@ cdef TraceContext _trace_from_headers(object headers, bint sample_new):
     cdef Py_ssize_t i = 0, size, count = 0
     cdef int flags = -1
     cdef const unsigned char* p
+    # The usual list, (bytes, bytes) tuples with each name at most once, is searched in plain C;
+    # anything else (a repeated name, an entry to check) takes the loop below.
+    cdef Py_ssize_t parent_at, state_at
+    if fastmw_two_headers(entries, b"traceparent", 11, b"tracestate", 10, &parent_at, &state_at) == 0:
+        i = PyList_GET_SIZE(entries)  # nothing left for the loop
+        if parent_at >= 0:
+            count = 1
+            traceparent = <object>PyTuple_GET_ITEM(<object>PyList_GET_ITEM(entries, parent_at), 1)
+        if state_at >= 0:
+            tracestate = <object>PyTuple_GET_ITEM(<object>PyList_GET_ITEM(entries, state_at), 1)
     while i < PyList_GET_SIZE(entries):
         entry = <object>PyList_GET_ITEM(entries, i)
         i += 1
@@ -188,7 +209,10 @@ cdef TraceContext _trace_from_headers(object headers, bint sample_new):
         memcpy(ctx._parent, p + 36, 16)
         ctx._has_parent = True
         ctx.flags = flags & TP_KNOWN_FLAGS
-        if tracestate is not None:
+        if tracestate is not None and more is None and PyBytes_CheckExact(tracestate):
+            ctx._ts = tracestate
+            ctx._ts_unchecked = True
+        elif tracestate is not None:
             ctx._ts = _ts_of(tracestate, more)
     else:
         # Our trace ids are all random: the random flag is set.
@@ -226,8 +250,9 @@ cpdef list replace_trace_headers(headers, context):
         if not ((size == 11 and _same_name(name, _TRACEPARENT)) or (size == 10 and _same_name(name, _TRACESTATE))):
             result.append(entry)
     result.append((_TRACEPARENT, _traceparent_bytes(ctx)))
-    if type(ctx._ts) is bytes:
-        result.append((_TRACESTATE, ctx._ts))
-    elif ctx._ts is not None:
-        result.append((_TRACESTATE, PyUnicode_AsLatin1String(ctx._ts)))
+    kept = ctx._kept_tracestate()
+    if type(kept) is bytes:
+        result.append((_TRACESTATE, kept))
+    elif kept is not None:
+        result.append((_TRACESTATE, PyUnicode_AsLatin1String(kept)))
     return result

@@ -34,7 +34,8 @@ cdef class TraceStage(Stage):
         if self.rewrite:
             scope["headers"] = replace_trace_headers(headers, context)
         cdef Published published = <Published>ex._published
-        ex._states[index] = (published.trace, context)  # the outer trace, back in place on leave
+        # The outer trace, back in place on leave (and this one for the traceresponse).
+        ex._states[index] = (published.trace, context) if self.traceresponse else published.trace
         published.trace = context
         return 0
 
@@ -43,5 +44,5 @@ cdef class TraceStage(Stage):
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
-        (<Published>ex._published).trace = (<tuple>state)[0]
+        (<Published>ex._published).trace = (<tuple>state)[0] if self.traceresponse else state
         return exc
