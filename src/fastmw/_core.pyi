@@ -62,6 +62,7 @@ __all__ = [
     "parse_traceparent",
     "parse_tracestate",
     "replace_trace_headers",
+    "round_decimals",
     "run_pipeline",
     "trace_from_headers",
 ]
@@ -292,6 +293,7 @@ class RequestIdStage(Stage):
 
 def is_safe_id(value: object) -> bool: ...
 def format_fixed(value: float, precision: int) -> bytes: ...
+def round_decimals(value: float, digits: int) -> float: ...
 
 @final
 class TimingStage(Stage):

@@ -10,13 +10,14 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact,
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_AsLatin1String
-from libc.math cimport floor, isfinite
+from libc.math cimport fabs, floor, isfinite, llround, rint, signbit
 from libc.stdint cimport uint8_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -125,6 +126,7 @@ __all__ = [
     "parse_traceparent",
     "parse_tracestate",
     "replace_trace_headers",
+    "round_decimals",
     "run_pipeline",
     "trace_from_headers",
 ]

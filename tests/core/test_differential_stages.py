@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import copy
+import math
 import re
 import subprocess
 import sys
@@ -150,6 +151,38 @@ def timing_shape(value: Any) -> str:
     return NUMBER.sub(
         lambda m: b"N" + (b"." + b"d" * len(m.group(1)) if m.group(1) else b""), repr(value).encode()
     ).decode()
+
+
+# Near ties of round(): (k + 1/2) / 10**digits and its neighbouring doubles.
+NEAR_TIES = st.builds(
+    lambda k, digits, step: (
+        math.nextafter((k + 0.5) / 10.0**digits, math.inf * step) if step else (k + 0.5) / 10.0**digits
+    ),
+    st.integers(0, 10**12),
+    st.integers(0, 9),
+    st.sampled_from([-1, 0, 1]),
+)
+
+
+@given(value=st.one_of(st.floats(), NEAR_TIES, st.floats(0, 1e10)), digits=st.integers(0, 9))
+def test_round_decimals_is_round(twins: tuple[ModuleType, ModuleType], value: float, digits: int) -> None:
+    compiled, pure = twins
+    expected = round(value, digits)
+    for twin in (compiled, pure):
+        got = twin.round_decimals(value, digits)
+        assert repr(got) == repr(expected)  # the same float, the sign of zero and nan included
+
+
+@given(
+    args=st.tuples(
+        st.one_of(st.floats(), st.integers(), st.none(), st.text()), st.one_of(st.integers(-3, 12), st.floats())
+    )
+)
+def test_round_decimals_refuses_odd_arguments_alike(
+    twins: tuple[ModuleType, ModuleType], args: tuple[Any, Any]
+) -> None:
+    compiled, pure = twins
+    assert outcome(compiled.round_decimals, *args) == outcome(pure.round_decimals, *args)
 
 
 @given(value=st.one_of(st.floats(), st.integers(-(10**20), 10**20)), precision=st.integers(-2, 12))

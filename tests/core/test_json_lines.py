@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from types import ModuleType
 from typing import Any
 
@@ -105,3 +106,23 @@ def test_writer_validates(core: ModuleType) -> None:
         core.JsonLinesWriter(object())
     with pytest.raises(TypeError, match="line must be bytes, not str"):
         core.JsonLinesWriter(io.BytesIO()).write("x")
+
+
+ROUNDED = st.builds(round, st.floats(-1e12, 1e12), st.integers(0, 7))
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(ROUNDED, st.floats(), st.integers(-(2**70), 2**70)), min_size=1, max_size=4))
+def test_numbers_are_written_as_repr_writes_them(twins: tuple[ModuleType, ModuleType], numbers: list[Any]) -> None:
+    # The compiled encoder writes ints and short decimals itself; the text must be repr's.
+    compiled, pure = twins
+    keys = tuple(f"n{index}" for index in range(len(numbers)))
+    expected = (
+        "{"
+        + ",".join(
+            f'"{key}":{repr(number) if not isinstance(number, float) or math.isfinite(number) else "null"}'
+            for key, number in zip(keys, numbers, strict=True)
+        )
+        + "}\n"
+    )
+    assert compiled.encode_access_record(keys, numbers) == pure.encode_access_record(keys, numbers) == expected.encode()

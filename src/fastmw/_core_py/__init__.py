@@ -13,6 +13,7 @@ from fastmw._core_py.access import (
     AccessLogStage,
     access_status,
     access_values,
+    round_decimals,
 )
 from fastmw._core_py.context import _Context, context_get, context_reset, context_set
 from fastmw._core_py.context_stage import ContextStage
@@ -109,6 +110,7 @@ __all__ = [
     "parse_traceparent",
     "parse_tracestate",
     "replace_trace_headers",
+    "round_decimals",
     "run_pipeline",
     "trace_from_headers",
 ]

@@ -43,6 +43,15 @@ ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
 _internal_logger = logging.getLogger("fastmw")
 
 
+def round_decimals(value: float, digits: int) -> float:
+    """``round(value, digits)`` for a float and ``digits`` from 0 to 9 (the access record's times)."""
+    if type(digits) is not int or not 0 <= digits <= 9:
+        raise ValueError(f"digits must be an int from 0 to 9, got {digits!r}")
+    if type(value) is not float:
+        raise TypeError(f"value must be a float, not {_type_name(value)}")
+    return round(value, digits)
+
+
 def _printable(text: object) -> str:
     """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
     if not isinstance(text, str):

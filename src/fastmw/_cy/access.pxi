@@ -6,7 +6,30 @@ cdef str _printable(text):
     """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
     if not isinstance(text, str):
         text = str(text)
+    if PyUnicode_IS_ASCII(text) and fastmw_ascii_printable(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)):
+        return text  # the usual text: ASCII without a control character is printable
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def round_decimals(value, digits):
+    """``round(value, digits)`` for a float and ``digits`` from 0 to 9 (the access record's times)."""
+    if type(digits) is not int or not 0 <= digits <= 9:
+        raise ValueError(f"digits must be an int from 0 to 9, got {digits!r}")
+    if type(value) is not float:
+        raise TypeError(f"value must be a float, not {_type_name(value)}")
+    return _round(value, digits)
+
+
+cdef object _round(double value, int digits):
+    """``round(value, digits)`` (digits 0-9): in C when the scaled value is not within
+    rounding error of a tie (then the nearest integer is the exact one, and dividing it
+    back is correctly rounded, as Python's decimal round trip is); by Python otherwise."""
+    cdef double scaled = value * POW10[digits], nearest
+    if isfinite(scaled) and fabs(scaled) < 4503599627370496.0:  # 2**52: whole numbers exact
+        nearest = rint(scaled)
+        if fabs(fabs(scaled - nearest) - 0.5) > fabs(scaled) * 1e-15 + 1e-300:
+            return nearest / POW10[digits]
+    return round(value, digits)
 
 
 cdef object _text_or_none(raw):
@@ -68,7 +91,7 @@ cdef class AccessLogStage(Stage):
                 values += [trace.trace_id, trace.span_id]
             if self.sink is not None:
                 keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
-                self.sink.write_record(keys, [round(_time.time(), 6), *values])
+                self.sink.write_record(keys, [_round(_time.time(), 6), *values])
             else:
                 self._log(scope, values)
         except Exception:
@@ -135,7 +158,7 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
         timing = None
     cdef double start = (<SendRecorder>timing).t_start if timing is not None else ex.t_start
     cdef double end = ex.t_last_byte or now
-    ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
+    ttfb = _round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
     headers = _scope_get(scope, "headers", None) or ()
     user_agent = _text_or_none(_find(headers, b"user-agent", None)) if include_user_agent else None
     query = _text_or_none(_scope_get(scope, "query_string", b"")) if include_query else None
@@ -145,7 +168,7 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
         query,
         _scope_get(scope, "http_version", "1.1"),
         access_status(scope, ex, rx, raised),
-        round((end - start) * 1000.0, 3),
+        _round((end - start) * 1000.0, 3),
         ttfb,
         ex.body_bytes,
         rx.body_bytes if rx is not None else 0,

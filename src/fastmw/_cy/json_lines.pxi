@@ -78,6 +78,17 @@ cdef int _jb_char(_JsonBuf* buf, unsigned int c) except -1:
     return 0
 
 
+cdef inline bint _jb_plain(const unsigned char* text, Py_ssize_t n) noexcept:
+    """Whether ASCII ``text`` goes into a JSON string as it is (no quote, backslash or control)."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = text[i]
+        if c < 0x20 or c > 0x7E or c == 34 or c == 92:
+            return False
+    return True
+
+
 cdef int _jb_str(_JsonBuf* buf, str text) except -1:
     cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
     cdef int kind = PyUnicode_KIND(text)
@@ -85,10 +96,80 @@ cdef int _jb_str(_JsonBuf* buf, str text) except -1:
     _jb_reserve(buf, n + 2)
     buf.data[buf.size] = 34
     buf.size += 1
-    for i in range(n):
-        _jb_char(buf, <unsigned int>PyUnicode_READ(kind, data, i))
+    if PyUnicode_IS_ASCII(text) and _jb_plain(<const unsigned char*>data, n):
+        memcpy(buf.data + buf.size, data, n)  # the usual text: nothing to escape
+        buf.size += n
+    else:
+        for i in range(n):
+            _jb_char(buf, <unsigned int>PyUnicode_READ(kind, data, i))
     _jb_put(buf, b'"', 1)
     return 0
+
+
+cdef int _jb_digits(_JsonBuf* buf, unsigned long long value, int width) except -1:
+    """``value`` in decimal, zero-padded to at least ``width`` digits."""
+    cdef char text[24]
+    cdef int position = 24
+    while value or 24 - position < width or position == 24:
+        position -= 1
+        text[position] = 48 + <int>(value % 10)
+        value //= 10
+    _jb_put(buf, text + position, 24 - position)
+    return 0
+
+
+cdef bint _jb_exact_int(_JsonBuf* buf, value) except -1:
+    """Write ``repr(value)`` of an int that fits in 64 bits, and say so."""
+    cdef int overflow = 0
+    cdef long long number = PyLong_AsLongLongAndOverflow(value, &overflow)
+    if overflow:
+        return False
+    if number < 0:
+        _jb_put(buf, b"-", 1)
+        _jb_digits(buf, 0ULL - <unsigned long long>number, 1)
+    else:
+        _jb_digits(buf, <unsigned long long>number, 1)
+    return True
+
+
+cdef bint _jb_short_float(_JsonBuf* buf, double value) except -1:
+    """Write ``repr(value)`` when it is a decimal of at most 6 fractional digits in
+    [1e-4, 1e15) or zero (rounded durations and times: the usual floats), and say so.
+
+    At the fewest fractional digits that give ``value`` back, exactly one decimal must do
+    (then ``repr``, the shortest round-tripping decimal, is that one); otherwise nothing
+    is written and False returned (the caller uses ``repr``)."""
+    cdef double magnitude = fabs(value), scale, candidate
+    cdef long long nearest, found
+    cdef int digits, matches, step
+    if magnitude == 0.0:
+        _jb_put(buf, b"-0.0" if signbit(value) else b"0.0", 4 if signbit(value) else 3)
+        return True
+    if not 1e-4 <= magnitude < 1e15:
+        return False
+    for digits in range(7):
+        scale = POW10[digits]
+        if magnitude * scale >= 9e15:
+            return False
+        nearest = llround(magnitude * scale)
+        matches = 0
+        found = 0
+        # The product's rounding may move the nearest decimal by one: try its neighbours too.
+        for step in range(-1, 2):
+            candidate = <double>(nearest + step) / scale
+            if candidate == magnitude:
+                matches += 1
+                found = nearest + step
+        if matches > 1:
+            return False
+        if matches == 1:
+            if value < 0:
+                _jb_put(buf, b"-", 1)
+            _jb_digits(buf, <unsigned long long>(found // <long long>scale), 1)
+            _jb_put(buf, b".", 1)
+            _jb_digits(buf, <unsigned long long>(found % <long long>scale), digits if digits else 1)
+            return True
+    return False
 
 
 cdef int _jb_bytes(_JsonBuf* buf, const unsigned char* raw, Py_ssize_t n) except -1:
@@ -114,13 +195,15 @@ cdef int _jb_value(_JsonBuf* buf, key, value) except -1:
         _jb_put(buf, b"true", 4)
     elif value is False:
         _jb_put(buf, b"false", 5)
+    elif PyLong_CheckExact(value) and _jb_exact_int(buf, value):
+        pass
     elif isinstance(value, int):
         _jb_ascii(buf, int.__repr__(value))
     elif isinstance(value, float):
-        if isfinite(<double>value):
-            _jb_ascii(buf, float.__repr__(value))
-        else:
+        if not isfinite(<double>value):
             _jb_put(buf, b"null", 4)
+        elif not _jb_short_float(buf, <double>value):
+            _jb_ascii(buf, float.__repr__(value))
     elif isinstance(value, str):
         _jb_str(buf, <str>value)
     elif PyBytes_Check(value):
