@@ -25,7 +25,6 @@ import inspect as _inspect
 import json as _json
 import logging
 import os
-import time as _time
 import uuid
 from asyncio import CancelledError as _CancelledError
 from collections.abc import Mapping, MutableMapping
@@ -60,6 +59,7 @@ cdef extern from "<time.h>" nogil:
         long tv_nsec
     int clock_gettime(clockid_t, timespec*)
     clockid_t CLOCK_MONOTONIC
+    clockid_t CLOCK_REALTIME
 
 cdef extern from "<pthread.h>" nogil:
     int pthread_atfork(void (*prepare)(), void (*parent)(), void (*child)())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import time
 from typing import Any
 
 import pytest
@@ -207,7 +209,10 @@ def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown(
     assert first["user_agent"] == hostile.decode("latin-1").encode("unicode_escape").decode("ascii")
     assert first["query"] == '"\\\\\\x00' and json.loads(lines[1])["query"] == ""
     assert first["path"] == "/é" and first["status"] == 200 and first["response_bytes"] == 2
-    assert isinstance(first["time"], float)
+    # Wall-clock seconds to the microsecond, as round(time.time(), 6) gives them.
+    assert isinstance(first["time"], float) and round(first["time"], 6) == first["time"]
+    assert abs(first["time"] - time.time()) < 60
+    assert re.fullmatch(rb'.*"time":\d{10}\.\d{1,6},.*', lines[0])
 
 
 def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:

@@ -27,7 +27,8 @@ cdef object _round(double value, int digits):
     cdef double scaled = value * POW10[digits], nearest
     if isfinite(scaled) and fabs(scaled) < 4503599627370496.0:  # 2**52: whole numbers exact
         nearest = rint(scaled)
-        if fabs(fabs(scaled - nearest) - 0.5) > fabs(scaled) * 1e-15 + 1e-300:
+        # The product is within 2**-53 of the exact one, relatively: 2.3e-16 is twice that.
+        if fabs(fabs(scaled - nearest) - 0.5) > fabs(scaled) * 2.3e-16 + 1e-300:
             return nearest / POW10[digits]
     return round(value, digits)
 
@@ -91,7 +92,7 @@ cdef class AccessLogStage(Stage):
                 values += [trace.trace_id, trace.span_id]
             if self.sink is not None:
                 keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
-                self.sink.write_record(keys, [_round(_time.time(), 6), *values])
+                self.sink.write_record(keys, [_wall_time_micros(), *values])
             else:
                 self._log(scope, values)
         except Exception:
