@@ -30,6 +30,12 @@ REQUEST_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-request-id", REQUEST_ID),
     (b"x-correlation-id", CORRELATION_ID),
 ]
+# W3C trace context (issue 13): only the trace group's requests carry it, after the headers above.
+TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+TRACESTATE = b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+TRACE_HEADERS = ((b"traceparent", TRACEPARENT), (b"tracestate", TRACESTATE))
+TRACE_REQUEST_HEADERS = [*REQUEST_HEADERS, *TRACE_HEADERS]
+SENT_TRACE_ID, SENT_PARENT_ID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 SCOPE: dict[str, Any] = {
     "type": "http",
     "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -47,10 +53,10 @@ REQUEST_MESSAGE = {"type": "http.request", "body": b"", "more_body": False}
 DISCONNECT = {"type": "http.disconnect"}
 
 
-def new_scope() -> dict[str, Any]:
-    """A fresh scope per request (middlewares and Starlette write into it)."""
+def new_scope(headers: list[tuple[bytes, bytes]] = REQUEST_HEADERS) -> dict[str, Any]:
+    """A fresh scope per request (middlewares and Starlette write into it), with a copy of ``headers``."""
     scope = dict(SCOPE)
-    scope["headers"] = list(REQUEST_HEADERS)
+    scope["headers"] = list(headers)
     scope["state"] = {}
     return scope
 
@@ -98,11 +104,11 @@ class Capture:
         return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
 
 
-def run_sync(app: ASGIApp, count: int) -> float:
+def run_sync(app: ASGIApp, count: int, headers: list[tuple[bytes, bytes]] = REQUEST_HEADERS) -> float:
     """Seconds to drive ``count`` requests with ``coro.send(None)``; refuses apps that suspend."""
     start = perf_counter()
     for _ in range(count):
-        coro = app(new_scope(), Receive(), discard)
+        coro = app(new_scope(headers), Receive(), discard)
         try:
             coro.send(None)  # type: ignore[attr-defined]
         except StopIteration:
@@ -112,10 +118,10 @@ def run_sync(app: ASGIApp, count: int) -> float:
     return perf_counter() - start
 
 
-async def _batch(app: ASGIApp, count: int) -> float:
+async def _batch(app: ASGIApp, count: int, headers: list[tuple[bytes, bytes]]) -> float:
     start = perf_counter()
     for _ in range(count):
-        await app(new_scope(), Receive(), discard)
+        await app(new_scope(headers), Receive(), discard)
     return perf_counter() - start
 
 
@@ -139,15 +145,15 @@ def loop_name() -> str:
     return type(loop()).__module__.split(".")[0]
 
 
-def run_loop(app: ASGIApp, count: int) -> float:
+def run_loop(app: ASGIApp, count: int, headers: list[tuple[bytes, bytes]] = REQUEST_HEADERS) -> float:
     """Seconds to drive ``count`` requests one after another on the persistent loop."""
-    return loop().run_until_complete(_batch(app, count))
+    return loop().run_until_complete(_batch(app, count, headers))
 
 
-def request_once(app: ASGIApp) -> Capture:
+def request_once(app: ASGIApp, headers: list[tuple[bytes, bytes]] = REQUEST_HEADERS) -> Capture:
     """Drive one request on the persistent loop and capture what the app sent."""
     capture = Capture()
-    loop().run_until_complete(app(new_scope(), Receive(), capture))
+    loop().run_until_complete(app(new_scope(headers), Receive(), capture))
     return capture
 
 

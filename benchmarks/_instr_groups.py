@@ -25,16 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import _driver, _instr_floors, stacks
-from benchmarks._driver import ASGIApp
+from benchmarks._driver import SENT_PARENT_ID, SENT_TRACE_ID, TRACE_HEADERS, TRACESTATE, ASGIApp
 
 QUERY_STRING = b"page=2&sort=name"
 REQUEST_ID = {b"x-request-id": _driver.REQUEST_ID}
 BOTH_IDS = {**REQUEST_ID, b"x-correlation-id": _driver.CORRELATION_ID}
 TIMING = {b"server-timing": None}
-TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-TRACESTATE = b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
-TRACE_HEADERS = ((b"traceparent", TRACEPARENT), (b"tracestate", TRACESTATE))
-SENT_TRACE_ID, SENT_PARENT_ID = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 FASTMW_ERROR_LOGGER = "fastmw.error"
 
 Expect = Mapping[bytes, bytes | None]  # response header -> exact value (None: present)

@@ -83,18 +83,18 @@ def core_group(op: str) -> GroupResult:
     return _store(result, _driver.interleave(batches, ROUNDS, WARMUP))
 
 
-def _check(stack: stacks.Stack, app: _driver.ASGIApp) -> str:
-    """Why one request through ``app`` looks wrong ('' when it is fine)."""
+def _check(stack: stacks.Stack, app: _driver.ASGIApp, group: stacks.Group, inner: _driver.ASGIApp) -> str:
+    """Why one request of ``group`` through ``app``, or the row's own check, looks wrong ('' when fine)."""
     if stack.before is not None:
         stack.before()
-    capture = _driver.request_once(app)
+    capture = _driver.request_once(app, group.headers)
     if capture.status != 200 or capture.body != b"ok":
         return f"expected 200 'ok', got {capture.status} {capture.body[:40]!r}"
     for header, value in stack.expect.items():
         got = capture.headers.get(header.encode())
         if got is None or (value is not None and got != value):
             return f"response header {header}: expected {value!r}, got {got!r}"
-    return ""
+    return "" if stack.check is None else stack.check(inner)
 
 
 def middleware_group(group: stacks.Group) -> GroupResult:
@@ -113,13 +113,13 @@ def middleware_group(group: stacks.Group) -> GroupResult:
                 continue
             try:
                 app = stack.build(inner)
-                problem = _check(stack, app)
+                problem = _check(stack, app, group, inner)
             except Exception as exc:  # a broken stack is reported in its row, the others still run
                 problem = f"{type(exc).__name__}: {exc}"
             if problem:
                 row.status, row.reason = "error", problem
                 continue
-            batches[stack.name] = partial(run, app, BATCH)
+            batches[stack.name] = partial(run, app, BATCH, group.headers)
             if stack.before is not None:
                 before[stack.name] = stack.before
         result = GroupResult(group.name, "middleware", group.driver, BATCH, ROUNDS, rows)

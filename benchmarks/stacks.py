@@ -7,7 +7,9 @@ BaseHTTP classes are what a careful user would write from the Starlette docs:
 request id echo with uuid4 validation (``x-request-id``), a ``server-timing``
 header, a 500 on unhandled errors, an access log to a disabled logger, and a
 context dict in a ContextVar filled from ``x-request-id``/``x-correlation-id``.
-A fastmw piece that does not exist yet gives an "n/a" row, never an error.
+The trace group's requests also carry a W3C ``traceparent`` and ``tracestate``; its
+hand-written row uses OpenTelemetry's propagator (``_trace_group``). A fastmw piece that
+does not exist yet gives an "n/a" row, never an error.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from time import perf_counter
-from types import ModuleType
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,8 +34,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from benchmarks import _twins
+from benchmarks import _driver, _trace_group
 from benchmarks._driver import ASGIApp
+from benchmarks._rows import Group, Stack, fastmw_row, fastmw_rows
 
 REQUEST_ID_HEADER = "x-request-id"
 CORRELATION_ID_HEADER = "x-correlation-id"
@@ -443,58 +444,6 @@ def saved_loggers() -> Iterator[None]:
 # --------------------------------------------------------------------------- stacks and groups
 
 
-@dataclass
-class Stack:
-    """One row of a group: how to wrap the inner app, or why it is n/a."""
-
-    name: str
-    kind: str  # bare | fastmw-c | fastmw-py | competitor | hand | basehttp
-    build: Callable[[ASGIApp], ASGIApp] | None
-    missing: str = ""
-    expect: dict[str, bytes | None] = field(default_factory=dict)  # header -> exact value (None: any)
-    before: Callable[[], None] | None = None
-    needs_loop: bool = False
-    variant: str = ""  # rows of one variant are compared with each other (access log modes)
-
-
-@dataclass
-class Group:
-    name: str
-    stacks: list[Stack]
-    inner: str
-
-    @property
-    def driver(self) -> str:
-        return "loop" if any(s.needs_loop and s.build is not None for s in self.stacks) else "sync"
-
-
-def _resolve(package: ModuleType, dotted: str) -> Any:
-    target: Any = package
-    for part in dotted.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            return None
-    return target
-
-
-def _fastmw(label: str, pure: bool, needs: tuple[str, ...], make: Callable[..., ASGIApp], **kw: Any) -> Stack:
-    """A fastmw row; ``make(app, *resolved_needs)``. n/a when a needed name is missing."""
-    package = _twins.pure_copy() if pure else _twins.original()
-    kind = "fastmw-py" if pure else "fastmw-c"
-    name = f"{label} {'pure' if pure else 'compiled'}"
-    resolved = [_resolve(package, need) for need in needs]
-    absent = [need for need, value in zip(needs, resolved, strict=True) if value is None]
-    if not pure and not package.COMPILED:
-        return Stack(name, kind, None, missing="fastmw is running its pure core (extension not built?)", **kw)
-    if absent:
-        return Stack(name, kind, None, missing="fastmw." + ", fastmw.".join(absent) + " not available", **kw)
-    return Stack(name, kind, lambda app: make(app, *resolved), **kw)
-
-
-def _both(label: str, needs: tuple[str, ...], make: Callable[..., ASGIApp], **kw: Any) -> list[Stack]:
-    return [_fastmw(label, False, needs, make, **kw), _fastmw(label, True, needs, make, **kw)]
-
-
 RID: dict[str, bytes | None] = {REQUEST_ID_HEADER: None}
 CTX: dict[str, bytes | None] = {REQUEST_ID_HEADER: None, CORRELATION_ID_HEADER: None}
 TIMING: dict[str, bytes | None] = {TIMING_HEADER: None}
@@ -526,8 +475,8 @@ def _group_stacks(group: str) -> list[Stack]:
     if group == "context":
         return [
             bare,
-            *_both("fastmw Raw", CONTEXT_NEEDS, _fastmw_context, expect=CTX),
-            _fastmw(
+            *fastmw_rows("fastmw Raw", CONTEXT_NEEDS, _fastmw_context, expect=CTX),
+            fastmw_row(
                 "fastmw ContextMiddleware",
                 False,
                 ("ContextMiddleware", *CONTEXT_NEEDS[1:]),
@@ -548,29 +497,31 @@ def _group_stacks(group: str) -> list[Stack]:
     if group == "request id":
         return [
             bare,
-            *_both("fastmw", ("RequestIdMiddleware",), lambda a, m: m(a), expect=RID),
+            *fastmw_rows("fastmw", ("RequestIdMiddleware",), lambda a, m: m(a), expect=RID),
             Stack("asgi-correlation-id", "competitor", asgi_correlation_id, expect=RID),
             Stack("hand-written", "hand", HandRequestId, expect=RID),
         ]
     if group == "timing":
         return [
             bare,
-            *_both("fastmw", ("TimingMiddleware",), lambda a, m: m(a)),
+            *fastmw_rows("fastmw", ("TimingMiddleware",), lambda a, m: m(a)),
             Stack("hand-written", "hand", HandTiming, expect=TIMING),
         ]
     if group == "error":
         return [
             bare,
-            *_both("fastmw", ("ErrorMiddleware",), lambda a, m: m(a)),
+            *fastmw_rows("fastmw", ("ErrorMiddleware",), lambda a, m: m(a)),
             Stack("hand-written", "hand", HandError),
         ]
     if group == "access log":
         log = ("AccessLogMiddleware",)
         return [
             bare,
-            *_both("fastmw disabled", log, lambda a, m: m(a), before=fm_off, variant="disabled"),
-            *_both("fastmw NullHandler", log, lambda a, m: m(a), before=_logs(FASTMW_LOGGER, "null"), variant="null"),
-            *_both("fastmw fast sink", (*log, "JsonLinesSink"), _fast_sink, before=fm_off, variant="sink"),
+            *fastmw_rows("fastmw disabled", log, lambda a, m: m(a), before=fm_off, variant="disabled"),
+            *fastmw_rows(
+                "fastmw NullHandler", log, lambda a, m: m(a), before=_logs(FASTMW_LOGGER, "null"), variant="null"
+            ),
+            *fastmw_rows("fastmw fast sink", (*log, "JsonLinesSink"), _fast_sink, before=fm_off, variant="sink"),
             Stack("hand-written disabled", "hand", HandAccessLog, before=hand_off, variant="disabled"),
             Stack("hand-written NullHandler", "hand", HandAccessLog, before=_logs(HAND_LOGGER, "null"), variant="null"),
             Stack("hand-written json-lines", "hand", lambda a: HandAccessLog(a, json_lines=True), variant="sink"),
@@ -578,8 +529,8 @@ def _group_stacks(group: str) -> list[Stack]:
     if group == "stack":
         return [
             bare,
-            *_both("fastmw", FIVE_NEEDS, _fastmw_five, expect=RID, before=fm_off),
-            _fastmw("fastmw.stack()", False, ("stack",), lambda a, s: s(a), expect=RID, before=fm_off),
+            *fastmw_rows("fastmw", FIVE_NEEDS, _fastmw_five, expect=RID, before=fm_off),
+            fastmw_row("fastmw.stack()", False, ("stack",), lambda a, s: s(a), expect=RID, before=fm_off),
             Stack("hand-written", "hand", hand_stack, expect={**RID, **TIMING}, before=hand_off),
             Stack(
                 "BaseHTTPMiddleware",
@@ -590,12 +541,45 @@ def _group_stacks(group: str) -> list[Stack]:
                 needs_loop=True,
             ),
         ]
+    if group == "trace":
+        trace, stacked = _trace_group, {**RID, **TIMING}
+        return [
+            bare,
+            *fastmw_rows(
+                "fastmw", ("TraceContextMiddleware",), trace.alone, check=trace.continues_trace, variant="alone"
+            ),
+            *fastmw_rows(
+                "fastmw.stack()",
+                ("stack",),
+                lambda a, s: s(a),
+                check=trace.no_trace,
+                expect=stacked,
+                before=fm_off,
+                variant="stack",
+            ),
+            *fastmw_rows(
+                "fastmw.stack(trace_context)",
+                ("stack",),
+                trace.stacked,
+                check=trace.continues_trace,
+                expect=stacked,
+                before=fm_off,
+                variant="stack+trace",
+            ),
+            trace.otel_row(),
+        ]
     raise ValueError(f"unknown group {group!r}")
 
 
-GROUPS = ("context", "request id", "timing", "access log", "error", "stack")
+GROUPS = ("context", "request id", "timing", "access log", "error", "stack", "trace")
+# What every request of a group sends; the other groups send _driver.REQUEST_HEADERS.
+GROUP_HEADERS = {"trace": _driver.TRACE_REQUEST_HEADERS}
 
 
 def groups(names: tuple[str, ...] = GROUPS, inners: tuple[str, ...] = INNER_APPS) -> list[Group]:
     """Every middleware group, once per inner app ("raw" endpoint, "starlette" route)."""
-    return [Group(f"{name} [{inner}]", _group_stacks(name), inner) for name in names for inner in inners]
+    return [
+        Group(f"{name} [{inner}]", _group_stacks(name), inner, GROUP_HEADERS.get(name, _driver.REQUEST_HEADERS))
+        for name in names
+        for inner in inners
+    ]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from benchmarks import _driver, _twins, core_ops, stacks
+from benchmarks import _driver, _trace_group, _twins, core_ops, stacks
 
 CASES = [
     pytest.param(group, stack, id=f"{group.name}-{stack.name}")
@@ -27,9 +28,10 @@ def test_stack_answers_with_expected_headers(group: stacks.Group, stack: stacks.
     assert stack.build is not None
     if stack.before is not None:
         stack.before()
-    app = stack.build(stacks.inner_app(group.inner))
+    inner = stacks.inner_app(group.inner)
+    app = stack.build(inner)
     capture = _driver.Capture()
-    asyncio.run(app(_driver.new_scope(), _driver.Receive(), capture))
+    asyncio.run(app(_driver.new_scope(group.headers), _driver.Receive(), capture))
     assert capture.status == 200
     assert capture.body == b"ok"
     for header, value in stack.expect.items():
@@ -37,8 +39,10 @@ def test_stack_answers_with_expected_headers(group: stacks.Group, stack: stacks.
         assert got is not None, f"missing response header {header}"
         if value is not None:
             assert got == value
+    if stack.check is not None:
+        assert stack.check(inner) == ""
     if group.driver == "sync":  # the cheap driver refuses an app that suspends
-        assert _driver.run_sync(app, 2) > 0
+        assert _driver.run_sync(app, 2, group.headers) > 0
 
 
 def test_echoed_ids_are_the_incoming_ones() -> None:
@@ -71,6 +75,47 @@ def test_every_group_has_bare_and_a_hand_written_row() -> None:
         assert "hand" in kinds
         names = [stack.name for stack in group.stacks]
         assert len(names) == len(set(names)), group.name
+
+
+def test_only_the_trace_group_sends_trace_headers() -> None:
+    for group in stacks.groups():
+        traced = group.name.startswith("trace ")
+        assert group.headers == (_driver.TRACE_REQUEST_HEADERS if traced else _driver.REQUEST_HEADERS), group.name
+    assert _driver.TRACE_REQUEST_HEADERS == [*_driver.REQUEST_HEADERS, *_driver.TRACE_HEADERS]
+    names = {name for name, _ in _driver.REQUEST_HEADERS}
+    assert not names & {b"traceparent", b"tracestate"}
+
+
+def test_the_trace_checks_fail_on_the_wrong_stack() -> None:
+    compiled, pure = _twins.original(), _twins.pure_copy()
+    alone = compiled.TraceContextMiddleware
+    traced = _trace_group.continues_trace(compiled)
+    assert traced(lambda app: _trace_group.alone(app, alone), stacks.raw_app) == ""
+    assert "continue the sent trace" in traced(compiled.stack, stacks.raw_app)
+    # the pure copy's context is its own: it does not see the original's trace
+    assert "continue the sent trace" in _trace_group.continues_trace(pure)(
+        lambda app: _trace_group.alone(app, alone), stacks.raw_app
+    )
+    assert "no current trace" in _trace_group.no_trace(compiled)(
+        lambda app: _trace_group.stacked(app, compiled.stack), stacks.raw_app
+    )
+    assert "new span in the sent trace" in _trace_group.otel_continues_trace(lambda app: app, stacks.raw_app)
+
+
+def test_the_opentelemetry_row_starts_a_trace_without_traceparent() -> None:
+    from opentelemetry import trace
+
+    seen: list[tuple[trace.SpanContext, dict[str, str]]] = []
+
+    async def app(scope: dict[str, Any], receive: object, send: object) -> None:
+        seen.append((trace.get_current_span().get_span_context(), scope["state"][_trace_group.OUTGOING]))
+        await stacks.raw_app(scope, receive, send)
+
+    assert _driver.request_once(_trace_group.HandOtelTrace(app)).status == 200
+    [(span, outgoing)] = seen
+    assert span.is_valid and not span.trace_state
+    assert outgoing == {"traceparent": f"00-{span.trace_id:032x}-{span.span_id:016x}-00"}
+    assert not trace.get_current_span().get_span_context().is_valid  # detached after the request
 
 
 def test_missing_fastmw_pieces_are_reported_not_raised() -> None:
