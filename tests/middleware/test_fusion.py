@@ -276,8 +276,7 @@ class NestedLayer:
         # The pure twin's recorder running this one stage's start step (at _live == 1).
         ex = self.core.SendRecorder(send)
         ex._stages, ex._states, ex._edits, ex._live = (stage,), [None], stage.starts, 0
-        wrapped = stage.wraps_receive and stage.wants_receive()
-        rx = self.core.ReceiveRecorder(receive, stage.body_limit) if wrapped else None
+        rx = self.core.ReceiveRecorder(receive, stage.body_limit) if stage.wraps_receive else None
         inner_receive = receive if rx is None else rx
         token = None
         if stage.publishes:

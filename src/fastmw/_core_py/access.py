@@ -105,10 +105,6 @@ class AccessLogStage(Stage):
         self.wraps_receive = True
         self._freeze()
 
-    def wants_receive(self) -> bool:
-        # The request's body bytes and disconnect only matter to a record that is written.
-        return self.sink is not None or bool(self.logger.isEnabledFor(self.level))
-
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
     ) -> BaseException | None:

@@ -55,10 +55,6 @@ class Stage:
         (with ``ex._refusal`` set to the ASGI app that answers instead)."""
         return 0
 
-    def wants_receive(self) -> bool:
-        """Whether this request's ``receive`` is to be wrapped (asked of stages that ``wraps_receive``)."""
-        return True
-
     def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
         return 0
 
@@ -241,7 +237,7 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
     states = ex._states = [None] * plan.size
     ex._edits = plan.edits
     rx = None
-    if plan.wraps_receive and any(stage.wraps_receive and stage.wants_receive() for stage in plan.stages):
+    if plan.wraps_receive:
         rx = receive = ReceiveRecorder(receive, plan.body_limit)
     token = None
     if plan.publishes:

@@ -81,10 +81,6 @@ cdef class AccessLogStage(Stage):
         self.wraps_receive = True
         self.starts = False
 
-    cdef bint wants_receive(self) except -1:
-        # The request's body bytes and disconnect only matter to a record that is written.
-        return self.sink is not None or self._enabled()
-
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
         if self.sink is None and not self._enabled():
             return exc

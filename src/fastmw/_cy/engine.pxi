@@ -34,10 +34,6 @@ cdef class Stage:
         (with ``ex._refusal`` set to the ASGI app that answers instead)."""
         return 0
 
-    cdef bint wants_receive(self) except -1:
-        """Whether this request's ``receive`` is to be wrapped (asked of stages that ``wraps_receive``)."""
-        return True
-
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
         return 0
 
@@ -218,7 +214,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     ex._stages = plan.stages
     ex._states = [None] * plan.size
     ex._edits = plan.edits
-    if plan.wraps_receive and _wants_receive(plan):
+    if plan.wraps_receive:
         rx = ReceiveRecorder.__new__(ReceiveRecorder)
         _receiver_init(rx, receive, plan.body_limit)
         receive = rx
@@ -280,15 +276,6 @@ async def run_pipeline(Pipeline self, scope, receive, send):
         finally:
             # No exception -> traceback -> frame -> exception cycle.
             exc = None
-
-
-cdef bint _wants_receive(_Plan plan) except -1:
-    """Whether a stage wants this request's ``receive`` wrapped."""
-    cdef Stage stage
-    for stage in plan.stages:
-        if stage.wraps_receive and stage.wants_receive():
-            return True
-    return False
 
 
 cdef int _enter_all(_Plan plan, SendRecorder ex, ReceiveRecorder rx, scope) except -1:
