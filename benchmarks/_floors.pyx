@@ -114,25 +114,38 @@ cdef object FLOOR_VALUE = ContextVar("fastmw_floor_value", default=None)
 
 
 cdef class AsyncVarLayer(_Layer):
-    """``AsyncLayer`` that sets a context variable for the request and resets it after."""
+    """``AsyncSendLayer`` that also sets a context variable for the request and resets it after."""
 
     async def __call__(self, scope, receive, send):
         token = PyContextVar_Set(FLOOR_VALUE, scope)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _started_send(send))
         finally:
             PyContextVar_Reset(FLOOR_VALUE, token)
 
 
+cdef class AsyncTwoVarsLayer(_Layer):
+    """``AsyncVarLayer`` with two context variables."""
+
+    async def __call__(self, scope, receive, send):
+        first = PyContextVar_Set(FLOOR_VALUE, scope)
+        second = PyContextVar_Set(FLOOR_SECOND, scope)
+        try:
+            await self.app(scope, receive, _started_send(send))
+        finally:
+            PyContextVar_Reset(FLOOR_SECOND, second)
+            PyContextVar_Reset(FLOOR_VALUE, first)
+
+
 cdef class AsyncVarsLayer(_Layer):
-    """``AsyncVarLayer`` with three context variables (what fastmw's full stack sets)."""
+    """``AsyncVarLayer`` with three context variables."""
 
     async def __call__(self, scope, receive, send):
         first = PyContextVar_Set(FLOOR_VALUE, scope)
         second = PyContextVar_Set(FLOOR_SECOND, scope)
         third = PyContextVar_Set(FLOOR_THIRD, scope)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _started_send(send))
         finally:
             PyContextVar_Reset(FLOOR_THIRD, third)
             PyContextVar_Reset(FLOOR_SECOND, second)

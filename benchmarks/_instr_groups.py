@@ -463,13 +463,19 @@ FLOORS = (
             ),
             Side(
                 "floor:async-def-var",
-                "async def layer + one context variable set and reset (C API)",
+                "async def layer + send wrapper + one context variable set and reset (C API)",
                 _instr_floors.layer("AsyncVarLayer"),
                 {},
             ),
             Side(
+                "floor:async-def-two-vars",
+                "async def layer + send wrapper + two context variables",
+                _instr_floors.layer("AsyncTwoVarsLayer"),
+                {},
+            ),
+            Side(
                 "floor:async-def-vars",
-                "async def layer + three context variables set and reset",
+                "async def layer + send wrapper + three context variables",
                 _instr_floors.layer("AsyncVarsLayer"),
                 {},
             ),
