@@ -96,11 +96,6 @@ class Published:
         return self._trace
 
 
-def _published_now() -> Any:
-    """The current request's Published holder (either twin's), or None."""
-    return REQUEST_STATE.get()
-
-
 def _published_of(ex: SendRecorder) -> Any:
     """What is published for the request ``ex`` records: its own pipeline's holder, or the current one."""
     return ex._published if ex._published is not None else REQUEST_STATE.get()
