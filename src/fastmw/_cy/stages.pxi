@@ -116,7 +116,7 @@ cdef class RequestIdStage(Stage):
             # Safe ids are ASCII: the text is a copy of the bytes, which are echoed as they came.
             value = PyUnicode_New(PyBytes_GET_SIZE(raw), 127)
             memcpy(PyUnicode_DATA(value), PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw))
-            encoded = raw
+            encoded = raw if PyBytes_CheckExact(raw) else None
         else:
             value = self.resolve(raw)
             if value is None:
