@@ -6,7 +6,8 @@ cdef str _printable(text):
     """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
     if not isinstance(text, str):
         text = str(text)
-    if PyUnicode_IS_ASCII(text) and fastmw_ascii_printable(<const char*>PyUnicode_DATA(text), PyUnicode_GET_LENGTH(text)):
+    cdef Py_ssize_t size = PyUnicode_GET_LENGTH(text)
+    if PyUnicode_IS_ASCII(text) and fastmw_ascii_printable(<const char*>PyUnicode_DATA(text), size):
         return text  # the usual text: ASCII without a control character is printable
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
