@@ -88,6 +88,40 @@ def test_writer_batches_and_flushes(core: ModuleType) -> None:
     assert stream.getvalue().endswith(b'{"n":4}\n')
 
 
+def test_writer_gives_a_raw_stream_the_rest_of_a_batch(core: ModuleType) -> None:
+    class Trickle(io.RawIOBase):
+        """A raw stream taking at most 7 bytes a call, as a pipe or a full disk may."""
+
+        def __init__(self) -> None:
+            self.data = bytearray()
+            self.calls = 0
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: Any) -> int:
+            self.calls += 1
+            taken = bytes(data[:7])
+            self.data += taken
+            return len(taken)
+
+    stream = Trickle()
+    writer = core.JsonLinesWriter(stream, batch_lines=3)
+    lines = [core.encode_access_record(("n", "text"), (n, "x" * n)) for n in range(3)]
+    for line in lines:
+        writer.write(line)
+    assert bytes(stream.data) == b"".join(lines) and stream.calls > 3
+
+    class Stuck(Trickle):
+        def write(self, data: Any) -> int:
+            return 0
+
+    writer = core.JsonLinesWriter(Stuck(), batch_lines=1)
+    with pytest.raises(OSError, match="the stream took none of 8 bytes"):
+        writer.write(b'{"n":1}\n')
+    assert writer.pending == 0
+
+
 def test_writer_drops_failed_batch(core: ModuleType) -> None:
     class Broken:
         def write(self, data: bytes) -> None:

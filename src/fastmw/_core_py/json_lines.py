@@ -60,7 +60,8 @@ def encode_access_record(keys: Sequence[str], values: Sequence[Any]) -> bytes:
 class JsonLinesWriter:
     """Buffers JSON lines and writes them to a binary stream ``batch_lines`` at a time.
 
-    Write errors propagate to the caller; the failed batch is dropped, not retried.
+    A stream that takes part of a batch (a raw file) is given the rest. Write errors
+    propagate to the caller; the failed batch is dropped, not retried.
     """
 
     __slots__ = ("_buffer", "_lines", "batch_lines", "stream")
@@ -96,7 +97,19 @@ class JsonLinesWriter:
         data = bytes(self._buffer)
         self._buffer = bytearray()
         self._lines = 0
-        self.stream.write(data)
+        _write_all(self.stream, data)
         flush = getattr(self.stream, "flush", None)
         if flush is not None:
             flush()
+
+
+def _write_all(stream: Any, data: bytes) -> None:
+    """``stream.write(data)``, again with the rest while a raw stream takes part of it; a
+    write that returns no count (None) took it all, one that takes nothing raises OSError."""
+    while data:
+        written = stream.write(data)
+        if type(written) is not int or written >= len(data):
+            return
+        if written <= 0:
+            raise OSError(f"the stream took none of {len(data)} bytes")
+        data = data[written:]

@@ -250,7 +250,8 @@ cpdef bytes encode_access_record(keys, values):
 cdef class JsonLinesWriter:
     """Buffers JSON lines and writes them to a binary stream ``batch_lines`` at a time.
 
-    Write errors propagate to the caller; the failed batch is dropped, not retried.
+    A stream that takes part of a batch (a raw file) is given the rest. Write errors
+    propagate to the caller; the failed batch is dropped, not retried.
     """
 
     cdef readonly object stream
@@ -289,7 +290,22 @@ cdef class JsonLinesWriter:
         data = bytes(self._buffer)
         self._buffer = bytearray()
         self._lines = 0
-        self.stream.write(data)
+        _write_all(self.stream, data)
         flush = getattr(self.stream, "flush", None)
         if flush is not None:
             flush()
+
+
+cdef int _write_all(stream, bytes data) except -1:
+    """``stream.write(data)``, again with the rest while a raw stream takes part of it; a
+    write that returns no count (None) took it all, one that takes nothing raises OSError."""
+    cdef Py_ssize_t size
+    while PyBytes_GET_SIZE(data):
+        written = stream.write(data)
+        size = PyBytes_GET_SIZE(data)
+        if type(written) is not int or written >= size:
+            return 0
+        if written <= 0:
+            raise OSError(f"the stream took none of {size} bytes")
+        data = data[written:]
+    return 0
