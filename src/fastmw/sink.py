@@ -7,9 +7,9 @@ Each record is encoded by the core (``encode_access_record``) and buffered in a
 SIGTERM/SIGINT, which are then passed on to the handler that was there before.
 
 A path is opened with ``O_APPEND`` and each batch is one ``os.write`` of whole lines, so
-several worker processes can append to one file (a short write is followed by the rest). A forked child (gunicorn ``--preload``)
-drops the lines it inherited (the parent writes them) and starts its own timer and signal
-handlers on its first record.
+several worker processes can append to one file (a short write is followed by the rest).
+A forked child (gunicorn ``--preload``) drops the lines it inherited (the parent writes them)
+and starts its own timer and signal handlers on its first record.
 """
 
 from __future__ import annotations
