@@ -496,12 +496,27 @@ def test_nested_pipelines_publish_in_one_holder_and_inherit(core: ModuleType) ->
 
 
 def test_a_stage_publishing_twice_puts_the_outer_value_back(core: ModuleType) -> None:
-    traces: list[Any] = []
+    # Two trace stages in one plan, an access log between them: the app sees the inner
+    # trace; when the inner stage leaves, the outer trace is current again for the access
+    # record (left next), and nothing is current after the request.
+    outer = core.TraceContext("a" * 32, "b" * 16)
+    inner = core.TraceContext("c" * 32, "d" * 16)
+    seen: list[Any] = []
+    records: list[dict[str, Any]] = []
+
+    class Sink:
+        def write_record(self, keys: Any, values: list[Any]) -> None:
+            records.append(dict(zip(keys, values, strict=True)))
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        traces.append(core.current_trace())
+        seen.append(core.current_trace())
         await OK_APP(scope, receive, send)
 
-    serve(core.Pipeline(app, [core.TraceStage(), core.TraceStage()]))
-    serve(core.Pipeline(app, [core.TraceStage()]))
-    assert len({id(trace) for trace in traces}) == 2 and core.current_trace() is None
+    stages = [
+        core.TraceStage(adopt=lambda: outer),
+        core.AccessLogStage(_Logger(), 20, sink=Sink()),
+        core.TraceStage(adopt=lambda: inner),
+    ]
+    serve(core.Pipeline(app, stages))
+    assert seen == [inner] and [record["trace_id"] for record in records] == ["a" * 32]
+    assert core.current_trace() is None
