@@ -9,13 +9,14 @@ EXT_STAMP := $(VENV)/.ext-built
 # wheel-check's scratch output (gitignored under build/).
 WHEEL_CHECK_DIR ?= build/wheel-check
 
-.PHONY: help venv build build-trace test test-compiled test-pure bench bench-e2e bench-instructions lint annotate clean asan \
+.PHONY: help venv build build-trace test test-compiled test-pure bench bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan \
 	wheels wheels-test wheel-check
 
 help:
 	@echo "make bench     build, run the benchmarks, print the comparison table"
 	@echo "make test      build, run the test suite compiled, then pure (FASTMW_NO_EXTENSIONS=1)"
 	@echo "make bench-e2e end-to-end uvicorn load run"
+	@echo "make bench-e2e-instructions  the uvicorn server's instructions per request (callgrind), per stack"
 	@echo "make bench-instructions  callgrind instructions per request, fastmw vs references (INSTR_ARGS=--quick)"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make annotate  Cython HTML annotation of the core (src/fastmw/_core.html)"
@@ -81,6 +82,11 @@ bench: build $(VENV)/.deps-bench
 bench-e2e: build $(VENV)/.deps-bench
 	command -v wrk || (apt-get update && apt-get install -y wrk) || echo "wrk not installed: using the Python load generator"
 	$(PY) -m benchmarks.e2e
+
+# The uvicorn server counted by callgrind (benchmarks/e2e_instructions.py): E2E_INSTR_STACKS picks stacks.
+bench-e2e-instructions: build $(VENV)/.deps-bench
+	command -v valgrind || (apt-get update && apt-get install -y valgrind)
+	$(PY) -m benchmarks.e2e_instructions
 
 # valgrind comes from Debian; instruction counts do not move with the machine's load.
 # INSTR_ARGS passes options, e.g. INSTR_ARGS="--quick" or INSTR_ARGS="--groups full context".

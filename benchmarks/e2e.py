@@ -47,6 +47,16 @@ REQUEST_HEADERS = {
     "x-request-id": "7c4a8d09ca3742af91e59520943dc264",
     "x-correlation-id": "5f0c3b1e9a4d4c2e8b7f6a5d4c3b2a19",
 }
+# How every e2e server runs (benchmarks.e2e_instructions serves the same way).
+UVICORN_OPTIONS = {
+    "host": HOST,
+    "loop": "uvloop",
+    "http": "httptools",
+    "access_log": False,
+    "log_level": "warning",
+    "workers": 1,
+    "lifespan": "off",
+}
 RESULT_PATH = Path(__file__).parent / "results" / "e2e-latest.json"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -76,17 +86,7 @@ def serve(name: str, port: int) -> None:
     if stack.before is not None:
         stack.before()
     app = stack.build(stacks.starlette_app())
-    uvicorn.run(
-        app,
-        host=HOST,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        workers=1,
-        lifespan="off",
-    )
+    uvicorn.run(app, **UVICORN_OPTIONS, port=port)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- process control
@@ -98,8 +98,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(port: int, process: subprocess.Popen[bytes]) -> bool:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = STARTUP_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False

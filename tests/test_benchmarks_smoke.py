@@ -158,3 +158,14 @@ def test_core_ops_pipelines_answer_with_their_stages_headers(name: str) -> None:
         headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
         assert (b"x-request-id" in headers) is ("Timing" not in name)
         assert (b"x-process-time" in headers) is ("RequestId" not in name)
+
+
+def test_the_header_floor_servers_send_what_the_stacks_add() -> None:
+    from benchmarks import e2e_instructions
+
+    added = dict(e2e_instructions.added_headers("fastmw stack()"))
+    assert set(added) == {b"x-request-id", b"x-process-time", b"server-timing"}
+    assert added[b"x-request-id"] == _driver.REQUEST_ID
+    five = dict(e2e_instructions.added_headers("fastmw five (compiled)"))
+    assert set(five) == set(added) | {b"x-correlation-id"}
+    assert dict(e2e_instructions.added_headers("bare")) == {}
