@@ -13,13 +13,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmarks._twins import pure_copy
 from hypothesis import given
 from hypothesis import strategies as st
 
 import fastmw
 from tests.conftest import PURE_RUN
 from tests.hardening._stack import full_stack
-from tests.hardening._twin_copy import pure_fastmw
 
 pytestmark = pytest.mark.skipif(PURE_RUN or not fastmw.COMPILED, reason="differential tests need the compiled core")
 
@@ -139,7 +139,7 @@ def test_full_stack_compiled_and_pure_agree(kind: str, headers: list[Any], conta
         value for entry in headers if isinstance(entry, (tuple, list)) for value in entry if isinstance(value, bytes)
     }
     outcomes = []
-    for mw in (fastmw, pure_fastmw()):
+    for mw in (fastmw, pure_copy()):
         outcome = asyncio.run(run_scope(mw, build_scope(kind, headers, container, dropped)))
         outcomes.append(normalise(outcome, known))
     assert outcomes[0] == outcomes[1]
@@ -152,6 +152,6 @@ def test_huge_and_duplicate_header_lists_agree() -> None:
         known |= {value for _, value in headers}
         outcomes = [
             normalise(asyncio.run(run_scope(mw, build_scope("http", headers, "list", set()))), known)
-            for mw in (fastmw, pure_fastmw())
+            for mw in (fastmw, pure_copy())
         ]
         assert outcomes[0] == outcomes[1]

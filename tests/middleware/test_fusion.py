@@ -28,11 +28,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from benchmarks._twins import pure_copy
 from starlette.responses import PlainTextResponse, Response
 
 import fastmw
 from tests.conftest import PURE_RUN
-from tests.hardening._twin_copy import pure_fastmw
 
 RID = b"0123456789abcdef0123456789abcdef"
 CID = b"fedcba9876543210fedcba9876543210"
@@ -53,7 +53,7 @@ TWIN_NAMES = ["compiled", "pure"] if fastmw.COMPILED and not PURE_RUN else ["pur
 
 def package(twin: str) -> ModuleType:
     """The fastmw package on the ``twin`` core."""
-    return fastmw if twin == "compiled" or not fastmw.COMPILED else pure_fastmw()
+    return fastmw if twin == "compiled" or not fastmw.COMPILED else pure_copy()
 
 
 # The nested reference runs the pure twin's stage steps (the compiled ones are C methods).
