@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from benchmarks import _driver, core_ops, stacks
+from benchmarks._rows import Group, Stack
 
 QUICK = os.environ.get("FASTMW_BENCH_QUICK", "") == "1"
 ROUNDS = int(os.environ.get("FASTMW_BENCH_ROUNDS", "3" if QUICK else "30"))
@@ -83,7 +84,7 @@ def core_group(op: str) -> GroupResult:
     return _store(result, _driver.interleave(batches, ROUNDS, WARMUP))
 
 
-def _check(stack: stacks.Stack, app: _driver.ASGIApp, group: stacks.Group, inner: _driver.ASGIApp) -> str:
+def _check(stack: Stack, app: _driver.ASGIApp, group: Group, inner: _driver.ASGIApp) -> str:
     """Why one request of ``group`` through ``app``, or the row's own check, looks wrong ('' when fine)."""
     if stack.before is not None:
         stack.before()
@@ -97,7 +98,7 @@ def _check(stack: stacks.Stack, app: _driver.ASGIApp, group: stacks.Group, inner
     return "" if stack.check is None else stack.check(inner)
 
 
-def middleware_group(group: stacks.Group) -> GroupResult:
+def middleware_group(group: Group) -> GroupResult:
     """Every stack of ``group`` around the group's inner app, interleaved."""
     if group.name in RESULTS:
         return RESULTS[group.name]

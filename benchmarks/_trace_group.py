@@ -69,7 +69,8 @@ class HandOtelTrace:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         trace = self.trace
-        extracted = self.propagator.extract(scope["headers"], getter=RAW_HEADERS)
+        # A duck-typed Getter: subclassing OpenTelemetry's would import it where it may be absent.
+        extracted = self.propagator.extract(scope["headers"], getter=RAW_HEADERS)  # type: ignore[arg-type]
         parent = trace.get_current_span(extracted).get_span_context()
         if parent.is_valid:
             trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
