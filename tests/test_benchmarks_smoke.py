@@ -161,8 +161,10 @@ def test_core_ops_pipelines_answer_with_their_stages_headers(name: str) -> None:
 
 
 def test_the_header_floor_servers_send_what_the_stacks_add() -> None:
-    from benchmarks import e2e_instructions
+    from benchmarks import e2e, e2e_instructions
 
+    if e2e._find_stack("fastmw stack()").build is None:
+        pytest.skip("the e2e fastmw stacks are the compiled rows")
     added = dict(e2e_instructions.added_headers("fastmw stack()"))
     assert set(added) == {b"x-request-id", b"x-process-time", b"server-timing"}
     assert added[b"x-request-id"] == _driver.REQUEST_ID
