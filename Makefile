@@ -38,7 +38,8 @@ $(VENV)/.deps-bench: $(VENV)/.deps-test requirements/bench.txt
 	$(PIP) install -q -r requirements/bench.txt
 	touch $@
 
-$(VENV)/.deps-lint: $(VENV)/.deps-test requirements/lint.txt
+# The bench requirements too: mypy checks benchmarks/ against uvloop and matplotlib.
+$(VENV)/.deps-lint: $(VENV)/.deps-bench requirements/lint.txt
 	$(PIP) install -q -r requirements/lint.txt
 	touch $@
 
