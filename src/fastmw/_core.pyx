@@ -173,6 +173,12 @@ ACCESS_TRACE_FIELDS = (*ACCESS_FIELDS, "trace_id", "span_id")
 ACCESS_JSON_TRACE_FIELDS = ("time", *ACCESS_TRACE_FIELDS)
 # uvicorn's access line ('%s - "%s %s HTTP/%s" %d') plus the duration.
 cdef str ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
+# What a stdlib record says of its caller when there is none to look up (as with
+# ``logging._srcfile = None``): an access record is made after the response, by the stage.
+cdef str NO_CALLER_FILE = "(unknown file)"
+cdef str NO_CALLER_FUNCTION = "(unknown function)"
+# A Logger subclass overriding one of these gets logger.log() calls, not records made by the stage.
+cdef tuple RECORD_MAKING_METHODS = ("log", "_log", "findCaller", "makeRecord")
 
 cdef object _MISSING = object()
 cdef object _context_var = REQUEST_CONTEXT

@@ -167,6 +167,81 @@ def test_logger_subclass_is_asked() -> None:
     assert Switched.asked >= 4 and len(lines) == 2
 
 
+def test_records_name_no_caller_in_either_core(caplog_info: pytest.LogCaptureFixture) -> None:
+    # A record is made after the response, by the stage: there is no caller to report, so the
+    # stage does not walk the stack for one (as with logging._srcfile = None), in both cores.
+    run(call_app(AccessLogMiddleware(plain_app), http_scope()))
+    (record,) = records(caplog_info)
+    assert (record.pathname, record.filename, record.module) == ("(unknown file)",) * 3
+    assert (record.lineno, record.funcName, record.stack_info) == (0, "(unknown function)", None)
+    assert record.getMessage().startswith('127.0.0.1:50000 - "GET / HTTP/1.1" 200 ')
+    assert record.levelno == logging.INFO and record.name == "fastmw.access"
+
+
+def test_records_come_from_the_record_factory_and_reach_the_handlers_once(
+    caplog_info: pytest.LogCaptureFixture,
+) -> None:
+    # logging.setLogRecordFactory is honoured; a factory's attribute named like an access
+    # field is replaced by the request's value (logger.log would refuse the record).
+    default = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = default(*args, **kwargs)
+        record.from_factory = True
+        record.status = "factory"
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        run(call_app(AccessLogMiddleware(plain_app), http_scope()))
+    finally:
+        logging.setLogRecordFactory(default)
+    (record,) = records(caplog_info)
+    assert record.from_factory is True and record.status == 200  # type: ignore[attr-defined]
+
+
+def test_logger_subclass_making_or_handling_records_is_used() -> None:
+    # A Logger overriding makeRecord gets logger.log() calls (so its makeRecord runs); filters
+    # added to it apply to access records as to any other.
+    class Own(logging.Logger):
+        def makeRecord(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = super().makeRecord(*args, **kwargs)
+            record.made_by = "Own"
+            return record
+
+    logger = Own("fastmw.test.own")
+    logger.setLevel(logging.INFO)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.addFilter(lambda record: record.status != 500)  # type: ignore[attr-defined]
+    middleware = AccessLogMiddleware(plain_app, logger=logger)
+    run(call_app(middleware, http_scope()))
+    with pytest.raises(Boom):
+        run(call_app(AccessLogMiddleware(raise_before_start, logger=logger), http_scope()))
+    assert [(r.made_by, r.status) for r in seen] == [("Own", 200)]  # type: ignore[attr-defined]
+
+
+def test_logger_subclass_finding_its_caller_is_called_as_logging_calls_it() -> None:
+    # A Logger that overrides how a call becomes a record (here findCaller) gets logger.log():
+    # its override runs and decides what the record says.
+    class Located(logging.Logger):
+        def findCaller(self, stack_info: bool = False, stacklevel: int = 1) -> tuple[str, int, str, str | None]:
+            return ("located.py", 7, "where", None)
+
+    logger = Located("fastmw.test.located")
+    logger.setLevel(logging.INFO)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    run(call_app(AccessLogMiddleware(plain_app, logger=logger), http_scope()))
+    assert [(r.pathname, r.lineno, r.funcName, r.status) for r in seen] == [  # type: ignore[attr-defined]
+        ("located.py", 7, "where", 200)
+    ]
+
+
 def test_exclude_paths_and_validation(caplog_info: pytest.LogCaptureFixture) -> None:
     middleware = AccessLogMiddleware(plain_app, exclude_paths=["/health", "/metrics"])
     for path in ("/health", "/metrics", "/x"):

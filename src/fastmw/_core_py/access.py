@@ -39,6 +39,12 @@ ACCESS_TRACE_FIELDS = (*ACCESS_FIELDS, "trace_id", "span_id")
 ACCESS_JSON_TRACE_FIELDS = ("time", *ACCESS_TRACE_FIELDS)
 # uvicorn's access line ('%s - "%s %s HTTP/%s" %d') plus the duration.
 ACCESS_TEXT_FORMAT = '%s - "%s %s HTTP/%s" %d %.2fms'
+# What a stdlib record says of its caller when there is none to look up (as with
+# ``logging._srcfile = None``): an access record is made after the response, by the stage.
+NO_CALLER_FILE = "(unknown file)"
+NO_CALLER_FUNCTION = "(unknown function)"
+# A Logger subclass overriding one of these gets logger.log() calls, not records made by the stage.
+RECORD_MAKING_METHODS = ("log", "_log", "findCaller", "makeRecord")
 
 _internal_logger = logging.getLogger("fastmw")
 
@@ -103,6 +109,9 @@ class AccessLogStage(Stage):
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
         self.wraps_receive = True
+        # A stdlib Logger that does not override how a call becomes a record: the stage makes
+        # the record itself (see _log).
+        self._makes_records = _makes_own_records(logger)
         self._freeze()
 
     def leave(
@@ -133,18 +142,29 @@ class AccessLogStage(Stage):
             target = f"{target}?{values[2]}"
         fields = ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS
         extra = dict(zip(fields, values, strict=True))
-        self.logger.log(
-            self.level,
-            ACCESS_TEXT_FORMAT,
-            values[9] or "-",
-            values[0],
-            target,
-            values[3],
-            values[4],
-            values[5],
-            extra=extra,
+        args = (values[9] or "-", values[0], target, values[3], values[4], values[5])
+        logger = self.logger
+        if not self._makes_records:
+            logger.log(self.level, ACCESS_TEXT_FORMAT, *args, extra=extra)
+            return 0
+        # What Logger._log does, without its walk up the stack for a caller (there is none
+        # that means anything after the response) and with the fields set at once (their
+        # names are the stage's own; a record factory's attribute of the same name is replaced).
+        record = logging.getLogRecordFactory()(
+            logger.name, self.level, NO_CALLER_FILE, 0, ACCESS_TEXT_FORMAT, args, None, NO_CALLER_FUNCTION, None
         )
+        record.__dict__.update(extra)
+        logger.handle(record)
         return 0
+
+
+def _makes_own_records(logger: Any) -> bool:
+    """Whether the stage may make ``logger``'s records itself: a stdlib Logger that does not
+    override how a call becomes a record (``log``, ``_log``, ``findCaller``, ``makeRecord``)."""
+    if not isinstance(logger, logging.Logger):
+        return False
+    cls = type(logger)
+    return all(getattr(cls, name) is getattr(logging.Logger, name) for name in RECORD_MAKING_METHODS)
 
 
 def access_status(scope: Any, ex: SendRecorder, rx: ReceiveRecorder | None, raised: BaseException | None) -> int:

@@ -62,6 +62,9 @@ cdef class AccessLogStage(Stage):
     # A stdlib Logger whose isEnabledFor is the stdlib's: its answer is read from the
     # logger's own cache (see _enabled); anything else is asked.
     cdef bint _stdlib_logger
+    # A stdlib Logger that does not override how a call becomes a record: the stage makes
+    # the record itself (see _log).
+    cdef bint _makes_records
 
     def __init__(self, logger, level, *, sink=None, include_query=True, include_user_agent=True, paths=None):
         Stage.__init__(self, paths=paths)
@@ -76,6 +79,7 @@ cdef class AccessLogStage(Stage):
         self._stdlib_logger = isinstance(logger, logging.Logger) and (
             type(logger).isEnabledFor is logging.Logger.isEnabledFor
         )
+        self._makes_records = _makes_own_records(logger)
         self.sink = sink
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
@@ -122,11 +126,29 @@ cdef class AccessLogStage(Stage):
         if values[2]:
             target = f"{target}?{values[2]}"
         extra = dict(zip(ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS, values))
-        self.logger.log(
-            self.level, ACCESS_TEXT_FORMAT, values[9] or "-", values[0], target, values[3], values[4], values[5],
-            extra=extra,
+        args = (values[9] or "-", values[0], target, values[3], values[4], values[5])
+        logger = self.logger
+        if not self._makes_records:
+            logger.log(self.level, ACCESS_TEXT_FORMAT, *args, extra=extra)
+            return 0
+        # What Logger._log does, without its walk up the stack for a caller (there is none
+        # that means anything after the response) and with the fields set at once (their
+        # names are the stage's own; a record factory's attribute of the same name is replaced).
+        record = logging.getLogRecordFactory()(
+            logger.name, self.level, NO_CALLER_FILE, 0, ACCESS_TEXT_FORMAT, args, None, NO_CALLER_FUNCTION, None
         )
+        record.__dict__.update(extra)
+        logger.handle(record)
         return 0
+
+
+cdef bint _makes_own_records(logger) except -1:
+    """Whether the stage may make ``logger``'s records itself: a stdlib Logger that does not
+    override how a call becomes a record (``log``, ``_log``, ``findCaller``, ``makeRecord``)."""
+    if not isinstance(logger, logging.Logger):
+        return False
+    cls = type(logger)
+    return all(getattr(cls, name) is getattr(logging.Logger, name) for name in RECORD_MAKING_METHODS)
 
 
 cpdef object access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised):
