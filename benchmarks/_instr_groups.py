@@ -61,7 +61,8 @@ class Group:
     title: str
     fastmw: Side
     reference: Side
-    target: float  # issue 11's bound on fastmw compiled / reference (overheads over bare)
+    # Issue 11's bound on fastmw compiled / reference (overheads over bare); None: compared only.
+    target: float | None
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,16 @@ def _fastmw_error(app: ASGIApp) -> ASGIApp:
 
 def _fastmw_access_log(app: ASGIApp) -> ASGIApp:
     return _fm().AccessLogMiddleware(app)  # type: ignore[no-any-return]
+
+
+def _logging_to_null(build: Build, logger_name: str) -> Build:
+    """``build``, with ``logger_name`` enabled at INFO into a NullHandler only."""
+
+    def built(app: ASGIApp) -> ASGIApp:
+        stacks.set_logger(logger_name, "null")
+        return build(app)
+
+    return built
 
 
 def _fastmw_context(app: ASGIApp) -> ASGIApp:
@@ -387,6 +398,25 @@ GROUPS = (
             verify=_verify_logs(stacks.HandAccessLog, HAND),
         ),
         0.20,
+    ),
+    Group(
+        "access-log-stdlib",
+        "AccessLogMiddleware alone, logging to a NullHandler",
+        Side(
+            "fastmw:access-log-stdlib",
+            "AccessLogMiddleware",
+            _logging_to_null(_fastmw_access_log, stacks.FASTMW_LOGGER),
+            {},
+            verify=_verify_logs(_fastmw_access_log, stacks.FASTMW_LOGGER),
+        ),
+        Side(
+            "hand:access-log-stdlib",
+            "hand-written structured-log middleware",
+            _logging_to_null(stacks.HandAccessLog, stacks.HAND_LOGGER),
+            {},
+            verify=_verify_logs(stacks.HandAccessLog, stacks.HAND_LOGGER),
+        ),
+        None,
     ),
     Group(
         "context",

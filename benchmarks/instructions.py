@@ -264,7 +264,7 @@ def summarize(groups: list[Group], measured: dict[Job, Measured]) -> list[dict[s
                 "ratio": None if ratio is None else round(ratio, 4),
                 "pure_ratio": None if _ratio(pure, reference) is None else round(pure / reference, 4),
                 "target": group.target,
-                "holds": ratio is not None and ratio <= group.target,
+                "holds": None if group.target is None else ratio is not None and ratio <= group.target,
             }
         )
     return rows
@@ -378,10 +378,12 @@ def table(rows: list[dict[str, Any]], pure_full: dict[str, Any] | None, bare: fl
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
+        target = "none" if row["target"] is None else f"<= {row['target']:.2f}x"
+        holds = "-" if row["holds"] is None else "yes" if row["holds"] else "**no**"
         lines.append(
             f"| {row['title']} | {_k(row['fastmw_compiled'])} | {_k(row['fastmw_pure'])} | "
             f"{row['reference']}: {_k(row['reference_over_bare'])} | {_x(row['ratio'])} | {_x(row['pure_ratio'])} | "
-            f"<= {row['target']:.2f}x | {'yes' if row['holds'] else '**no**'} |"
+            f"{target} | {holds} |"
         )
     if pure_full is not None:
         baseline = pure_full["baseline"]

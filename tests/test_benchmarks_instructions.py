@@ -164,3 +164,20 @@ def test_callgrind_total_reads_the_totals_line(tmp_path: Path) -> None:
     out = tmp_path / "callgrind.out"
     out.write_text("events: Ir\nsummary: 0\nfn=(1) x\n0 5\ntotals: 12345\n")
     assert instructions.callgrind_total(out) == 12345
+
+
+def test_a_group_without_a_target_is_compared_not_held() -> None:
+    (group,) = [group for group in _instr_groups.GROUPS if group.key == "access-log-stdlib"]
+    assert group.target is None
+    per_request = {(_instr_groups.BARE, "reference"): 10, (group.fastmw, "compiled"): 40}
+    per_request |= {(group.fastmw, "pure"): 110, (group.reference, "reference"): 40}
+    measured = {
+        instructions.Job(side, variant): instructions.Measured(
+            instructions.Job(side, variant), count * 100, 100, {}, 0.0
+        )
+        for (side, variant), count in per_request.items()
+    }
+    [row] = instructions.summarize([group], measured)
+    assert (row["ratio"], row["holds"]) == (1.0, None)
+    line = instructions.table([row], None, 10, 100, 1).splitlines()[-1]
+    assert line.endswith("| 1.000x | 3.333x | none | - |"), line
