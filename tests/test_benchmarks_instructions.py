@@ -80,16 +80,21 @@ def test_jobs_measure_each_stack_once_plus_the_repeats() -> None:
     assert [job.repeat for job in jobs].count(1) == 2
 
 
-def test_summary_ratios_are_overheads_over_bare() -> None:
-    group = _instr_groups.GROUPS[0]
-    per_request = {(_instr_groups.BARE, "reference"): 10, (group.fastmw, "compiled"): 20}
-    per_request |= {(group.fastmw, "pure"): 110, (group.reference, "reference"): 210}
-    measured = {
+def _measured(per_request: dict[tuple[_instr_groups.Side, str], int]) -> dict[instructions.Job, instructions.Measured]:
+    """Runs of 100 requests counting ``per_request`` instructions each, per (side, variant)."""
+    return {
         instructions.Job(side, variant): instructions.Measured(
             instructions.Job(side, variant), count * 100, 100, {}, 0.0
         )
         for (side, variant), count in per_request.items()
     }
+
+
+def test_summary_ratios_are_overheads_over_bare() -> None:
+    group = _instr_groups.GROUPS[0]
+    per_request = {(_instr_groups.BARE, "reference"): 10, (group.fastmw, "compiled"): 20}
+    per_request |= {(group.fastmw, "pure"): 110, (group.reference, "reference"): 210}
+    measured = _measured(per_request)
     [row] = instructions.summarize([group], measured)
     assert (row["fastmw_compiled"], row["fastmw_pure"], row["reference_over_bare"]) == (10, 100, 200)
     assert row["ratio"] == 0.05
@@ -171,12 +176,7 @@ def test_a_group_without_a_target_is_compared_not_held() -> None:
     assert group.target is None
     per_request = {(_instr_groups.BARE, "reference"): 10, (group.fastmw, "compiled"): 40}
     per_request |= {(group.fastmw, "pure"): 110, (group.reference, "reference"): 40}
-    measured = {
-        instructions.Job(side, variant): instructions.Measured(
-            instructions.Job(side, variant), count * 100, 100, {}, 0.0
-        )
-        for (side, variant), count in per_request.items()
-    }
+    measured = _measured(per_request)
     [row] = instructions.summarize([group], measured)
     assert (row["ratio"], row["holds"]) == (1.0, None)
     line = instructions.table([row], None, 10, 100, 1).splitlines()[-1]

@@ -40,6 +40,16 @@ def records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "fastmw.access"]
 
 
+def collected(logger: logging.Logger) -> list[logging.LogRecord]:
+    """The records ``logger`` handles from now on, enabled at INFO."""
+    logger.setLevel(logging.INFO)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    return seen
+
+
 @pytest.fixture
 def caplog_info(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="fastmw.access")
@@ -200,7 +210,7 @@ def test_records_come_from_the_record_factory_and_reach_the_handlers_once(
     assert record.from_factory is True and record.status == 200  # type: ignore[attr-defined]
 
 
-def test_logger_subclass_making_or_handling_records_is_used() -> None:
+def test_logger_subclass_making_its_records_is_called_and_filters_apply() -> None:
     # A Logger overriding makeRecord gets logger.log() calls (so its makeRecord runs); filters
     # added to it apply to access records as to any other.
     class Own(logging.Logger):
@@ -210,11 +220,7 @@ def test_logger_subclass_making_or_handling_records_is_used() -> None:
             return record
 
     logger = Own("fastmw.test.own")
-    logger.setLevel(logging.INFO)
-    seen: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = seen.append  # type: ignore[method-assign]
-    logger.addHandler(handler)
+    seen = collected(logger)
     logger.addFilter(lambda record: record.status != 500)  # type: ignore[attr-defined]
     middleware = AccessLogMiddleware(plain_app, logger=logger)
     run(call_app(middleware, http_scope()))
@@ -231,11 +237,7 @@ def test_logger_subclass_finding_its_caller_is_called_as_logging_calls_it() -> N
             return ("located.py", 7, "where", None)
 
     logger = Located("fastmw.test.located")
-    logger.setLevel(logging.INFO)
-    seen: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = seen.append  # type: ignore[method-assign]
-    logger.addHandler(handler)
+    seen = collected(logger)
     run(call_app(AccessLogMiddleware(plain_app, logger=logger), http_scope()))
     assert [(r.pathname, r.lineno, r.funcName, r.status) for r in seen] == [  # type: ignore[attr-defined]
         ("located.py", 7, "where", 200)

@@ -141,11 +141,10 @@ class AccessLogStage(Stage):
         if values[2]:
             target = f"{target}?{values[2]}"
         fields = ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS
-        extra = dict(zip(fields, values, strict=True))
         args = (values[9] or "-", values[0], target, values[3], values[4], values[5])
         logger = self.logger
         if not self._makes_records:
-            logger.log(self.level, ACCESS_TEXT_FORMAT, *args, extra=extra)
+            logger.log(self.level, ACCESS_TEXT_FORMAT, *args, extra=dict(zip(fields, values, strict=True)))
             return 0
         # What Logger._log does, without its walk up the stack for a caller (there is none
         # that means anything after the response) and with the fields set at once (their
@@ -153,7 +152,7 @@ class AccessLogStage(Stage):
         record = logging.getLogRecordFactory()(
             logger.name, self.level, NO_CALLER_FILE, 0, ACCESS_TEXT_FORMAT, args, None, NO_CALLER_FUNCTION, None
         )
-        record.__dict__.update(extra)
+        record.__dict__.update(zip(fields, values, strict=True))
         logger.handle(record)
         return 0
 

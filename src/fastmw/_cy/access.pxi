@@ -125,11 +125,11 @@ cdef class AccessLogStage(Stage):
         target = _quote(path if isinstance(path, str) else str(path))
         if values[2]:
             target = f"{target}?{values[2]}"
-        extra = dict(zip(ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS, values))
+        fields = ACCESS_FIELDS if len(values) == len(ACCESS_FIELDS) else ACCESS_TRACE_FIELDS
         args = (values[9] or "-", values[0], target, values[3], values[4], values[5])
         logger = self.logger
         if not self._makes_records:
-            logger.log(self.level, ACCESS_TEXT_FORMAT, *args, extra=extra)
+            logger.log(self.level, ACCESS_TEXT_FORMAT, *args, extra=dict(zip(fields, values)))
             return 0
         # What Logger._log does, without its walk up the stack for a caller (there is none
         # that means anything after the response) and with the fields set at once (their
@@ -137,7 +137,7 @@ cdef class AccessLogStage(Stage):
         record = logging.getLogRecordFactory()(
             logger.name, self.level, NO_CALLER_FILE, 0, ACCESS_TEXT_FORMAT, args, None, NO_CALLER_FUNCTION, None
         )
-        record.__dict__.update(extra)
+        record.__dict__.update(zip(fields, values))
         logger.handle(record)
         return 0
 
@@ -200,9 +200,3 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
         user_agent,
         CORRELATION_ID.get(),
     ]
-
-
-cdef object _published_trace(SendRecorder ex):
-    """The trace current for the request ``ex`` records, or None."""
-    published = _published_of(ex)
-    return None if published is None else published.trace

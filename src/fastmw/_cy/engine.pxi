@@ -79,11 +79,15 @@ cdef inline object _published_of(SendRecorder ex):
     return ex._published if ex._published is not None else _published_now()
 
 
+cdef object _published_trace(SendRecorder ex):
+    """The trace current for the request ``ex`` records, or None."""
+    published = _published_of(ex)
+    return None if published is None else published.trace
+
+
 cpdef object current_timing():
     """The ``SendRecorder`` of the current request's timing stage, or None."""
     published = _published_now()
-    if type(published) is Published:
-        return (<Published>published).timing
     return None if published is None else published.timing
 
 
