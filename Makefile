@@ -9,11 +9,12 @@ EXT_STAMP := $(VENV)/.ext-built
 # wheel-check's scratch output (gitignored under build/).
 WHEEL_CHECK_DIR ?= build/wheel-check
 
-.PHONY: help venv build build-trace test test-compiled test-pure bench bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan \
+.PHONY: help venv build build-trace test test-compiled test-pure bench bench-publish bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan \
 	wheels wheels-test wheel-check
 
 help:
-	@echo "make bench     build, run the benchmarks, print the comparison table"
+	@echo "make bench     build, run the benchmarks, print the comparison table (results in build/bench/)"
+	@echo "make bench-publish  the README's benchmark table and chart from build/bench/ (benchmarks/README.md)"
 	@echo "make test      build, run the test suite compiled, then pure (FASTMW_NO_EXTENSIONS=1)"
 	@echo "make bench-e2e end-to-end uvicorn load run"
 	@echo "make bench-e2e-instructions  the uvicorn server's instructions per request (callgrind), per stack"
@@ -76,8 +77,14 @@ test-compiled: build
 test-pure: build
 	FASTMW_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--quick" or BENCH_ARGS="-k context".
+BENCH_ARGS ?=
 bench: build $(VENV)/.deps-bench
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The only way the README's benchmark figures change: from the results of the runs above.
+bench-publish: $(VENV)/.deps-bench
+	$(PY) -m benchmarks.publish
 
 # wrk comes from Debian; without it (no apt, no root) e2e.py falls back to a Python load generator.
 bench-e2e: build $(VENV)/.deps-bench
@@ -122,7 +129,7 @@ wheel-check: $(VENV)/.deps-wheels
 	$(PY) tools/test_dists.py --python $(PYTHON) $(WHEEL_CHECK_DIR)/fastmw-*.whl
 
 clean:
-	rm -rf $(VENV) build dist wheelhouse src/*.egg-info src/fastmw/_core.c src/fastmw/*.html src/fastmw/*.so .pytest_cache .hypothesis .benchmarks
+	rm -rf $(VENV) build dist wheelhouse src/*.egg-info src/fastmw/_core.c src/fastmw/*.html src/fastmw/*.so .pytest_cache .hypothesis
 
 # The compiled core built with AddressSanitizer + UBSan into build/asan, then the core and
 # middleware tests run against it (the interpreter itself is not instrumented: libasan is preloaded

@@ -1,62 +1,65 @@
-"""``python -m benchmarks [pytest args]``: run the suite, print the summary, write the results.
+"""``python -m benchmarks [-k WORD ...] [--quick]``: the comparison table (``make bench``).
 
-Runs pytest-benchmark over ``benchmarks/`` (grouped tables), then prints one
-summary table and writes ``results/latest.json`` and ``results/latest.png``.
-``FASTMW_BENCH_QUICK=1`` makes a seconds-long smoke run (results go to
-``results/quick.*`` so ``latest`` is kept); FASTMW_BENCH_ROUNDS / _BATCH /
-_CORE_BATCH tune the run.
+Measures every group (``stacks.groups()``), prints the comparison table first, then writes
+``build/bench/bench.json`` (every row, every round), ``build/bench/tables.txt`` (one detail
+table per group) and ``build/bench/chart.png``. ``python -m benchmarks.publish`` puts the
+table and the chart into the README from that file.
 """
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from benchmarks import without_sentry
-
-HERE = Path(__file__).parent
-PYTEST_ARGS = [
-    str(HERE),
-    "-p",
-    "no:cacheprovider",
-    "-q",
-    "--benchmark-group-by=group",
-    "--benchmark-sort=mean",
-    "--benchmark-columns=min,median,mean,iqr,rounds",
-]
+from benchmarks import RESULTS_DIR, ROOT, without_sentry
 
 
 def main(argv: list[str]) -> int:
-    started = time.time()
-    quick = os.environ.get("FASTMW_BENCH_QUICK", "") == "1"
-    stem = "quick" if quick else "latest"
-    raw = HERE / "results" / f"{stem}-pytest-benchmark.json"
-    # Import nothing that imports starlette/anyio before pytest starts: its plugin
-    # rewrite check warns about already-imported modules, and warnings are errors.
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("-k", dest="words", nargs="+", metavar="WORD", help="only the groups whose key has a WORD")
+    parser.add_argument("--quick", action="store_true", help="a few rounds of a few requests (a smoke run)")
+    parser.add_argument("--rounds", type=int, help="rounds per group (default 30)")
+    parser.add_argument("--batch", type=int, help="requests per round (default 1000)")
+    parser.add_argument("--out", default=RESULTS_DIR, type=Path, help="where the results go (default build/bench)")
+    args = parser.parse_args(argv)
     without_sentry()
-    code = pytest.main([*PYTEST_ARGS, f"--benchmark-json={raw}", *argv])
-    from benchmarks import _measure, _twins, chart, report
+    from benchmarks import _measure, chart, report, stacks
 
-    for problem in _twins.verify():
-        print(f"WARNING: {problem}", file=sys.stderr)
-    results = list(_measure.RESULTS.values())
-    if not results:
-        print("no benchmark results", file=sys.stderr)
-        return int(code) or 1
-    doc = report.document(results, started)
+    rounds = args.rounds or (_measure.QUICK_ROUNDS if args.quick else _measure.ROUNDS)
+    batch = args.batch or (_measure.QUICK_BATCH if args.quick else _measure.BATCH)
+    keys = [key for key in stacks.GROUPS if not args.words or any(word in key for word in args.words)]
+    if not keys:
+        print(f"no group matches {args.words}; groups: {', '.join(stacks.GROUPS)}", file=sys.stderr)
+        return 2
+    started = time.time()
+    results = []
+    for group in stacks.groups(keys):
+        print(f"measuring {group.key} ({len(group.stacks)} rows)...", file=sys.stderr, flush=True)
+        results.append(_measure.measure(group, rounds, batch))
+    doc = report.document(results, started, quick=args.quick or rounds < _measure.ROUNDS)
+    config, machine = doc["config"], doc["machine"]
     print()
-    print(f"machine: {doc['machine']}")
-    print(f"versions: {doc['versions']}")
+    print(report.comparison_table(doc["comparison"]))
     print()
-    print(report.text(results))
-    report.write_json(doc, report.RESULTS_DIR / f"{stem}.json")
-    chart.draw(doc, report.RESULTS_DIR / f"{stem}.png")
-    print(f"\nwrote {report.RESULTS_DIR / stem}.json and .png ({doc['duration_s']} s)")
-    return int(code)
+    print(
+        f"medians of {config['rounds']} rounds x {config['requests_per_round']} requests, rounds alternating; "
+        f"{machine['python']}, {machine['cpu']} x{machine['cpus']}, fastmw at {doc['git_revision'][:10]}"
+        f"{' (dirty)' if doc['git_dirty'] else ''}"
+    )
+    errors = [row for group in doc["groups"] for row in group["rows"] if row["status"] == "error"]
+    for row in errors:
+        print(f"ERROR: {row['name']}: {row['reason']}", file=sys.stderr)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "tables.txt").write_text(report.detail_tables(results) + "\n")
+    chart.draw(doc, out / "chart.png")
+    shown = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
+    print(f"every row and round: {shown}/bench.json; per-group tables: {shown}/tables.txt; chart: {shown}/chart.png")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

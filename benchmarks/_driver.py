@@ -30,7 +30,7 @@ REQUEST_HEADERS: list[tuple[bytes, bytes]] = [
     (b"x-request-id", REQUEST_ID),
     (b"x-correlation-id", CORRELATION_ID),
 ]
-# W3C trace context (issue 13): only the trace group's requests carry it, after the headers above.
+# W3C trace context: only the trace group's requests carry it, after the headers above.
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACESTATE = b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 TRACE_HEADERS = ((b"traceparent", TRACEPARENT), (b"tracestate", TRACESTATE))

@@ -1,4 +1,4 @@
-"""The groups of ``make bench-instructions``: issue 11's table, one fastmw side and one reference each.
+"""The groups of ``make bench-instructions``: one fastmw side and one reference each.
 
 Every side is built through fastmw's public API only (``fastmw.RequestIdMiddleware(app)``,
 ``fastmw.stack(app)``, ``fastmw.plugins``, ``fastmw.JsonLinesSink``), so the table keeps
@@ -468,7 +468,7 @@ DELTAS = (
             verify=_verify_trace(_fastmw_stack_traced, traced=True),
             extra_headers=TRACE_HEADERS,
         ),
-        1_500,  # issue 13
+        1_500,
     ),
 )
 ASYNC_SEND = _instr_floors.layer("AsyncSendLayer")

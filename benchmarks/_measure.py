@@ -1,24 +1,17 @@
-"""Measures whole groups once (interleaved) and keeps the results for the report.
-
-The pytest-benchmark tests ask for a group's samples; the first ask measures
-every row of the group together, so rows of one table share the same rounds.
-"""
+"""Measures a group: every row checked once, then timed in interleaved rounds (``_driver``)."""
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
-from benchmarks import _driver, core_ops, stacks
+from benchmarks import _driver, stacks
 from benchmarks._rows import Group, Stack
 
-QUICK = os.environ.get("FASTMW_BENCH_QUICK", "") == "1"
-ROUNDS = int(os.environ.get("FASTMW_BENCH_ROUNDS", "3" if QUICK else "30"))
-BATCH = int(os.environ.get("FASTMW_BENCH_BATCH", "20" if QUICK else "1000"))
-CORE_BATCH = int(os.environ.get("FASTMW_BENCH_CORE_BATCH", "200" if QUICK else "50000"))
+ROUNDS, BATCH = 30, 1000  # rounds per group, requests per round
+QUICK_ROUNDS, QUICK_BATCH = 3, 20
 WARMUP = 1
 
 
@@ -29,7 +22,7 @@ class Row:
     variant: str = ""
     status: str = "ok"  # ok | n/a | error
     reason: str = ""
-    samples: list[float] = field(default_factory=list)  # seconds per item (request or op), one per round
+    samples: list[float] = field(default_factory=list)  # seconds per request, one per round
 
     @property
     def median_ns(self) -> float | None:
@@ -49,42 +42,13 @@ class Row:
 
 @dataclass
 class GroupResult:
-    name: str
-    kind: str  # core | middleware
-    driver: str
+    group: Group
     per_round: int
     rounds: int
     rows: dict[str, Row]
 
 
-RESULTS: dict[str, GroupResult] = {}
-
-
-def _store(result: GroupResult, samples: dict[str, list[float]]) -> GroupResult:
-    for name, seconds in samples.items():
-        result.rows[name].samples = [value / result.per_round for value in seconds]
-    RESULTS[result.name] = result
-    return result
-
-
-def core_group(op: str) -> GroupResult:
-    """``core: <op>``: the compiled and pure twins doing ``op``."""
-    name = f"core: {op}"
-    if name in RESULTS:
-        return RESULTS[name]
-    rows: dict[str, Row] = {}
-    batches: dict[str, Callable[[], float]] = {}
-    for twin, module in core_ops.twins().items():
-        rows[twin] = Row(twin, "fastmw-c" if twin == "compiled" else "fastmw-py")
-        if module is None:
-            rows[twin].status, rows[twin].reason = "n/a", "compiled core not built"
-        else:
-            batches[twin] = partial(core_ops.OPS[op](module), CORE_BATCH)
-    result = GroupResult(name, "core", "call", CORE_BATCH, ROUNDS, rows)
-    return _store(result, _driver.interleave(batches, ROUNDS, WARMUP))
-
-
-def _check(stack: Stack, app: _driver.ASGIApp, group: Group, inner: _driver.ASGIApp) -> str:
+def _check(stack: Stack, app: _driver.ASGIApp, group: Group) -> str:
     """Why one request of ``group`` through ``app``, or the row's own check, looks wrong ('' when fine)."""
     if stack.before is not None:
         stack.before()
@@ -95,14 +59,11 @@ def _check(stack: Stack, app: _driver.ASGIApp, group: Group, inner: _driver.ASGI
         got = capture.headers.get(header.encode())
         if got is None or (value is not None and got != value):
             return f"response header {header}: expected {value!r}, got {got!r}"
-    return "" if stack.check is None else stack.check(inner)
+    return "" if stack.check is None else stack.check(stacks.raw_app)
 
 
-def middleware_group(group: Group) -> GroupResult:
-    """Every stack of ``group`` around the group's inner app, interleaved."""
-    if group.name in RESULTS:
-        return RESULTS[group.name]
-    inner = stacks.inner_app(group.inner)
+def measure(group: Group, rounds: int = ROUNDS, batch: int = BATCH) -> GroupResult:
+    """Every stack of ``group`` around the raw endpoint, interleaved; a broken row is reported in it."""
     run = _driver.run_loop if group.driver == "loop" else _driver.run_sync
     rows, before = {}, {}
     batches: dict[str, Callable[[], float]] = {}
@@ -113,15 +74,17 @@ def middleware_group(group: Group) -> GroupResult:
                 row.status, row.reason = "n/a", stack.missing
                 continue
             try:
-                app = stack.build(inner)
-                problem = _check(stack, app, group, inner)
+                app = stack.build(stacks.raw_app)
+                problem = _check(stack, app, group)
             except Exception as exc:  # a broken stack is reported in its row, the others still run
                 problem = f"{type(exc).__name__}: {exc}"
             if problem:
                 row.status, row.reason = "error", problem
                 continue
-            batches[stack.name] = partial(run, app, BATCH, group.headers)
+            batches[stack.name] = partial(run, app, batch, group.headers)
             if stack.before is not None:
                 before[stack.name] = stack.before
-        result = GroupResult(group.name, "middleware", group.driver, BATCH, ROUNDS, rows)
-        return _store(result, _driver.interleave(batches, ROUNDS, WARMUP, before))
+        samples = _driver.interleave(batches, rounds, WARMUP, before)
+    for name, seconds in samples.items():
+        rows[name].samples = [value / batch for value in seconds]
+    return GroupResult(group, batch, rounds, rows)

@@ -25,26 +25,39 @@ class Stack:
     """One row of a group: how to wrap the inner app, or why it is n/a."""
 
     name: str
-    kind: str  # bare | fastmw-c | fastmw-py | competitor | hand | basehttp
+    # bare | fastmw-c | fastmw-py | hand | basehttp | a peer library's name: each kind but bare is
+    # a column of the comparison table (report.KIND_TITLES orders and names them).
+    kind: str
     build: Build | None
     missing: str = ""
     expect: dict[str, bytes | None] = field(default_factory=dict)  # header -> exact value (None: any)
     before: Callable[[], None] | None = None
     needs_loop: bool = False
-    variant: str = ""  # rows of one variant are compared with each other (log modes, trace)
+    # Rows of one variant are compared with each other: each variant is a line of the comparison
+    # table, titled by the variant ("" is the group's own line, titled by the group).
+    variant: str = ""
     check: Callable[[ASGIApp], str] | None = None  # given the inner app: what the response does not show
 
 
 @dataclass
 class Group:
-    name: str
+    """Rows measured together, around the raw ASGI endpoint: the bare app first, then the same work
+    done by fastmw and by what users would otherwise pick."""
+
+    key: str  # what ``python -m benchmarks -k`` matches and the results name
+    title: str  # the comparison table's line for the rows of variant ""
     stacks: list[Stack]
-    inner: str
     headers: list[tuple[bytes, bytes]]  # every request's
+    detail_only: tuple[str, ...] = ()  # variants measured for the detail tables, not compared
 
     @property
     def driver(self) -> str:
         return "loop" if any(s.needs_loop and s.build is not None for s in self.stacks) else "sync"
+
+    def compared_variants(self) -> list[str]:
+        """The comparison table's lines of this group, in the order of their first row."""
+        found = [s.variant for s in self.stacks if s.kind != "bare" and s.variant not in self.detail_only]
+        return list(dict.fromkeys(found))
 
 
 def _resolve(package: ModuleType, dotted: str) -> Any:

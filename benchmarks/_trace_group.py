@@ -105,8 +105,8 @@ def otel_row() -> Stack:
     try:
         import opentelemetry.trace.propagation.tracecontext  # noqa: F401
     except ImportError as exc:
-        return Stack(OTEL_ROW, "hand", None, missing=f"opentelemetry-api not importable ({exc})", variant="alone")
-    return Stack(OTEL_ROW, "hand", HandOtelTrace, variant="alone", check=partial(otel_continues_trace, HandOtelTrace))
+        return Stack(OTEL_ROW, "hand", None, missing=f"opentelemetry-api not importable ({exc})")
+    return Stack(OTEL_ROW, "hand", HandOtelTrace, check=partial(otel_continues_trace, HandOtelTrace))
 
 
 # --------------------------------------------------------------------------- checks

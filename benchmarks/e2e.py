@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import RESULTS_DIR
+
 ROUNDS = max(5, int(os.environ.get("E2E_ROUNDS", "5")))
 DURATION = float(os.environ.get("E2E_DURATION", "5"))
 CONNECTIONS = int(os.environ.get("E2E_CONNECTIONS", "32"))
@@ -57,7 +59,7 @@ UVICORN_OPTIONS = {
     "workers": 1,
     "lifespan": "off",
 }
-RESULT_PATH = Path(__file__).parent / "results" / "e2e-latest.json"
+RESULT_PATH = RESULTS_DIR / "e2e.json"
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 

@@ -14,7 +14,7 @@ endpoint sending also the headers a fastmw stack adds to the response (taken fro
 through that stack at start-up). The difference is uvicorn's cost of those headers, with no
 middleware; on a CPU-bound server, bare / (bare + that cost) bounds the requests/s ratio of any
 middleware that adds them. Environment: E2E_INSTR_REQUESTS (2000), E2E_INSTR_STACKS
-(comma-separated e2e stack names, default all). Writes ``results/e2e-instructions.json``.
+(comma-separated e2e stack names, default all). Writes ``build/bench/e2e-instructions.json``.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks import e2e
+from benchmarks import RESULTS_DIR, e2e, revision
 
 ROOT = Path(__file__).parent.parent
-RESULT_PATH = Path(__file__).parent / "results" / "e2e-instructions.json"
+RESULT_PATH = RESULTS_DIR / "e2e-instructions.json"
 REQUESTS = int(os.environ.get("E2E_INSTR_REQUESTS", "2000"))
 WARMUP = 300
 # Under valgrind a server takes tens of seconds to import and start.
@@ -172,8 +172,6 @@ def table(per_request: dict[str, float]) -> str:
 
 
 def run() -> int:
-    from benchmarks.instructions import _git
-
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind not found: apt-get install -y valgrind (make bench-e2e-instructions does)")
     wanted = [n.strip() for n in os.environ.get("E2E_INSTR_STACKS", "").split(",") if n.strip()] or list(e2e.STACKS)
@@ -188,7 +186,7 @@ def run() -> int:
     document = {
         "requests": REQUESTS,
         "warmup": WARMUP,
-        "git_revision": _git("rev-parse", "HEAD"),
+        **revision(),
         "per_request": per_request,
     }
     RESULT_PATH.write_text(json.dumps(document, indent=1) + "\n")

@@ -1,6 +1,6 @@
 """``python -m benchmarks.instructions [--groups G ...] [--quick]``: instructions per request (callgrind).
 
-For each stack of issue 11's table (``_instr_groups``): fastmw compiled, fastmw pure
+For each group of ``_instr_groups``: fastmw compiled, fastmw pure
 (``FASTMW_NO_EXTENSIONS=1``) and the reference, each in its own child process under
 ``valgrind --tool=callgrind --collect-atstart=no --toggle-collect=fastmw_bench_measured``
 (and ``--instr-atstart=no`` when the region switches instrumentation on itself).
@@ -13,7 +13,7 @@ rows are measured twice as a determinism check. Children run in parallel (instru
 do not depend on load). A delta (``--groups trace``) measures what one stage adds: two fastmw
 sides sent the same request, compiled and pure, the median over the seeds of (with the stage -
 without) under one seed (see ``stage_cost``), held to a budget. Deltas and the floor group's
-sides (not fastmw) get tables of their own. Prints the tables, writes ``results/instructions.json``.
+sides (not fastmw) get tables of their own. Prints the tables, writes ``build/bench/instructions.json``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _callgrind_region, _instr_floors, _instr_groups
+from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, _instr_floors, _instr_groups, revision
 from benchmarks._instr_groups import BARE, Delta, Floor, Group, Side
 
-HERE = Path(__file__).parent
-ROOT = HERE.parent
-RESULTS_DIR = HERE / "results"
 WORK_DIR = ROOT / "build" / "bench-instructions"
 REQUESTS, WARMUP = 2000, 300
 QUICK_REQUESTS, QUICK_WARMUP = 100, 20
@@ -50,7 +47,7 @@ SEEDS = 3
 # into headers and log lines have varying digits, and context variables hash by address. A
 # difference above this fraction of the row's count is reported.
 DETERMINISM_TOLERANCE = 0.001
-# Issue 11: the full stack on the pure twin stays within 1.05x of its figure before the rewrite,
+# The full stack on the pure twin stays within 1.05x of its figure before the engine rewrite,
 # measured by this module at that revision (compiled rows are held to their reference instead).
 PURE_FULL_TARGET = 1.05
 PURE_FULL_BASELINE = 222_668.3  # instructions/request over bare, N=2000
@@ -421,14 +418,6 @@ def delta_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _git(*args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    return done.stdout.strip()
-
-
 def _versions() -> dict[str, str]:
     found = {}
     for name in PACKAGES:
@@ -463,8 +452,7 @@ def document(
         "warmup": warmup,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "compiled": compiled == {True},
-        "git_revision": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results")),
+        **revision(),
         "valgrind": _valgrind_version(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "versions": _versions(),
@@ -513,7 +501,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, help=f"measured requests per stack (default {REQUESTS})")
     parser.add_argument("--warmup", type=int, help=f"warm-up requests per stack (default {WARMUP})")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="children run at once")
-    parser.add_argument("--output", type=Path, help="results file (default results/instructions[-quick].json)")
+    parser.add_argument("--output", type=Path, help="results file (default build/bench/instructions[-quick].json)")
     args = parser.parse_args(argv)
     started = time.time()
     groups, floors, deltas = _instr_groups.select(args.groups)

@@ -1,8 +1,13 @@
-"""The summary of a run: one text table, ``results/latest.json`` and ``results/latest.png``."""
+"""What a ``make bench`` run found: the comparison table, the per-group detail tables, the results file.
+
+The comparison table has one line per work (a group, or a variant of it) and one column per
+kind of row: fastmw compiled, fastmw pure, then the peers (``KIND_TITLES``; a kind not listed
+there gets a column of its own, after them). A cell is the row's median overhead over the bare
+app, in microseconds per request.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -10,23 +15,27 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _driver, _twins
-from benchmarks._measure import BATCH, CORE_BATCH, ROUNDS, WARMUP, GroupResult, Row
+from benchmarks import _driver, revision
+from benchmarks._measure import WARMUP, GroupResult, Row
 
-RESULTS_DIR = Path(__file__).parent / "results"
 PACKAGES = (
     "fastmw",
     "starlette",
     "starlette-context",
     "asgi-correlation-id",
-    "fastapi",
-    "anyio",
-    "uvicorn",
     "uvloop",
-    "httptools",
     "Cython",
-    "pytest-benchmark",
 )
+FASTMW_KINDS = ("fastmw-c", "fastmw-py")
+KIND_TITLES = {
+    "fastmw-c": "fastmw compiled",
+    "fastmw-py": "fastmw pure",
+    "starlette-context": "starlette-context",
+    "asgi-correlation-id": "asgi-correlation-id",
+    "hand": "hand-written",
+    "basehttp": "BaseHTTPMiddleware",
+}
+VERSUS = "alternative / compiled"
 NA = "n/a"
 
 
@@ -46,7 +55,6 @@ def machine() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpus": os.cpu_count(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "event_loop": _driver.loop_name(),
     }
 
@@ -70,26 +78,23 @@ def _ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
-def _reference(result: GroupResult, kind: str, variant: str = "") -> Row | None:
-    """The first measured row of ``kind``, preferring one of the same ``variant``."""
-    measured = [row for row in result.rows.values() if row.kind == kind and row.samples]
-    return next((row for row in measured if row.variant == variant), measured[0] if measured else None)
+def _first(result: GroupResult, kind: str, variant: str) -> Row | None:
+    return next((row for row in result.rows.values() if row.kind == kind and row.variant == variant), None)
 
 
 def summarize(result: GroupResult) -> list[dict[str, Any]]:
-    """Rows with medians, overhead over bare and ratios (None where not measurable)."""
-    bare = _reference(result, "bare")
+    """Every row with its median, spread and overhead over the bare app (None where not measured)."""
+    bare = _first(result, "bare", "")
     bare_ns = bare.median_ns if bare else None
 
     def overhead(row: Row | None) -> float | None:
-        if row is None or row.median_ns is None or bare_ns is None:
+        if row is None or row.median_ns is None or bare_ns is None or row.kind == "bare":
             return None
         return row.median_ns - bare_ns
 
     rows = []
     for row in result.rows.values():
-        fastmw = _reference(result, "fastmw-c", row.variant)
-        hand = _reference(result, "hand", row.variant)
+        hand = _first(result, "hand", row.variant)
         rows.append(
             {
                 "name": row.name,
@@ -100,114 +105,134 @@ def summarize(result: GroupResult) -> list[dict[str, Any]]:
                 "median_ns": row.median_ns,
                 "min_ns": row.min_ns,
                 "iqr_pct": row.iqr_pct,
-                "overhead_ns": overhead(row) if row.kind != "bare" else None,
-                "ratio_vs_fastmw_c": _ratio(row.median_ns, fastmw.median_ns if fastmw else None),
-                "overhead_ratio_vs_fastmw_c": _ratio(overhead(row), overhead(fastmw)) if row.kind != "bare" else None,
-                "overhead_ratio_vs_hand": _ratio(overhead(row), overhead(hand)) if row.kind != "bare" else None,
-                "samples_ns": [round(value * 1e9, 1) for value in row.samples],
+                "overhead_ns": overhead(row),
+                "overhead_vs_hand": _ratio(overhead(row), overhead(hand)),
             }
         )
     return rows
 
 
+def comparison(results: list[GroupResult]) -> dict[str, Any]:
+    """The comparison table's data: its columns (kind, title) and one line per compared work."""
+    lines = []
+    kinds: list[str] = []
+    for result in results:
+        summary = {row["name"]: row for row in summarize(result)}
+        for variant in result.group.compared_variants():
+            cells: dict[str, float | str] = {}
+            spread: list[float] = []
+            for row in result.rows.values():
+                if row.variant != variant or row.kind == "bare" or row.kind in cells:
+                    continue
+                kinds.append(row.kind)
+                measured = summary[row.name]
+                cells[row.kind] = row.status if measured["overhead_ns"] is None else round(measured["overhead_ns"], 1)
+                if measured["iqr_pct"] is not None:
+                    spread.append(measured["iqr_pct"])
+            work = variant or result.group.title
+            spread_pct = max(spread, default=None)
+            lines.append({"work": work, "group": result.group.key, "cells": cells, "max_iqr_pct": spread_pct})
+    known = [kind for kind in KIND_TITLES if kind in kinds]
+    columns = [*known, *dict.fromkeys(kind for kind in kinds if kind not in KIND_TITLES)]
+    return {"columns": [[kind, KIND_TITLES.get(kind, kind)] for kind in columns], "lines": lines}
+
+
+def versus(cells: dict[str, float | str]) -> float | None:
+    """The cheapest alternative's overhead over fastmw compiled's (None without both): how many
+    times fastmw compiled's cost the cheapest other way of doing the same work costs."""
+    peers = [value for kind, value in cells.items() if kind not in FASTMW_KINDS and isinstance(value, float)]
+    compiled = cells.get("fastmw-c")
+    if not peers or not isinstance(compiled, float):
+        return None
+    return _ratio(min(peers), compiled)
+
+
 # --------------------------------------------------------------------------- text
 
 
-def _num(value: float | None, digits: int = 0) -> str:
-    return NA if value is None else f"{value:,.{digits}f}"
+def _us(value: float | str | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else f"{value / 1000:,.2f}"
 
 
 def _times(value: float | None) -> str:
-    return NA if value is None else f"{value:.2f}x"
+    return "" if value is None else f"{value:.1f}x"
 
 
-def _table(header: list[str], lines: list[list[str]]) -> str:
+def _table(header: list[str], lines: list[list[str]], markdown: bool = False) -> str:
+    if markdown:
+        align = ["---", *["---:"] * (len(header) - 1)]
+        return "\n".join("| " + " | ".join(line) + " |" for line in [header, align, *lines])
     widths = [max(len(cell) for cell in column) for column in zip(header, *lines, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
     return "\n".join([fmt.format(*header), rule, *(fmt.format(*line) for line in lines)])
 
 
-def core_table(results: list[GroupResult]) -> str:
-    lines = []
+def comparison_table(data: dict[str, Any], markdown: bool = False) -> str:
+    """The comparison table, aligned text for the terminal or Markdown for the README."""
+    kinds = [kind for kind, _ in data["columns"]]
+    header = ["µs per request over the bare app", *(title for _, title in data["columns"]), VERSUS]
+    lines = [
+        [line["work"], *(_us(line["cells"].get(kind)) for kind in kinds), _times(versus(line["cells"]))]
+        for line in data["lines"]
+    ]
+    return _table(header, lines, markdown)
+
+
+def detail_tables(results: list[GroupResult]) -> str:
+    """One table per group: every row's median, minimum, spread and overhead."""
+    blocks = []
     for result in results:
-        compiled, pure = result.rows.get("compiled"), result.rows.get("pure")
-        c_ns = compiled.median_ns if compiled else None
-        p_ns = pure.median_ns if pure else None
-        ratio = _ratio(c_ns, p_ns)
-        lines.append(
-            [
-                result.name.removeprefix("core: "),
-                _num(c_ns, 1),
-                _num(p_ns, 1),
-                NA if ratio is None else f"{ratio:.3f}",
-                _times(_ratio(p_ns, c_ns)),
-                f"{_num(compiled.iqr_pct if compiled else None, 1)}/{_num(pure.iqr_pct if pure else None, 1)}",
-            ]
-        )
-    header = ["core op (ns/op)", "compiled", "pure", "compiled/pure", "speedup", "IQR% c/p"]
-    return _table(header, lines)
-
-
-def middleware_table(result: GroupResult) -> str:
-    lines = []
-    for row in summarize(result):
-        if row["status"] != "ok":
-            lines.append([row["name"], row["status"], "", "", "", "", "", ""])
-            continue
-        lines.append(
-            [
-                row["name"],
-                _num(row["median_ns"]),
-                _num(row["min_ns"]),
-                _num(row["iqr_pct"], 1),
-                "-" if row["kind"] == "bare" else _num(row["overhead_ns"]),
-                "-" if row["kind"] == "bare" else _times(row["ratio_vs_fastmw_c"]),
-                "-" if row["kind"] == "bare" else _times(row["overhead_ratio_vs_fastmw_c"]),
-                "-" if row["kind"] == "bare" else _times(row["overhead_ratio_vs_hand"]),
-            ]
-        )
-    title = f"{result.name}  (driver: {result.driver}, {result.rounds} rounds x {result.per_round} requests)"
-    header = [title, "ns/req", "min", "IQR%", "overhead", "x fastmw-c", "ovh x fastmw-c", "ovh x hand"]
-    return _table(header, lines)
-
-
-def text(results: list[GroupResult]) -> str:
-    core = [r for r in results if r.kind == "core"]
-    blocks = [core_table(core)] if core else []
-    blocks += [middleware_table(r) for r in results if r.kind == "middleware"]
+        lines = []
+        for row in summarize(result):
+            if row["status"] != "ok":
+                lines.append([row["name"], row["status"], "", "", "", row["reason"][:60]])
+                continue
+            lines.append(
+                [
+                    row["name"],
+                    f"{row['median_ns']:,.0f}",
+                    f"{row['min_ns']:,.0f}",
+                    NA if row["iqr_pct"] is None else f"{row['iqr_pct']:.1f}",
+                    "-" if row["overhead_ns"] is None else f"{row['overhead_ns']:,.0f}",
+                    _times(row["overhead_vs_hand"]) or "-",
+                ]
+            )
+        group = result.group
+        title = f"{group.key}  ({group.driver} driver, {result.rounds} rounds x {result.per_round} requests)"
+        blocks.append(_table([title, "ns/req", "min", "IQR%", "overhead", "overhead / hand-written"], lines))
     return "\n\n".join(blocks)
 
 
-# --------------------------------------------------------------------------- files
+# --------------------------------------------------------------------------- the results file
 
 
-def document(results: list[GroupResult], started: float) -> dict[str, Any]:
+def document(results: list[GroupResult], started: float, quick: bool) -> dict[str, Any]:
+    first = results[0] if results else None
     return {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "duration_s": round(time.time() - started, 1),
+        **revision(),
+        "quick": quick,
         "machine": machine(),
         "versions": versions(),
-        "config": {"rounds": ROUNDS, "warmup_rounds": WARMUP, "batch": BATCH, "core_batch": CORE_BATCH},
-        "twins": {
-            "original_compiled": _twins.original().COMPILED,
-            "pure_copy_compiled": _twins.pure_copy().COMPILED,
-            "problems": _twins.verify(),
+        "config": {
+            "rounds": first.rounds if first else 0,
+            "requests_per_round": first.per_round if first else 0,
+            "warmup_rounds": WARMUP,
         },
+        "comparison": comparison(results),
         "groups": [
             {
-                "name": r.name,
-                "kind": r.kind,
-                "driver": r.driver,
-                "rounds": r.rounds,
-                "per_round": r.per_round,
-                "rows": summarize(r),
+                "key": r.group.key,
+                "driver": r.group.driver,
+                "rows": [
+                    {**row, "samples_ns": [round(s * 1e9, 1) for s in r.rows[row["name"]].samples]}
+                    for row in summarize(r)
+                ],
             }
             for r in results
         ],
     }
-
-
-def write_json(doc: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1) + "\n")

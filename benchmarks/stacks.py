@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from time import perf_counter
@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 from benchmarks import _driver, _trace_group
 from benchmarks._driver import ASGIApp
-from benchmarks._rows import Group, Stack, fastmw_row, fastmw_rows
+from benchmarks._rows import Group, Stack, fastmw_rows
 
 REQUEST_ID_HEADER = "x-request-id"
 CORRELATION_ID_HEADER = "x-correlation-id"
@@ -45,7 +45,6 @@ HAND_LOGGER = "benchmarks.access"
 FASTMW_LOGGER = "fastmw.access"
 LOGGERS = (HAND_LOGGER, FASTMW_LOGGER)
 ERROR_BODY = b"Internal Server Error"
-INNER_APPS = ("raw", "starlette")
 # The fields of fastmw's JSON access record, in its order (HandJsonAccessLog writes the same).
 ACCESS_RECORD_FIELDS = (
     "time",
@@ -92,10 +91,6 @@ async def _endpoint(request: Request) -> Response:
 def starlette_app() -> Starlette:
     """The Starlette route endpoint (async, so it never leaves the event loop thread)."""
     return Starlette(routes=[Route("/", _endpoint)])
-
-
-def inner_app(name: str) -> ASGIApp:
-    return raw_app if name == "raw" else starlette_app()
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -394,6 +389,11 @@ def hand_stack(app: ASGIApp) -> ASGIApp:
     return HandRequestId(HandAccessLog(HandTiming(HandError(HandContext(app, request_id=False)))))
 
 
+def hand_four(app: ASGIApp) -> ASGIApp:
+    """What ``fastmw.stack()`` does, hand-written, in its order: id, timing, log, error."""
+    return HandRequestId(HandTiming(HandAccessLog(HandError(app))))
+
+
 def basehttp_stack(app: ASGIApp) -> ASGIApp:
     return BaseRequestId(BaseAccessLog(BaseTiming(BaseError(BaseContext(app, request_id=False)))))
 
@@ -468,6 +468,14 @@ def _logs(name: str, mode: str) -> Callable[[], None]:
     return lambda: set_logger(name, mode)
 
 
+STARLETTE_CONTEXT = "starlette-context"
+ASGI_CORRELATION_ID = "asgi-correlation-id"
+CONTEXT_MIDDLEWARE = "context: ContextMiddleware + 2 plugins"
+LOG_OFF, LOG_NULL, LOG_JSON = "access log, logger off", "access log to a NullHandler", "access log as JSON lines"
+STACK = "fastmw.stack()"
+TRACE_STACK, TRACE_STACK_TRACED = "stack() untraced", "stack() with trace context"
+
+
 def _group_stacks(group: str) -> list[Stack]:
     bare = Stack("bare", "bare", lambda app: app)
     hand_off = _logs(HAND_LOGGER, "disabled")
@@ -476,21 +484,22 @@ def _group_stacks(group: str) -> list[Stack]:
         return [
             bare,
             *fastmw_rows("fastmw Raw", CONTEXT_NEEDS, _fastmw_context, expect=CTX),
-            fastmw_row(
+            *fastmw_rows(
                 "fastmw ContextMiddleware",
-                False,
                 ("ContextMiddleware", *CONTEXT_NEEDS[1:]),
                 _fastmw_context,
                 expect=CTX,
                 needs_loop=True,
+                variant=CONTEXT_MIDDLEWARE,
             ),
-            Stack("starlette-context Raw", "competitor", starlette_context, expect=CTX),
+            Stack("starlette-context Raw", STARLETTE_CONTEXT, starlette_context, expect=CTX),
             Stack(
                 "starlette-context ContextMiddleware",
-                "competitor",
+                STARLETTE_CONTEXT,
                 lambda a: starlette_context(a, raw=False),
                 expect=CTX,
                 needs_loop=True,
+                variant=CONTEXT_MIDDLEWARE,
             ),
             Stack("hand-written", "hand", HandContext, expect=CTX),
         ]
@@ -498,7 +507,7 @@ def _group_stacks(group: str) -> list[Stack]:
         return [
             bare,
             *fastmw_rows("fastmw", ("RequestIdMiddleware",), lambda a, m: m(a), expect=RID),
-            Stack("asgi-correlation-id", "competitor", asgi_correlation_id, expect=RID),
+            Stack("asgi-correlation-id", ASGI_CORRELATION_ID, asgi_correlation_id, expect=RID),
             Stack("hand-written", "hand", HandRequestId, expect=RID),
         ]
     if group == "timing":
@@ -515,23 +524,23 @@ def _group_stacks(group: str) -> list[Stack]:
         ]
     if group == "access log":
         log = ("AccessLogMiddleware",)
+        null_fm, null_hand = _logs(FASTMW_LOGGER, "null"), _logs(HAND_LOGGER, "null")
         return [
             bare,
-            *fastmw_rows("fastmw disabled", log, lambda a, m: m(a), before=fm_off, variant="disabled"),
-            *fastmw_rows(
-                "fastmw NullHandler", log, lambda a, m: m(a), before=_logs(FASTMW_LOGGER, "null"), variant="null"
-            ),
-            *fastmw_rows("fastmw fast sink", (*log, "JsonLinesSink"), _fast_sink, before=fm_off, variant="sink"),
-            Stack("hand-written disabled", "hand", HandAccessLog, before=hand_off, variant="disabled"),
-            Stack("hand-written NullHandler", "hand", HandAccessLog, before=_logs(HAND_LOGGER, "null"), variant="null"),
-            Stack("hand-written json-lines", "hand", lambda a: HandAccessLog(a, json_lines=True), variant="sink"),
+            *fastmw_rows("fastmw disabled", log, lambda a, m: m(a), before=fm_off, variant=LOG_OFF),
+            *fastmw_rows("fastmw NullHandler", log, lambda a, m: m(a), before=null_fm, variant=LOG_NULL),
+            *fastmw_rows("fastmw fast sink", (*log, "JsonLinesSink"), _fast_sink, before=fm_off, variant=LOG_JSON),
+            Stack("hand-written disabled", "hand", HandAccessLog, before=hand_off, variant=LOG_OFF),
+            Stack("hand-written NullHandler", "hand", HandAccessLog, before=null_hand, variant=LOG_NULL),
+            Stack("hand-written json-lines", "hand", lambda a: HandAccessLog(a, json_lines=True), variant=LOG_JSON),
         ]
     if group == "stack":
         return [
             bare,
             *fastmw_rows("fastmw", FIVE_NEEDS, _fastmw_five, expect=RID, before=fm_off),
-            fastmw_row("fastmw.stack()", False, ("stack",), lambda a, s: s(a), expect=RID, before=fm_off),
+            *fastmw_rows("fastmw.stack()", ("stack",), lambda a, s: s(a), expect=RID, before=fm_off, variant=STACK),
             Stack("hand-written", "hand", hand_stack, expect={**RID, **TIMING}, before=hand_off),
+            Stack("hand-written four", "hand", hand_four, expect={**RID, **TIMING}, before=hand_off, variant=STACK),
             Stack(
                 "BaseHTTPMiddleware",
                 "basehttp",
@@ -545,9 +554,7 @@ def _group_stacks(group: str) -> list[Stack]:
         trace, stacked = _trace_group, {**RID, **TIMING}
         return [
             bare,
-            *fastmw_rows(
-                "fastmw", ("TraceContextMiddleware",), trace.alone, check=trace.continues_trace, variant="alone"
-            ),
+            *fastmw_rows("fastmw", ("TraceContextMiddleware",), trace.alone, check=trace.continues_trace),
             *fastmw_rows(
                 "fastmw.stack()",
                 ("stack",),
@@ -555,7 +562,7 @@ def _group_stacks(group: str) -> list[Stack]:
                 check=trace.no_trace,
                 expect=stacked,
                 before=fm_off,
-                variant="stack",
+                variant=TRACE_STACK,
             ),
             *fastmw_rows(
                 "fastmw.stack(trace_context)",
@@ -564,22 +571,38 @@ def _group_stacks(group: str) -> list[Stack]:
                 check=trace.continues_trace,
                 expect=stacked,
                 before=fm_off,
-                variant="stack+trace",
+                variant=TRACE_STACK_TRACED,
             ),
             trace.otel_row(),
         ]
     raise ValueError(f"unknown group {group!r}")
 
 
-GROUPS = ("context", "request id", "timing", "access log", "error", "stack", "trace")
+# key -> the comparison table's line for the group's own rows, in the table's order.
+GROUPS = {
+    "stack": "5 middlewares: id, log, timing, error, context",
+    "context": "context: RawContextMiddleware + 2 plugins",
+    "request id": "request id",
+    "timing": "timing",
+    "access log": "access log",
+    "error": "error handling",
+    "trace": "W3C trace context",
+}
 # What every request of a group sends; the other groups send _driver.REQUEST_HEADERS.
 GROUP_HEADERS = {"trace": _driver.TRACE_REQUEST_HEADERS}
+# Variants measured for the detail tables only (the trace stage's cost inside stack()).
+DETAIL_ONLY = {"trace": (TRACE_STACK, TRACE_STACK_TRACED)}
 
 
-def groups(names: tuple[str, ...] = GROUPS, inners: tuple[str, ...] = INNER_APPS) -> list[Group]:
-    """Every middleware group, once per inner app ("raw" endpoint, "starlette" route)."""
+def groups(keys: Iterable[str] = GROUPS) -> list[Group]:
+    """The middleware groups, around the raw ASGI endpoint."""
     return [
-        Group(f"{name} [{inner}]", _group_stacks(name), inner, GROUP_HEADERS.get(name, _driver.REQUEST_HEADERS))
-        for name in names
-        for inner in inners
+        Group(
+            key,
+            GROUPS[key],
+            _group_stacks(key),
+            GROUP_HEADERS.get(key, _driver.REQUEST_HEADERS),
+            DETAIL_ONLY.get(key, ()),
+        )
+        for key in keys
     ]

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from benchmarks import _driver, _trace_group, _twins, core_ops, stacks
+from benchmarks import _driver, _measure, _trace_group, _twins, report, stacks
 
 CASES = [
-    pytest.param(group, stack, id=f"{group.name}-{stack.name}")
+    pytest.param(group, stack, id=f"{group.key}-{stack.name}")
     for group in stacks.groups()
     for stack in group.stacks
     if stack.build is not None
@@ -28,7 +28,7 @@ def test_stack_answers_with_expected_headers(group: stacks.Group, stack: stacks.
     assert stack.build is not None
     if stack.before is not None:
         stack.before()
-    inner = stacks.inner_app(group.inner)
+    inner = stacks.raw_app
     app = stack.build(inner)
     capture = _driver.Capture()
     asyncio.run(app(_driver.new_scope(group.headers), _driver.Receive(), capture))
@@ -74,13 +74,13 @@ def test_every_group_has_bare_and_a_hand_written_row() -> None:
         assert kinds[0] == "bare"
         assert "hand" in kinds
         names = [stack.name for stack in group.stacks]
-        assert len(names) == len(set(names)), group.name
+        assert len(names) == len(set(names)), group.key
 
 
 def test_only_the_trace_group_sends_trace_headers() -> None:
     for group in stacks.groups():
-        traced = group.name.startswith("trace ")
-        assert group.headers == (_driver.TRACE_REQUEST_HEADERS if traced else _driver.REQUEST_HEADERS), group.name
+        traced = group.key == "trace"
+        assert group.headers == (_driver.TRACE_REQUEST_HEADERS if traced else _driver.REQUEST_HEADERS), group.key
     assert _driver.TRACE_REQUEST_HEADERS == [*_driver.REQUEST_HEADERS, *_driver.TRACE_HEADERS]
     names = {name for name, _ in _driver.REQUEST_HEADERS}
     assert not names & {b"traceparent", b"tracestate"}
@@ -135,29 +135,50 @@ def test_pure_copy_is_independent_and_pure() -> None:
     assert fastmw is _twins.original()
 
 
-@pytest.mark.parametrize("op", list(core_ops.OPS))
-def test_core_ops_run_on_each_twin(op: str) -> None:
-    for module in core_ops.twins().values():
-        if module is not None:
-            assert core_ops.OPS[op](module)(3) >= 0
+def test_every_compared_line_has_fastmw_compiled_and_pure_and_a_peer() -> None:
+    for group in stacks.groups():
+        for variant in group.compared_variants():
+            kinds = [stack.kind for stack in group.stacks if stack.variant == variant]
+            assert {"fastmw-c", "fastmw-py"} <= set(kinds), (group.key, variant)
+            assert set(kinds) - {"fastmw-c", "fastmw-py"}, (group.key, variant)
 
 
-@pytest.mark.parametrize("name", list(core_ops.PIPELINES))
-def test_core_ops_pipelines_answer_with_their_stages_headers(name: str) -> None:
-    assert name in core_ops.OPS
-    for module in core_ops.twins().values():
-        if module is None:
-            continue
-        sent: list[dict[str, object]] = []
+def test_the_comparison_table_has_a_line_per_compared_variant_and_a_column_per_kind() -> None:
+    group = next(group for group in stacks.groups(["access log"]))
+    result = _measure.measure(group, rounds=4, batch=2)
+    data = report.comparison([result])
+    assert [line["work"] for line in data["lines"]] == [stacks.LOG_OFF, stacks.LOG_NULL, stacks.LOG_JSON]
+    assert [kind for kind, _ in data["columns"]] == ["fastmw-c", "fastmw-py", "hand"]
+    import fastmw
 
-        async def keep(message: dict[str, object], sent: list[dict[str, object]] = sent) -> None:
-            sent.append(message)
+    for line in data["lines"]:
+        assert set(line["cells"]) == {"fastmw-c", "fastmw-py", "hand"}
+        compiled = line["cells"].pop("fastmw-c")  # n/a on the pure run
+        assert isinstance(compiled, float) if fastmw.COMPILED else compiled == "n/a"
+        assert all(isinstance(value, float) for value in line["cells"].values())
+    text = report.comparison_table(data)
+    assert text.splitlines()[0].startswith("µs per request over the bare app")
+    assert len(text.splitlines()) == 2 + 3
 
-        core_ops.pipeline_once(core_ops.PIPELINES[name](module), keep)
-        assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok"
-        headers = dict(sent[0]["headers"])  # type: ignore[call-overload]
-        assert (b"x-request-id" in headers) is ("Timing" not in name)
-        assert (b"x-process-time" in headers) is ("RequestId" not in name)
+
+def test_a_kind_without_a_title_gets_a_column_after_the_known_ones() -> None:
+    fake = stacks.Group("fake", "fake work", [stacks.Stack("bare", "bare", lambda app: app)], _driver.REQUEST_HEADERS)
+    rows = {
+        "bare": _measure.Row("bare", "bare", samples=[1e-6] * 4),
+        "x": _measure.Row("x", "some-library", samples=[5e-6] * 4),
+        "c": _measure.Row("c", "fastmw-c", samples=[2e-6] * 4),
+        "h": _measure.Row("h", "hand", status="n/a"),
+    }
+    fake.stacks += [stacks.Stack(name, row.kind, None) for name, row in rows.items() if name != "bare"]
+    data = report.comparison([_measure.GroupResult(fake, 1, 4, rows)])
+    assert data["columns"] == [
+        ["fastmw-c", "fastmw compiled"],
+        ["hand", "hand-written"],
+        ["some-library", "some-library"],
+    ]
+    [line] = data["lines"]
+    assert line["cells"] == {"some-library": 4000.0, "fastmw-c": 1000.0, "hand": "n/a"}
+    assert report.versus(line["cells"]) == 4.0
 
 
 def test_the_header_floor_servers_send_what_the_stacks_add() -> None:

@@ -216,7 +216,7 @@ import fastmw
 
 app = fastmw.CorrelationIdMiddleware(Starlette(routes=[Route("/", lambda request: PlainTextResponse("ok"))]))
 
-# The README's recipe, verbatim.
+# The recipe in docs/correlation-id.md, verbatim.
 log_config = copy.deepcopy(LOGGING_CONFIG)
 log_config["filters"] = {"correlation_id": {"()": "fastmw.CorrelationIdFilter", "default_value": "-"}}
 log_config["handlers"]["access"]["filters"] = ["correlation_id"]
@@ -228,7 +228,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=log_config)
 
 
 def test_uvicorn_access_log_recipe(tmp_path: Any) -> None:
-    """The README's uvicorn recipe: every access line carries the request's id."""
+    """The uvicorn recipe in docs/correlation-id.md: every access line carries the request's id."""
     import signal
     import socket
     import subprocess

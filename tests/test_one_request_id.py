@@ -1,4 +1,4 @@
-"""One request id per request, whoever reads it (issue 14, problem 1).
+"""One request id per request, whoever reads it.
 
 Every placement of the request-id middlewares and the request-id plugin (inside,
 outside, fused or not, both context middlewares) must give one id: the same in

@@ -26,7 +26,6 @@ FORBIDDEN_SUFFIXES = (".c", ".pyx", ".html", ".pyc")
 SDIST_FORBIDDEN_SUFFIXES = (".c", ".html", ".so", ".pyd", ".pyc")
 # Tracked files under these folders must all reach the sdist.
 SDIST_TREES = ("src", "tests", "benchmarks", "requirements")
-SDIST_SKIP = ("benchmarks/results/",)
 
 
 def tracked_files() -> list[str]:
@@ -37,7 +36,7 @@ def tracked_files() -> list[str]:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return []
-    return [f for f in out.splitlines() if not f.startswith(SDIST_SKIP)]
+    return out.splitlines()
 
 
 def check_metadata(name: str, text: str, errors: list[str]) -> None:

@@ -74,9 +74,11 @@ def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None
         pip = [vpy, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         run([*pip, "-r", test_requirements(tmp)], env=env)
         run_dir = tmp / "run"
-        # benchmarks/ too: tests/test_benchmarks_smoke.py runs every benchmark stack once.
+        # benchmarks/ too: tests/test_benchmarks_smoke.py runs every benchmark stack once; the
+        # README: tests check its examples and published figures.
         for tree in ("tests", "benchmarks"):
-            shutil.copytree(ROOT / tree, run_dir / tree, ignore=shutil.ignore_patterns("__pycache__", "results"))
+            shutil.copytree(ROOT / tree, run_dir / tree, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(ROOT / "README.md", run_dir / "README.md")
         pytest_ini(run_dir)
         if artifact.suffix != ".whl":
             probe_env = {**env, "PYTHONNOUSERSITE": "1"}
