@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -12,7 +12,8 @@ import pytest
 
 import fastmw
 from fastmw import _core_py
-from fastmw._impl import TRUTHY
+from fastmw._impl import TRUTHY, building_on
+from fastmw.middleware._fusion import FusableMiddleware, bound_class
 
 try:
     from fastmw import _core as _core_c
@@ -54,6 +55,61 @@ def twins() -> tuple[ModuleType, ModuleType]:
     if _core_c is None or PURE_RUN:
         pytest.skip("differential tests need the compiled core")
     return _core_c, _core_py
+
+
+class Twin:
+    """fastmw on one core twin, as multidict's tests get an implementation: every name is
+    ``target``'s (``fastmw`` or one of its modules), except that middleware classes are
+    bound to the twin's core, ``stack()`` builds on it and ``core``/``COMPILED`` are the
+    twin's. Inside ``with twin:`` every middleware built runs on it. One package, one set of
+    context variables: the middleware layer takes its core from ``fastmw._impl.layer_core``."""
+
+    def __init__(self, core: ModuleType, target: ModuleType = fastmw) -> None:
+        self.core = core
+        self.COMPILED = core is _core_c
+        self._target = target
+        self._blocks: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if isinstance(value, type) and issubclass(value, FusableMiddleware):
+            return bound_class(value, self.core)
+        if isinstance(value, ModuleType) and value.__name__.startswith("fastmw."):
+            return Twin(self.core, value)
+        if value is fastmw.stack:
+            return self._building(value)
+        return value
+
+    def _building(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with building_on(self.core):
+                return function(*args, **kwargs)
+
+        return call
+
+    def __enter__(self) -> Twin:
+        block = building_on(self.core)
+        block.__enter__()
+        self._blocks.append(block)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._blocks.pop().__exit__(*exc)
+
+    def __repr__(self) -> str:
+        return f"<{self._target.__name__} on {self.core.__name__}>"
+
+
+def twin_named(name: str) -> Twin:
+    """fastmw on the "compiled" or "pure" twin (the pure one when there is no compiled core)."""
+    return Twin(_core_c if name == "compiled" and _core_c is not None else _core_py)
+
+
+@pytest.fixture(params=TWINS)
+def layer(request: pytest.FixtureRequest) -> Iterator[Twin]:
+    """fastmw on each core twin in turn, the middlewares the test builds running on it."""
+    with Twin(request.param) as twin:
+        yield twin
 
 
 # --------------------------------------------------------------------------- ASGI drivers

@@ -49,9 +49,10 @@ def get(app: Any, *paths: str) -> list[httpx.Response]:
 
 
 def layers(app: Any) -> list[type]:
+    """The middleware classes from ``app`` in (each instance's class is its class bound to a core)."""
     found = []
     while hasattr(app, "app"):
-        found.append(type(app))
+        found.append(next(cls for cls in type(app).__mro__ if "_core" not in vars(cls)))
         app = app.app
     return found
 
@@ -276,3 +277,17 @@ def test_access_log_level_by_name(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="fastmw.access")
     get(app, "/")
     assert [r.levelname for r in caplog.records if r.name == "fastmw.access"] == ["DEBUG"]
+
+
+def test_an_app_without_send_fails_at_startup_naming_the_fix() -> None:
+    async def two(scope: Any, receive: Any) -> None:
+        pass
+
+    class TwoCall:
+        async def __call__(self, scope: Any, receive: Any) -> None:
+            pass
+
+    for app in (two, TwoCall()):
+        with pytest.raises(ConfigurationError, match=r"add the send parameter.*async def app\(scope, receive, send\)"):
+            stack(app)  # type: ignore[arg-type]
+    stack(TwoCall().__call__.__func__)  # type: ignore[attr-defined]  # (self, scope, receive): three parameters

@@ -24,6 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from fastmw._impl import building_on
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware.access_log import AccessLogMiddleware
@@ -56,20 +57,35 @@ class StackedApp(FusableMiddleware):
     _middleware: FusableMiddleware | None
     _wrapped: ASGIApp
 
+    def __new__(cls, middleware: FusableMiddleware | None, wrapped: ASGIApp) -> Any:
+        # On the core of the stack's middlewares (they were all built on one).
+        if middleware is None:
+            return super().__new__(cls)
+        with building_on(middleware._core):
+            return super().__new__(cls)
+
     def __init__(self, middleware: FusableMiddleware | None, wrapped: ASGIApp) -> None:
         # object.__setattr__: our own __setattr__ forwards to the app.
         object.__setattr__(self, "_middleware", middleware)
         object.__setattr__(self, "_wrapped", wrapped)
-        if middleware is None:
-            object.__setattr__(self, "_stage", None)
-            object.__setattr__(self, "_members", ())
-            self.configure(wrapped, ())
-        else:
-            # The outermost middleware's pipeline, taken over as is.
+        if middleware is not None:
             object.__setattr__(self, "fuse", middleware.fuse)
+            object.__setattr__(self, "_route", middleware.route)
+            # A pipeline the outermost middleware rebuilds when any of its levels changes.
+            middleware._fusers.add(self)
+        self._build()
+
+    def _build(self) -> None:
+        middleware = self._middleware
+        if middleware is None:
+            self.configure(self._wrapped, ())
+        else:
+            # The outermost middleware's pipeline, taken over as it is now.
             object.__setattr__(self, "_stage", middleware._stage)
             object.__setattr__(self, "_members", middleware._members)
             self.configure(middleware.terminal, middleware.stages, middleware.other)
+        for outer in list(self._fusers):
+            outer._build()
 
     @property  # type: ignore[misc]  # read-only here: __setattr__ refuses the stack's own names
     def app(self) -> ASGIApp:
@@ -130,6 +146,19 @@ def _is_async_callable(app: Any) -> bool:
     return not isinstance(call, types.FunctionType) or inspect.iscoroutinefunction(call)
 
 
+def _takes_three_arguments(app: Any) -> bool:
+    """False only when ``app``'s signature is known and cannot bind (scope, receive, send)."""
+    try:
+        signature = inspect.signature(app)
+    except (TypeError, ValueError):
+        return True  # no signature to read (some C callables): taken at its word
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        return False
+    return True
+
+
 def _check_app(app: Any) -> None:
     """Refuse, at startup, what cannot be an ASGI 3 application."""
     if app is None:
@@ -143,6 +172,11 @@ def _check_app(app: Any) -> None:
         raise ConfigurationError(f"stack() needs an ASGI application, got {type(app).__name__} {app!r} ({ASGI_SHAPE})")
     if not _is_async_callable(app):
         raise ConfigurationError(f"stack() needs an ASGI application, got the sync callable {app!r} ({ASGI_SHAPE})")
+    if not _takes_three_arguments(app):
+        raise ConfigurationError(
+            f"stack() needs an ASGI 3 application called as app(scope, receive, send), got {app!r}, which cannot "
+            f"take those three arguments: add the send parameter ({ASGI_SHAPE})"
+        )
 
 
 def _options(name: str, layer: Layer, shared: dict[str, Any]) -> dict[str, Any] | None:

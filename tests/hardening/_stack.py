@@ -8,7 +8,6 @@ plugins, so a request touches every layer, both access log outputs and both Cont
 from __future__ import annotations
 
 import logging
-from types import ModuleType
 from typing import IO, Any
 
 import fastmw
@@ -34,10 +33,10 @@ def full_stack(
     reraise: bool = True,
     timing_callback: Any = None,
     request_id: dict[str, Any] | None = None,
-    mw: ModuleType = fastmw,
+    mw: Any = fastmw,
 ) -> tuple[ASGIApp, Any]:
     """``app`` wrapped in the whole stack; returns (asgi app, the JSON sink or None).
-    ``mw`` is the fastmw package to build from (a second, pure copy in differential tests)."""
+    ``mw`` is the fastmw package to build from (or a ``tests.conftest.Twin``: fastmw on one core twin)."""
     plugins = [mw.plugins.RequestIdPlugin(), mw.plugins.CorrelationIdPlugin()]
     inner: ASGIApp = mw.RawContextMiddleware(app, plugins=plugins)
     sink = None

@@ -1,5 +1,5 @@
 """Differential: the same hostile scope through the full stack built on the compiled core
-and on a second, pure-core copy of fastmw must give the same outcome (messages sent,
+and on the pure core (one package, the ``Twin`` of ``tests/conftest.py``) must give the same outcome (messages sent,
 exception type and message, access-log records, what the app saw)."""
 
 from __future__ import annotations
@@ -9,16 +9,14 @@ import io
 import json
 import logging
 import re
-from types import ModuleType
 from typing import Any
 
 import pytest
-from benchmarks._twins import pure_copy
 from hypothesis import given
 from hypothesis import strategies as st
 
 import fastmw
-from tests.conftest import PURE_RUN
+from tests.conftest import PURE_RUN, twin_named
 from tests.hardening._stack import full_stack
 
 pytestmark = pytest.mark.skipif(PURE_RUN or not fastmw.COMPILED, reason="differential tests need the compiled core")
@@ -58,7 +56,7 @@ def normalise(value: Any, known: set[bytes]) -> str:
     return TIMED.sub(b"<t>", text).decode()
 
 
-async def run_scope(mw: ModuleType, scope: dict[str, Any]) -> list[Any]:
+async def run_scope(mw: Any, scope: dict[str, Any]) -> list[Any]:
     logger = logging.getLogger(f"fastmw.hardening.diff.{mw.COMPILED}")
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
@@ -139,7 +137,7 @@ def test_full_stack_compiled_and_pure_agree(kind: str, headers: list[Any], conta
         value for entry in headers if isinstance(entry, (tuple, list)) for value in entry if isinstance(value, bytes)
     }
     outcomes = []
-    for mw in (fastmw, pure_copy()):
+    for mw in (twin_named("compiled"), twin_named("pure")):
         outcome = asyncio.run(run_scope(mw, build_scope(kind, headers, container, dropped)))
         outcomes.append(normalise(outcome, known))
     assert outcomes[0] == outcomes[1]
@@ -152,6 +150,6 @@ def test_huge_and_duplicate_header_lists_agree() -> None:
         known |= {value for _, value in headers}
         outcomes = [
             normalise(asyncio.run(run_scope(mw, build_scope("http", headers, "list", set()))), known)
-            for mw in (fastmw, pure_copy())
+            for mw in (twin_named("compiled"), twin_named("pure"))
         ]
         assert outcomes[0] == outcomes[1]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from fastmw import context
+from fastmw.errors import ConfigurationError
 from fastmw.middleware import ContextMiddleware, RawContextMiddleware
 from fastmw.middleware.context_middleware import ContextMiddleware as ByModulePath
 from fastmw.middleware.raw_middleware import RawContextMiddleware as RawByModulePath
@@ -221,3 +223,11 @@ def test_setting_app_rebuilds_the_awaited_hooks_layer_too() -> None:
     middleware.app = second
     assert run(call_app(middleware, http_scope())).status == 200
     assert calls == ["second"]
+
+
+@pytest.mark.parametrize("cls", [ContextMiddleware, RawContextMiddleware])
+@pytest.mark.parametrize("bad", ["x", 400, None, b"refused"])
+def test_default_error_response_must_be_a_response_at_startup(cls: Any, bad: Any) -> None:
+    # Once an error: a bad id answered with a 500 at the first request.
+    with pytest.raises(ConfigurationError, match=r"default_error_response must be a starlette Response"):
+        cls(plain_app, default_error_response=bad)

@@ -2,7 +2,7 @@
 the same middlewares as nested layers.
 
 The differential test builds every combination three ways on each core twin (the
-compiled one through ``fastmw``, the pure one through a second copy of the package):
+``Twin`` of ``tests/conftest.py``: one package, the middleware layer bound to each core):
 fused, with ``fuse=False`` on each middleware (one pipeline each), and as an
 independent reference of hand-written nested layers (own recorders,
 try/except/finally) over the pure twin's stage steps. It demands identical sent
@@ -24,15 +24,13 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
-from benchmarks._twins import pure_copy
 from starlette.responses import PlainTextResponse, Response
 
 import fastmw
-from tests.conftest import PURE_RUN
+from tests.conftest import PURE_RUN, twin_named
 
 RID = b"0123456789abcdef0123456789abcdef"
 CID = b"fedcba9876543210fedcba9876543210"
@@ -51,27 +49,27 @@ SCENARIOS = (*HTTP_SCENARIOS, "excluded", "lifespan", "ok_sink", *WEBSOCKET_SCEN
 TWIN_NAMES = ["compiled", "pure"] if fastmw.COMPILED and not PURE_RUN else ["pure"]
 
 
-def package(twin: str) -> ModuleType:
-    """The fastmw package on the ``twin`` core."""
-    return fastmw if twin == "compiled" or not fastmw.COMPILED else pure_copy()
+def package(twin: str) -> Any:
+    """fastmw on the ``twin`` core."""
+    return twin_named(twin)
 
 
 # The nested reference runs the pure twin's stage steps (the compiled ones are C methods).
-def reference_package() -> ModuleType:
+def reference_package() -> Any:
     return package("pure")
 
 
 @pytest.fixture(params=TWIN_NAMES)
-def mw(request: pytest.FixtureRequest) -> ModuleType:
-    """The fastmw package on each core twin in turn."""
+def mw(request: pytest.FixtureRequest) -> Any:
+    """fastmw on each core twin in turn."""
     return package(request.param)
 
 
-def fuse_flag(mw: ModuleType) -> bool:
+def fuse_flag(mw: Any) -> bool:
     return mw.middleware._fusion.FUSE  # type: ignore[no-any-return]
 
 
-def fused_stages(mw: ModuleType, app: Any) -> tuple[Any, ...]:
+def fused_stages(mw: Any, app: Any) -> tuple[Any, ...]:
     return mw.middleware._fusion.fused_stages(app)  # type: ignore[no-any-return]
 
 
@@ -113,7 +111,7 @@ def masked(value: bytes) -> bytes:
     return value
 
 
-def observe(mw: ModuleType, scope: dict[str, Any]) -> dict[str, Any]:
+def observe(mw: Any, scope: dict[str, Any]) -> dict[str, Any]:
     """What the app can see of the middleware around it."""
     data = mw._storage.REQUEST_CONTEXT.get(None)
     body = mw.middleware.body_cache.cached_body()
@@ -122,12 +120,12 @@ def observe(mw: ModuleType, scope: dict[str, Any]) -> dict[str, Any]:
         "correlation_id": mw._storage.CORRELATION_ID.get(),
         "timed": mw.middleware.timing.current_timing() is not None,
         "cached": tuple(body) if body is not None else None,
-        "request_id_header": mw._impl.core.header_get(scope["headers"], b"x-request-id"),
+        "request_id_header": mw.core.header_get(scope["headers"], b"x-request-id"),
         "scope_id": scope.get("fastmw.request_id"),
     }
 
 
-def make_app(scenario: str, seen: list[Any], mw: ModuleType) -> Callable[..., Any]:
+def make_app(scenario: str, seen: list[Any], mw: Any) -> Callable[..., Any]:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
@@ -180,7 +178,7 @@ def fixed_id() -> str:
     return FIXED_ID
 
 
-def make_layer(name: str, app: Any, fuse: bool, options: dict[str, Any], mw: ModuleType) -> Any:
+def make_layer(name: str, app: Any, fuse: bool, options: dict[str, Any], mw: Any) -> Any:
     middleware = mw.middleware
     plugins = [mw.plugins.RequestIdPlugin(), mw.plugins.CorrelationIdPlugin()]
     if name == "request_id":
@@ -239,9 +237,7 @@ def layer_options(name: str, position: int, scenario: str, sink: Any, calls: lis
     return name, options
 
 
-def build(
-    layers: tuple[str, ...], app: Any, fuse: bool, scenario: str, sink: Any, calls: list[Any], mw: ModuleType
-) -> Any:
+def build(layers: tuple[str, ...], app: Any, fuse: bool, scenario: str, sink: Any, calls: list[Any], mw: Any) -> Any:
     """``layers`` outermost first, each middleware built around the next (direct wrapping)."""
     for position, layer in reversed(list(enumerate(layers))):
         name, options = layer_options(layer, position, scenario, sink, calls)
@@ -257,11 +253,11 @@ class NestedLayer:
     send and receive recorders, the app called inside try/except/finally, an exception
     answered in the ``except`` block and the exit step in the ``finally`` block."""
 
-    def __init__(self, stage: Any, app: Any, other: Any, mw: ModuleType) -> None:
+    def __init__(self, stage: Any, app: Any, other: Any, mw: Any) -> None:
         self.stage = stage
         self.app = app
         self.other = other
-        self.core = mw._impl.core
+        self.core = mw.core
         self.request_state = mw._storage.REQUEST_STATE
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -426,7 +422,7 @@ def server_for(scenario: str, mask: bool = False) -> Server:
     return Server(body, {"type": "http.disconnect"}, fail_on_body=scenario == "send_oserror", mask=mask)
 
 
-def run_case(layers: tuple[str, ...], scenario: str, mode: str, capture: LogCapture, mw: ModuleType) -> tuple[Any, ...]:
+def run_case(layers: tuple[str, ...], scenario: str, mode: str, capture: LogCapture, mw: Any) -> tuple[Any, ...]:
     """One request; ``mode`` is "fused", "layers" (fuse=False) or "reference"."""
     if mode == "reference":
         mw = reference_package()
@@ -553,22 +549,22 @@ def test_fused_equals_nested(layers: tuple[str, ...], capture: LogCapture) -> No
 
 
 @pytest.mark.parametrize("layers", COMBINATIONS, ids="-".join)
-def test_combinations_really_fuse(layers: tuple[str, ...], mw: ModuleType) -> None:
+def test_combinations_really_fuse(layers: tuple[str, ...], mw: Any) -> None:
     app = build(layers, make_app("ok", [], mw), True, "ok", None, [], mw)
     unfused = build(layers, make_app("ok", [], mw), False, "ok", None, [], mw)
     expected = fusable_run(layers) if fuse_flag(mw) else min(1, fusable_run(layers))
     assert len(fused_stages(mw, app)) == expected
     assert len(fused_stages(mw, unfused)) == min(1, fusable_run(layers))
-    assert all(isinstance(stage, mw._impl.core.Stage) for stage in fused_stages(mw, app))
+    assert all(isinstance(stage, mw.core.Stage) for stage in fused_stages(mw, app))
 
 
 # --------------------------------------------------------------------------- one pipeline per request
 
 
-def test_full_stack_is_one_pipeline_per_request(mw: ModuleType) -> None:
+def test_full_stack_is_one_pipeline_per_request(mw: Any) -> None:
     wrappers: list[Any] = []
     frames: list[int] = []
-    core = mw._impl.core
+    core = mw.core
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         wrappers.append((send, receive))
@@ -601,7 +597,7 @@ def test_full_stack_is_one_pipeline_per_request(mw: ModuleType) -> None:
     assert names == [b"x-process-time", b"server-timing", b"x-request-id", b"x-correlation-id"]
 
 
-def test_starlette_middleware_list_add_middleware_and_wrapping_fuse(mw: ModuleType) -> None:
+def test_starlette_middleware_list_add_middleware_and_wrapping_fuse(mw: Any) -> None:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
 
@@ -625,7 +621,7 @@ def test_starlette_middleware_list_add_middleware_and_wrapping_fuse(mw: ModuleTy
         assert names == (["RequestIdStage", "TimingStage", "ErrorStage"] if fuse_flag(mw) else ["RequestIdStage"])
 
 
-def test_inner_instance_stays_usable_and_app_reassignment_rebuilds(mw: ModuleType) -> None:
+def test_inner_instance_stays_usable_and_app_reassignment_rebuilds(mw: Any) -> None:
     inner = mw.TimingMiddleware(make_app("ok", [], mw))
     outer = mw.RequestIdMiddleware(inner)
     assert fused_stages(mw, inner) == (inner._stage,)
@@ -637,7 +633,7 @@ def test_inner_instance_stays_usable_and_app_reassignment_rebuilds(mw: ModuleTyp
     assert outer.terminal is (other if fuse_flag(mw) else inner)
 
 
-def test_custom_hooks_stay_unfused_layers(mw: ModuleType) -> None:
+def test_custom_hooks_stay_unfused_layers(mw: Any) -> None:
     class Custom(mw.RawContextMiddleware):  # type: ignore[name-defined, misc]
         async def set_context(self, request: Any) -> dict[str, Any]:
             return {"a": 1}
@@ -656,7 +652,7 @@ def test_custom_hooks_stay_unfused_layers(mw: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("inner_fuse", [True, False])
-def test_fuse_false_on_either_side_keeps_two_pipelines(mw: ModuleType, inner_fuse: bool) -> None:
+def test_fuse_false_on_either_side_keeps_two_pipelines(mw: Any, inner_fuse: bool) -> None:
     inner = mw.TimingMiddleware(make_app("ok", [], mw), fuse=inner_fuse)
     outer = mw.RequestIdMiddleware(inner, fuse=not inner_fuse)
     assert fused_stages(mw, outer) == (outer._stage,)
@@ -676,7 +672,7 @@ def test_no_fuse_environment_switch() -> None:
         assert out.stdout.split() == expected, value
 
 
-def test_generated_id_fast_path_matches_the_header_it_writes(mw: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
+def test_generated_id_fast_path_matches_the_header_it_writes(mw: Any, caplog: pytest.LogCaptureFixture) -> None:
     seen: list[Any] = []
     app = mw.stack(make_app("ok", seen, mw), access_log=False)
     original = [(b"user-agent", b"ua")]
@@ -684,7 +680,7 @@ def test_generated_id_fast_path_matches_the_header_it_writes(mw: ModuleType, cap
     server = Server([{"type": "http.request"}], {"type": "http.disconnect"})
     contextvars.Context().run(drive, app(scope, server.receive, server.send))
     echoed = dict(server.sent[0]["headers"])[b"x-request-id"]
-    assert mw._impl.core.is_uuid4(echoed.decode()) and len(echoed) == 32
+    assert mw.core.is_uuid4(echoed.decode()) and len(echoed) == 32
     assert seen[0]["request_id_header"] == echoed == seen[0]["correlation_id"].encode()
     assert scope["headers"] == [(b"user-agent", b"ua"), (b"x-request-id", echoed)]
     assert original == [(b"user-agent", b"ua")]  # the server's list is not mutated
@@ -695,11 +691,11 @@ def test_generated_id_fast_path_matches_the_header_it_writes(mw: ModuleType, cap
     with caplog.at_level(logging.WARNING, logger="fastmw.request_id"):
         contextvars.Context().run(drive, oversize(scope, server.receive, server.send))
     assert "unusable id" in caplog.text
-    assert mw._impl.core.is_uuid4(dict(server.sent[0]["headers"])[b"x-request-id"].decode())
+    assert mw.core.is_uuid4(dict(server.sent[0]["headers"])[b"x-request-id"].decode())
 
 
 @pytest.mark.parametrize("scenario", ["ok", "error_before", "error_after", "bad_id", "bad_cid", "websocket_error"])
-def test_no_reference_cycles_per_request(mw: ModuleType, scenario: str, capture: LogCapture) -> None:
+def test_no_reference_cycles_per_request(mw: Any, scenario: str, capture: LogCapture) -> None:
     """A request leaves no garbage for the cycle collector (the middleware are built once)."""
     layers = ("context_outer", "request_id", "timing", "body_cache", "access_log", "errors")
     seen: list[Any] = []
@@ -730,7 +726,7 @@ def test_no_reference_cycles_per_request(mw: ModuleType, scenario: str, capture:
 # --------------------------------------------------------------------------- exceptions, as nested layers
 
 
-def failing_send_case(mw: ModuleType, mode: str) -> tuple[Any, ...]:
+def failing_send_case(mw: Any, mode: str) -> tuple[Any, ...]:
     """An app failing before its response, under errors and timing, on a send that fails."""
 
     async def failing_send(message: dict[str, Any]) -> None:
@@ -754,7 +750,7 @@ def failing_send_case(mw: ModuleType, mode: str) -> tuple[Any, ...]:
 
 
 @pytest.mark.parametrize("mode", ["fused", "layers"])
-def test_failure_while_answering_is_chained_to_the_apps_error(mw: ModuleType, mode: str) -> None:
+def test_failure_while_answering_is_chained_to_the_apps_error(mw: Any, mode: str) -> None:
     # As raised inside an ``except`` block of a nested error layer.
     assert failing_send_case(mw, mode) == ("OSError", "client went away", ("ValueError",))
     assert failing_send_case(mw, mode) == failing_send_case(mw, "reference")
@@ -764,7 +760,7 @@ class Abort(BaseException):
     """Not an ``Exception``: no fastmw hook swallows it."""
 
 
-def test_a_failing_exit_step_replaces_the_exception_like_a_finally_block(mw: ModuleType) -> None:
+def test_a_failing_exit_step_replaces_the_exception_like_a_finally_block(mw: Any) -> None:
     results = {mode: failing_exit_case(mw, mode) for mode in ("fused", "layers", "reference")}
     outcome, calls, records, sent = results["fused"]
     # The callback's Abort replaces the app's ValueError; the outer access log still writes
@@ -775,14 +771,14 @@ def test_a_failing_exit_step_replaces_the_exception_like_a_finally_block(mw: Mod
     assert results["layers"][0][:2] == results["reference"][0][:2]
 
 
-def test_a_failing_exit_step_is_chained_like_a_finally_block(mw: ModuleType) -> None:
+def test_a_failing_exit_step_is_chained_like_a_finally_block(mw: Any) -> None:
     expected = failing_exit_case(mw, "reference")[0]
     assert expected == ("Abort", "callback", ("ValueError",))
     assert failing_exit_case(mw, "fused")[0] == expected
     assert failing_exit_case(mw, "layers")[0] == expected
 
 
-def failing_exit_case(mw: ModuleType, mode: str) -> tuple[Any, ...]:
+def failing_exit_case(mw: Any, mode: str) -> tuple[Any, ...]:
     """A timing callback raising ``Abort`` while the app's ValueError propagates, under an access log."""
     calls: list[Any] = []
     stream = io.BytesIO()
@@ -817,7 +813,7 @@ def failing_exit_case(mw: ModuleType, mode: str) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------- refusals and shared responses
 
 
-def test_a_shared_error_response_is_never_edited(mw: ModuleType) -> None:
+def test_a_shared_error_response_is_never_edited(mw: Any) -> None:
     # One Response answers every refused request: the start steps edit a copy of its headers.
     refusal = Response("bad", status_code=400, headers={"x-app": "1"})
     before = list(refusal.raw_headers)
@@ -841,7 +837,7 @@ def test_a_shared_error_response_is_never_edited(mw: ModuleType) -> None:
 # --------------------------------------------------------------------------- the 0.1 None-echo drift
 
 
-def none_id_plugins(mw: ModuleType) -> dict[str, Any]:
+def none_id_plugins(mw: Any) -> dict[str, Any]:
     """RequestIdPlugin subclasses whose value is None when no id is sent."""
 
     class NoneFromHooks(mw.plugins.RequestIdPlugin):  # type: ignore[name-defined, misc]
@@ -860,7 +856,7 @@ def none_id_plugins(mw: ModuleType) -> dict[str, Any]:
     return {"hooks": NoneFromHooks, "process_request": NoneFromRequest}
 
 
-def none_echo_case(mw: ModuleType, plugin: str, middleware: str, wrapped: bool) -> tuple[Any, ...]:
+def none_echo_case(mw: Any, plugin: str, middleware: str, wrapped: bool) -> tuple[Any, ...]:
     seen: list[Any] = []
     context_class = getattr(mw, middleware)
     app = context_class(make_app("ok", seen, mw), plugins=[none_id_plugins(mw)[plugin]()])
@@ -875,7 +871,7 @@ def none_echo_case(mw: ModuleType, plugin: str, middleware: str, wrapped: bool) 
 
 
 @pytest.mark.parametrize("middleware", ["RawContextMiddleware", "ContextMiddleware"])
-def test_a_none_request_id_echoes_no_header_alone_and_fused(mw: ModuleType, middleware: str) -> None:
+def test_a_none_request_id_echoes_no_header_alone_and_fused(mw: Any, middleware: str) -> None:
     alone = none_echo_case(mw, "hooks", middleware, wrapped=False)
     fused = none_echo_case(mw, "hooks", middleware, wrapped=True)
     assert alone == ([], {"X-Request-ID": None}, 1)
@@ -883,7 +879,7 @@ def test_a_none_request_id_echoes_no_header_alone_and_fused(mw: ModuleType, midd
 
 
 @pytest.mark.parametrize("middleware", ["RawContextMiddleware", "ContextMiddleware"])
-def test_a_none_request_id_from_an_awaited_hook_echoes_alike_alone_and_wrapped(mw: ModuleType, middleware: str) -> None:
+def test_a_none_request_id_from_an_awaited_hook_echoes_alike_alone_and_wrapped(mw: Any, middleware: str) -> None:
     # The Python layer (no stage, no fusion) behaves the same whatever wraps it.
     alone = none_echo_case(mw, "process_request", middleware, wrapped=False)
     wrapped = none_echo_case(mw, "process_request", middleware, wrapped=True)
@@ -893,11 +889,11 @@ def test_a_none_request_id_from_an_awaited_hook_echoes_alike_alone_and_wrapped(m
 
 
 @pytest.mark.parametrize("middleware", ["RawContextMiddleware", "ContextMiddleware"])
-def test_a_none_request_id_from_an_awaited_hook_echoes_no_header(mw: ModuleType, middleware: str) -> None:
+def test_a_none_request_id_from_an_awaited_hook_echoes_no_header(mw: Any, middleware: str) -> None:
     assert none_echo_case(mw, "process_request", middleware, wrapped=False)[0] == []
 
 
-def test_a_refusal_echoes_an_id_from_the_generator(mw: ModuleType) -> None:
+def test_a_refusal_echoes_an_id_from_the_generator(mw: Any) -> None:
     app = build(("request_id_reject",), make_app("ok", [], mw), True, "bad_id", None, [], mw)
     server = server_for("bad_id")
     contextvars.Context().run(drive, app(request_scope("bad_id"), server.receive, server.send))

@@ -13,7 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from fastmw import context
 from fastmw.errors import ConfigurationError
 from fastmw.middleware import ContextMiddleware, RawContextMiddleware, raw_middleware
-from fastmw.plugins import Plugin, RequestIdPlugin, UserAgentPlugin
+from fastmw.plugins import CorrelationIdPlugin, Plugin, RequestIdPlugin, UserAgentPlugin
 from tests.helpers import Message, Recorder, call_app, http_scope, plain_app, run
 
 HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"
@@ -343,3 +343,72 @@ def test_messages_other_than_start_pass_through() -> None:
 
     rec = run(call_app(RawContextMiddleware(app, plugins=(RequestIdPlugin(),)), http_scope()))
     assert rec.messages[-1] == {"type": "http.response.trailers", "headers": [(b"x-t", b"1")], "more_trailers": False}
+
+
+# --------------------------------------------------------------------------- one context path
+
+
+APP_CORRELATION_ID = "set-by-the-app"
+INCOMING_CID = [(b"x-correlation-id", b"fedcba9876543210fedcba9876543210")]
+
+
+def setting_app(ctx: Any) -> Any:
+    """An app that stores its own correlation id in the request context, then responds."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        ctx["X-Correlation-ID"] = APP_CORRELATION_ID
+        await plain_app(scope, receive, send)
+
+    return app
+
+
+def starlette_context_echo(style: str) -> bytes | None:
+    """What starlette-context itself echoes for the app above."""
+    import starlette_context
+    from starlette_context import middleware as sc_middleware
+    from starlette_context import plugins as sc_plugins
+
+    cls = sc_middleware.RawContextMiddleware if style == "raw" else sc_middleware.ContextMiddleware
+    plugins = [sc_plugins.CorrelationIdPlugin(), sc_plugins.RequestIdPlugin()]
+    app = cls(setting_app(starlette_context.context), plugins=plugins)
+    return run(call_app(app, http_scope(headers=INCOMING_CID))).header(b"x-correlation-id")  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("style", ["raw", "response"])
+@pytest.mark.parametrize("override", ["none", "set_context", "get_request_object"])
+def test_echoed_values_are_read_when_the_response_starts(layer: Any, style: str, override: str) -> None:
+    # starlette-context reads the context when the response starts, so the value the app
+    # stored is echoed; fastmw does the same whichever hooks are overridden.
+    base = RawContextMiddleware if style == "raw" else ContextMiddleware
+
+    class NoOpSetContext(base):  # type: ignore[valid-type, misc]
+        async def set_context(self, request: Any) -> dict[Any, Any]:
+            return await super().set_context(request)  # type: ignore[no-any-return]
+
+    class NoOpRequestObject(RawContextMiddleware):
+        @staticmethod
+        def get_request_object(scope: Any, receive: Any, send: Any) -> HTTPConnection:
+            return HTTPConnection(scope)
+
+    if override == "get_request_object" and style != "raw":
+        pytest.skip("only RawContextMiddleware has get_request_object")
+    cls = {"none": base, "set_context": NoOpSetContext, "get_request_object": NoOpRequestObject}[override]
+    middleware = cls(setting_app(context), plugins=[CorrelationIdPlugin(), RequestIdPlugin()])
+    assert middleware.route.path == ("engine" if override == "none" else "awaited")
+    echoed = run(call_app(middleware, http_scope(headers=INCOMING_CID))).header(b"x-correlation-id")
+    assert echoed == starlette_context_echo(style) == APP_CORRELATION_ID.encode()
+
+
+@pytest.mark.parametrize("override", [False, True])
+def test_a_context_value_that_cannot_be_a_header_is_not_echoed_on_either_path(layer: Any, override: bool) -> None:
+    class NoOp(RawContextMiddleware):
+        async def set_context(self, request: Any) -> dict[Any, Any]:
+            return await super().set_context(request)  # type: ignore[no-any-return]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        context["X-Correlation-ID"] = "abc\r\nSet-Cookie: x=1"
+        await plain_app(scope, receive, send)
+
+    cls = NoOp if override else RawContextMiddleware
+    rec = run(call_app(cls(app, plugins=[CorrelationIdPlugin()]), http_scope(headers=INCOMING_CID)))
+    assert rec.header(b"x-correlation-id") is None and rec.header(b"set-cookie") is None

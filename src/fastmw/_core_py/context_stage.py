@@ -23,8 +23,9 @@ class ContextStage(Stage):
 
     ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
     hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
-    name)`` of ``echo`` the context value (``str()`` of it; None and values that cannot be
-    a header are skipped) goes on the response start, appended or, with ``replace``, set.
+    name)`` of ``echo`` the value the context holds when the response starts (``str()`` of
+    it; None and values that cannot be a header are skipped; read then, as starlette-context
+    does, so what the app stored is echoed) goes on it, appended or, with ``replace``, set.
     The reader at ``request_id`` (an index, or -1) reads the request id: it reuses an id an
     outer component resolved, and otherwise decides it for the components inside. The
     context is reset when the app returns, and left set when it raises.
@@ -82,31 +83,30 @@ class ContextStage(Stage):
         if owned is not None:
             scope[ID_SCOPE_KEY] = owned
             id_token = CORRELATION_ID.set(owned)
-        echoed = self._echoed(data, owned is not None or request_id < 0) if self.echo else None
-        ex._states[index] = (REQUEST_CONTEXT.set(data), id_token, echoed)  # type: ignore[index]
+        # (context token, request id token, echo the request id?); the compiled twin also
+        # keeps the header bytes it read, to echo them as they came.
+        ex._states[index] = (REQUEST_CONTEXT.set(data), id_token, owned is not None or request_id < 0)  # type: ignore[index]
         return 0
 
-    def _echoed(self, data: dict[Any, Any], with_request_id: bool) -> tuple[tuple[bytes, bytes], ...]:
-        entries = []
+    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+        data = REQUEST_CONTEXT.get(None)
+        if type(data) is not dict:
+            return 0
         request_key = self.readers[self.request_id][0] if self.request_id >= 0 else _MISSING
         for key, name in self.echo:
-            if not with_request_id and key == request_key:
+            if not state[2] and key == request_key:
                 continue  # the component that resolved the id echoes it
             value = data.get(key)
             if value is None:
                 continue
             try:
-                entries.append((name, encode_header_value(value if type(value) is str else str(value))))
+                raw = encode_header_value(value if type(value) is str else str(value))
             except ValueError:
                 continue
-        return tuple(entries)
-
-    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
-        for entry in state[2]:
             if self.replace:
-                header_set(headers, entry[0], entry[1])
+                header_set(headers, name, raw)
             else:
-                headers.append(entry)
+                headers.append((name, raw))
         return 0
 
     def leave(

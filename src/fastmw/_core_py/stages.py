@@ -274,9 +274,9 @@ class TimingStage(Stage):
     def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
         elapsed = monotonic() - ex.t_start
         if self.key is not None:
-            header_set(headers, self.key, format_fixed(elapsed, self.precision))
+            header_set(headers, self.key, _format_fixed(elapsed, self.precision))
         if self.server_timing:
-            entry = SERVER_TIMING_PREFIX + format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
+            entry = SERVER_TIMING_PREFIX + _format_fixed(elapsed * 1000.0, max(self.precision - 3, 0))
             existing = header_get(headers, SERVER_TIMING)
             header_set(headers, SERVER_TIMING, existing + b", " + entry if existing else entry)
         return 0
@@ -303,7 +303,11 @@ def format_fixed(value: float, precision: int) -> bytes:
         raise ValueError(f"precision must be an int from 0 to 9, got {precision!r}")
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"value must be an int or a float, not {_type_name(value)}")
-    value = float(value)
+    return _format_fixed(float(value), precision)
+
+
+def _format_fixed(value: float, precision: int) -> bytes:
+    """``format_fixed`` for a float and a precision the caller checked."""
     scaled = value * POW10[precision]
     if not (0.0 <= scaled < 9e18):
         return b"%.*f" % (precision, value)

@@ -8,8 +8,9 @@ cdef class ContextStage(Stage):
 
     ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
     hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
-    name)`` of ``echo`` the context value (``str()`` of it; None and values that cannot be
-    a header are skipped) goes on the response start, appended or, with ``replace``, set.
+    name)`` of ``echo`` the value the context holds when the response starts (``str()`` of
+    it; None and values that cannot be a header are skipped; read then, as starlette-context
+    does, so what the app stored is echoed) goes on it, appended or, with ``replace``, set.
     The reader at ``request_id`` (an index, or -1) reads the request id: it reuses an id an
     outer component resolved, and otherwise decides it for the components inside. The
     context is reset when the app returns, and left set when it raises.
@@ -88,49 +89,74 @@ cdef class ContextStage(Stage):
             if owned is not None:
                 scope[ID_SCOPE_KEY] = owned
                 id_token = PyContextVar_Set(CORRELATION_ID, owned)
-            echoed = self._echoed(data, kept, owned is not None or self.request_id < 0) if self.echo else None
+            kept_raw = self._kept(data, kept) if self.echo else None
         finally:
             for position in range(KEPT_READERS):
                 Py_XDECREF(kept[position])
-        ex._states[index] = (PyContextVar_Set(_context_var, data), id_token, echoed)
+        # (context token, request id token, echo the request id?, kept header bytes)
+        ex._states[index] = (
+            PyContextVar_Set(_context_var, data), id_token, owned is not None or self.request_id < 0, kept_raw
+        )
         return 0
 
-    cdef tuple _echoed(self, dict data, PyObject** kept, bint with_request_id):
-        """The (name, value) headers to echo, straight into a tuple."""
-        cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), filled = 0, j, source
-        cdef tuple entries = PyTuple_New(count)
-        cdef tuple pair
+    cdef object _kept(self, dict data, PyObject** kept):
+        """Per echo entry, (the value read, its header bytes as they came) when the reader kept
+        them, else None; None when no entry has any. Echoed as they are if the context still
+        holds that value when the response starts."""
+        cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), j, source
+        cdef tuple entries = None
+        cdef PyObject* found
+        for j in range(count):
+            source = self._source[j]
+            if source < 0 or kept[source] == NULL:
+                continue
+            found = PyDict_GetItemWithError(data, (<tuple>PyTuple_GET_ITEM(self.echo, j))[0])
+            if found == NULL:
+                continue
+            if entries is None:
+                entries = _nones(count)
+            entry = (<object>found, <object>kept[source])
+            Py_INCREF(entry)
+            Py_XDECREF(PyTuple_GET_ITEM(entries, j))
+            PyTuple_SET_ITEM(entries, j, entry)
+        return entries
+
+    cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
+        cdef tuple pair, saved = <tuple>state
+        cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), j
+        cdef bint with_request_id = saved[2]
+        kept_raw = saved[3]
+        cdef PyObject* value = NULL
+        PyContextVar_Get(_context_var, NULL, &value)
+        if value == NULL:
+            return 0
+        current = <object>value
+        Py_XDECREF(value)
+        if type(current) is not dict:
+            return 0
+        cdef dict data = <dict>current
         cdef PyObject* found
         for j in range(count):
             if self._is_request_id[j] and not with_request_id:
                 continue  # the component that resolved the id echoes it
             pair = <tuple>PyTuple_GET_ITEM(self.echo, j)
-            source = self._source[j]
-            if source >= 0 and kept[source] != NULL:
+            found = PyDict_GetItemWithError(data, pair[0])
+            if found == NULL or <object>found is None:
+                continue
+            item = None if kept_raw is None else <object>PyTuple_GET_ITEM(<tuple>kept_raw, j)
+            if item is not None and (<tuple>item)[0] is <object>found:
                 # The header's own bytes, already checked by the reader.
-                raw = <object>kept[source]
+                raw = (<tuple>item)[1]
             else:
-                found = PyDict_GetItemWithError(data, pair[0])
-                if found == NULL or <object>found is None:
-                    continue
-                value = <object>found
+                value_now = <object>found
                 try:
-                    raw = encode_header_value(value if type(value) is str else str(value))
+                    raw = encode_header_value(value_now if type(value_now) is str else str(value_now))
                 except ValueError:
                     continue
-            entry = (pair[1], raw)
-            Py_INCREF(entry)
-            PyTuple_SET_ITEM(entries, filled, entry)
-            filled += 1
-        return entries if filled == count else entries[:filled]
-
-    cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
-        cdef tuple entry
-        for entry in <tuple>(<tuple>state)[2]:
             if self.replace:
-                _set(headers, <bytes>entry[0], <bytes>entry[1])
+                _set(headers, <bytes>pair[1], <bytes>raw)
             else:
-                headers.append(entry)
+                headers.append((pair[1], raw))
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
@@ -140,6 +166,16 @@ cdef class ContextStage(Stage):
             if (<tuple>state)[1] is not None:
                 PyContextVar_Reset(CORRELATION_ID, (<tuple>state)[1])
         return exc
+
+
+cdef tuple _nones(Py_ssize_t count):
+    """A new tuple of ``count`` Nones (its items may be replaced: nobody else holds it)."""
+    cdef tuple result = PyTuple_New(count)
+    cdef Py_ssize_t j
+    for j in range(count):
+        Py_INCREF(None)
+        PyTuple_SET_ITEM(result, j, None)
+    return result
 
 
 cdef inline object _read(reader, headers):

@@ -4,7 +4,8 @@ Pure ASGI on the fastmw core: the request's context dict is built before the
 app runs, made current for the whole call (every ``send``, background tasks,
 streaming bodies) and reset when the app returns.
 
-Which path a request takes is decided at construction and held in ``_stage``:
+Which path a request takes is decided at construction and held in ``route`` (and each
+plugin's in a ``PluginRoute``; the table is in ``docs/middleware.md``):
 
 * plugins that keep the default hooks (and the built-in echo of the UUID plugins)
   are served by a ``core.ContextStage``: values read from the raw scope headers in
@@ -12,8 +13,10 @@ Which path a request takes is decided at construction and held in ``_stage``:
   adjacent fastmw middlewares;
 * overriding ``set_context``, ``get_request_object`` or a plugin's
   ``process_request``/``extract_value_from_header_by_key``/``enrich_response``
-  switches the middleware to a Python layer (``_stage`` is None) that awaits the
+  switches the middleware to a Python layer (route ``awaited``) that awaits the
   hooks like starlette-context does; it does not fuse.
+
+Either way the echoed values are read from the context when the response starts.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastmw._impl import core
+from fastmw._options import build_stage, check_response
+from fastmw._route import AWAITED, ENGINE, PluginRoute, Route, overridden
 from fastmw.errors import ConfigurationError, MiddleWareValidationError
 from fastmw.middleware._fusion import FusableMiddleware
-from fastmw.plugins.base import FastReader, Plugin, PluginUUIDBase
+from fastmw.plugins.base import FastReader, Plugin
 from fastmw.plugins.request_id import RequestIdPlugin
 
 __all__ = ["ContextMiddlewareBase", "ResponseStart"]
@@ -39,8 +44,6 @@ WEBSOCKET_DENIAL = "websocket.http.response"
 # RFC 6455 "policy violation": a websocket refused by a plugin.
 WEBSOCKET_POLICY_VIOLATION = 1008
 
-_context_set = core.context_set
-_context_reset = core.context_reset
 _message_headers = core.message_headers
 _MutableHeaders = core.MutableHeaders
 
@@ -94,46 +97,51 @@ class ContextMiddlewareBase(FusableMiddleware):
         for plugin in plugins or ():
             if not isinstance(plugin, Plugin):
                 raise ConfigurationError(f"Plugin {plugin} is not a valid instance")
+        check_response(default_error_response, "default_error_response")
         self.plugins = plugins or ()
         self.error_response = default_error_response
+        # Decided once: the user's hooks, each plugin's route, and so the path of every request.
+        hooks = self._user_hooks()
+        routes = [plugin._route() for plugin in self.plugins]
         self._readers: list[tuple[Any, FastReader | None, Plugin]] = []
-        for plugin in self.plugins:
-            self._check_key(plugin)
-            reader = plugin._fast_reader()
+        for plugin, route in zip(self.plugins, routes, strict=True):
+            if "process_request" not in route.hooks and not isinstance(getattr(plugin, "key", None), str):
+                raise ConfigurationError(f"Plugin {plugin.__class__.__name__} is missing a valid key.")
+            reader = None if route.read == AWAITED else plugin._reader(route, self._core)
             self._readers.append((plugin.key if hasattr(plugin, "key") else None, reader, plugin))
-        self._enrichers = [p for p in self.plugins if type(p).enrich_response is not Plugin.enrich_response]
-        self._attach(app, self._make_stage(), fuse)
+        awaited = bool(hooks.intersection(("set_context", "get_request_object"))) or any(
+            route.read == AWAITED or route.enrich for route in routes
+        )
+        # On the awaited path every response hook is awaited, the built-in echo's too.
+        self._enrichers = [
+            plugin
+            for plugin, route in zip(self.plugins, routes, strict=True)
+            if awaited and (route.enrich or route.echo)
+        ]
+        stage = None if awaited else self._make_stage(routes)
+        self._attach(app, stage, fuse, Route(AWAITED if awaited else ENGINE, hooks))
 
-    def _make_stage(self) -> Any:
-        """The core stage serving every plugin, or None when a hook must be awaited."""
-        custom_setup = type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
-        if custom_setup or any(reader is None for _, reader, _ in self._readers):
-            return None
-        echo = [p for p in self.plugins if type(p).enrich_response is PluginUUIDBase.enrich_response]
-        if len(echo) != len(self._enrichers):
-            return None
+    def _user_hooks(self) -> frozenset[str]:
+        """The middleware hooks the user's class overrides."""
+        return overridden(type(self), ContextMiddlewareBase, ("set_context",))
+
+    def _make_stage(self, routes: list[PluginRoute]) -> Any:
+        """The core stage serving every plugin."""
         readers = [(key, reader) for key, reader, _ in self._readers]
+        echo = [plugin.key for plugin, route in zip(self.plugins, routes, strict=True) if route.echo]
         # The request id is the last RequestIdPlugin's value (the one the context keeps).
         request_id = -1
         for index, plugin in enumerate(self.plugins):
             if isinstance(plugin, RequestIdPlugin):
                 request_id = index
-        return core.ContextStage(
+        return build_stage(
+            self._core.ContextStage,
             readers,
-            [(plugin.key, plugin.key) for plugin in echo],
+            [(key, key) for key in echo],
             replace=self.replace_echo_headers,
             refuse=self._refuse_invalid,
             request_id=request_id,
         )
-
-    @staticmethod
-    def _check_key(plugin: Plugin) -> None:
-        """A plugin on the default ``process_request`` needs a str key: fail at startup."""
-        if type(plugin).process_request is Plugin.process_request and not isinstance(getattr(plugin, "key", None), str):
-            raise ConfigurationError(f"Plugin {plugin.__class__.__name__} is missing a valid key.")
-
-    def _custom_request_object(self) -> bool:
-        return False
 
     async def set_context(self, request: Request | HTTPConnection) -> dict[Any, Any]:
         """The dict stored as the request's context; override to add to it."""
@@ -162,17 +170,16 @@ class ContextMiddlewareBase(FusableMiddleware):
             return
         if self._enrichers:
             send = EnrichingSend(self, send)
-        token = _context_set(data)
+        token = self._core.context_set(data)
         await app(scope, receive, send)
         # Reached only when the app returns: like starlette-context, an exception
         # leaves the context readable by outer exception handlers.
-        _context_reset(token)
+        self._core.context_reset(token)
 
     async def _awaited_context(self, scope: Scope, receive: Receive, send: Send) -> tuple[dict[Any, Any], Receive]:
         """Await the overridden hooks with a Starlette request object."""
         request: Request | HTTPConnection | None = None
-        custom_setup = type(self).set_context is not ContextMiddlewareBase.set_context or self._custom_request_object()
-        if custom_setup:
+        if self.route.hooks.intersection(("set_context", "get_request_object")):
             request = self._request_object(scope, receive, send)
             data = (await self.set_context(request)).copy()
         else:

@@ -3,27 +3,45 @@
 Every fastmw middleware is a ``core.Pipeline`` configured with one core stage (built
 once in ``__init__`` from its options). When a fastmw middleware is built around
 another one (``Outer(app=Inner)``: what a ``Middleware`` list, ``add_middleware`` and
-direct wrapping all do), the outer one takes over the inner one's stages and runs
-them all: a request through any number of adjacent fastmw middlewares is one call
-into the compiled engine.
+direct wrapping all do), the outer one runs the inner one's stages too: a request
+through any number of adjacent fastmw middlewares is one call into the compiled engine.
+
+A fused pipeline refers to its parts: each middleware knows the pipelines that took
+over its stages and rebuilds them when its own pipeline changes, so setting ``.app``
+at any level is seen by every pipeline that runs that level (fusion never changes
+what is served).
 
 An inner middleware stays a layer of its own (no fusion) when ``FASTMW_NO_FUSE=1``
-(read once at import), when either side says ``fuse=False``, when its class defines
-its own ``__call__``, or when it has no stage (a context middleware whose user hooks
-must be awaited); and two body caches never share one pipeline.
+(read once at import), when either side says ``fuse=False``, when its route is not the
+engine's (its class defines its own ``__call__``, or user hooks must be awaited); and
+two body caches never share one pipeline.
+
+The core a middleware runs on comes from one switch, ``fastmw._impl.layer_core()``: the
+class a user writes is bound, on first use, to a subclass of that core's ``Pipeline``.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from functools import partial
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fastmw._impl import core, env_flag
+from fastmw import _impl
+from fastmw._impl import env_flag
+from fastmw._route import ENGINE, OWN_CALL, Route
 from fastmw.types import Stage
 
-__all__ = ["FUSE", "FusableMiddleware", "fused_stages"]
+if TYPE_CHECKING:
+    from fastmw._core_py import Pipeline as _PipelineBase
+else:
+    # The core's Pipeline is mixed in when the class is bound to a core (``_bound``).
+    _PipelineBase = object
+
+__all__ = ["FUSE", "FusableMiddleware", "bound_class", "fused_stages"]
 
 # Fusion is on unless FASTMW_NO_FUSE says otherwise (read once, like FASTMW_NO_EXTENSIONS).
 FUSE = not env_flag("FASTMW_NO_FUSE")
@@ -37,20 +55,85 @@ def fused_stages(app: object) -> tuple[Stage, ...]:
     return tuple(app.stages) if isinstance(app, FusableMiddleware) else ()
 
 
-class FusableMiddleware(core.Pipeline):
+def _is_bound_or_core(klass: type) -> bool:
+    return "_core" in vars(klass) or (klass.__name__ == "Pipeline" and klass.__module__.startswith("fastmw._core"))
+
+
+def _own_call(cls: type) -> bool:
+    """Whether the user's classes (not a core's Pipeline) define ``__call__``."""
+    return any("__call__" in vars(klass) for klass in cls.__mro__ if not _is_bound_or_core(klass))
+
+
+def _bound(cls: type[FusableMiddleware], core: ModuleType) -> type[FusableMiddleware]:
+    """``cls`` on ``core``: a subclass of it and of ``core.Pipeline``, made once per core.
+
+    A subclass of a bound class stays on that class's core."""
+    if "_core" in vars(cls):
+        return cls  # already bound (a copy, or a bound class handed out for one core)
+    inherited: ModuleType | None = getattr(cls, "_core", None)
+    if inherited is not None:
+        core = inherited
+    made: dict[str, type[FusableMiddleware]] = vars(cls).get("_bound_classes") or {}
+    found = made.get(core.__name__)
+    if found is not None:
+        return found
+    runs_engine = not _own_call(cls)
+    namespace: dict[str, Any] = {
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "_core": core,
+        "_runs_engine": runs_engine,
+    }
+    if runs_engine:
+        # The engine's coroutine function itself: servers (uvicorn, hypercorn) see ASGI 3.
+        namespace["__call__"] = core.run_pipeline
+    bases = (cls,) if inherited is not None else (cls, core.Pipeline)
+    bound: type[FusableMiddleware] = type(cls.__name__, bases, namespace)
+    if "_bound_classes" not in vars(cls):
+        type.__setattr__(cls, "_bound_classes", made)
+    made[core.__name__] = bound
+    return bound
+
+
+def bound_class(cls: type[FusableMiddleware], core: ModuleType) -> type[FusableMiddleware]:
+    """The class whose instances are ``cls`` running on ``core`` (``fastmw._core`` or ``fastmw._core_py``)."""
+    return _bound(cls, core)
+
+
+class FusableMiddleware(_PipelineBase):
     """Base of the fastmw middlewares: a core pipeline whose first stage is this middleware's."""
 
-    # The engine's coroutine function itself: servers (uvicorn, hypercorn) see ASGI 3.
-    __call__ = core.run_pipeline
+    # Set on the class bound to a core: the core and whether __call__ is the engine's.
+    _core: ClassVar[ModuleType]
+    _runs_engine: ClassVar[bool]
 
     fuse: bool = True
+    _route: Route = Route()
     # This middleware's core stage; None runs ``_layer`` as a plain Python layer instead.
-    _stage: core.Stage | None = None
+    _stage: Any = None
     _app: ASGIApp
     # The middlewares whose stages this pipeline runs, outermost first.
     _members: tuple[FusableMiddleware, ...] = ()
+    # The pipelines that took over this one's stages (set in __new__).
+    _fusers: weakref.WeakSet[FusableMiddleware]
+    # The inner middleware whose stages this pipeline took over, if any.
+    _fused_into: FusableMiddleware | None = None
     # Set once __init__ attached the app: from then on setting .app rebuilds the pipeline.
     _attached = False
+    _building = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        bound = _bound(cls, _impl.layer_core())
+        instance = bound._core.Pipeline.__new__(bound)
+        # The pipelines that took over this one's stages (rebuilt when it changes).
+        instance._fusers = weakref.WeakSet()
+        return instance
+
+    @property
+    def route(self) -> Route:
+        """What this middleware decided at construction: the user's hooks, its requests' path."""
+        return self._route
 
     @property
     def app(self) -> ASGIApp:
@@ -63,34 +146,55 @@ class FusableMiddleware(core.Pipeline):
         if self._attached:
             self._build()
 
-    def _attach(self, app: ASGIApp, stage: core.Stage | None, fuse: bool) -> None:
+    def _attach(self, app: ASGIApp, stage: Any, fuse: bool, route: Route | None = None) -> None:
         """Call at the end of ``__init__``, once the options are validated and the stage built."""
         self.fuse = bool(fuse)
         self._stage = stage
+        if route is None:
+            route = Route(ENGINE if stage is not None else OWN_CALL)
+        if not self._runs_engine:
+            route = Route(OWN_CALL, route.hooks | {"__call__"})
+        self._route = route
         self._app = app
         self._attached = True
         self._build()
 
     def _joins(self, outer: FusableMiddleware) -> bool:
         """Whether ``outer`` may take over this middleware's stages."""
-        if not (FUSE and self.fuse and outer.fuse and self._stage is not None and outer._stage is not None):
+        if not (FUSE and self.fuse and outer.fuse and self.route.fuses and outer._stage is not None):
             return False
-        # A subclass with its own __call__ runs as a layer.
-        if type(self).__call__ is not core.run_pipeline:
+        if self._core is not outer._core:
             return False
         # One receive recorder holds one body copy: two body caches stay two layers.
         return not (outer._keeps_body() and any(member._keeps_body() for member in self._members))
 
     def _build(self) -> None:
+        if self._building:
+            return  # a cycle of middlewares: what the cycle builds is built once
+        self._building = True
+        try:
+            self._configure()
+        finally:
+            self._building = False
+        # Every pipeline that took over this one's stages sees the change.
+        for outer in list(self._fusers):
+            outer._build()
+
+    def _configure(self) -> None:
         inner = self._app
+        if self._fused_into is not None:
+            self._fused_into._fusers.discard(self)
+            self._fused_into = None
         if self._stage is None:
             # A Python layer: the pipeline has no stage and runs it as its app.
             self._members = ()
             self.configure(partial(self._layer, inner), ())
             return
-        if isinstance(inner, FusableMiddleware) and inner._joins(self):
+        if isinstance(inner, FusableMiddleware) and inner is not self and inner._joins(self):
             members: tuple[FusableMiddleware, ...] = (self, *inner._members)
             terminal = inner.terminal
+            inner._fusers.add(self)
+            self._fused_into = inner
         else:
             members = (self,)
             terminal = inner

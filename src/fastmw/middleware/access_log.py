@@ -13,6 +13,7 @@ from functools import partial
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastmw._impl import core
+from fastmw._options import build_stage
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
@@ -51,14 +52,13 @@ class AccessLogMiddleware(FusableMiddleware):
             logger = logging.getLogger(logger)
         if not isinstance(logger, logging.Logger):
             raise ConfigurationError(f"logger must be a logging.Logger or a name, got {logger!r}")
-        if sink is not None and not callable(getattr(sink, "write_record", None)):
-            raise ConfigurationError(f"sink must have write_record(keys, values), got {sink!r}")
         self.logger = logger
         self.level = _level(level)
         self.sink = sink
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
-        stage = core.AccessLogStage(
+        stage = build_stage(
+            self._core.AccessLogStage,
             logger,
             self.level,
             sink=sink,

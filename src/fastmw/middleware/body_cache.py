@@ -12,7 +12,7 @@ from typing import NamedTuple
 from starlette.types import ASGIApp
 
 from fastmw._impl import core
-from fastmw.errors import ConfigurationError
+from fastmw._options import build_stage
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
 
@@ -49,10 +49,8 @@ class BodyCacheMiddleware(FusableMiddleware):
         exclude_paths: list[str] | None = None,
         fuse: bool = True,
     ) -> None:
-        if type(max_bytes) is not int or max_bytes < 0:
-            raise ConfigurationError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
+        stage = build_stage(self._core.BodyCacheStage, max_bytes, paths=PathFilter(include_paths, exclude_paths))
         self.max_bytes = max_bytes
-        stage = core.BodyCacheStage(max_bytes, paths=PathFilter(include_paths, exclude_paths))
         self._attach(app, stage, fuse)
 
     def _keeps_body(self) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from starlette.types import ASGIApp, Scope
 
 from fastmw._impl import core
-from fastmw.errors import ConfigurationError
+from fastmw._options import build_stage
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
 
@@ -36,9 +36,9 @@ class ErrorMiddleware(FusableMiddleware):
         exclude_paths: list[str] | None = None,
         fuse: bool = True,
     ) -> None:
-        if handler is not None and not callable(handler):
-            raise ConfigurationError(f"handler must be callable or None, got {handler!r}")
+        stage = build_stage(
+            self._core.ErrorStage, handler=handler, reraise=reraise, paths=PathFilter(include_paths, exclude_paths)
+        )
         self.handler = handler
         self.reraise = bool(reraise)
-        stage = core.ErrorStage(handler=handler, reraise=reraise, paths=PathFilter(include_paths, exclude_paths))
         self._attach(app, stage, fuse)

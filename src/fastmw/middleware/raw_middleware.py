@@ -6,6 +6,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from fastmw._route import overridden
 from fastmw.middleware._context_base import ContextMiddlewareBase
 
 __all__ = ["RawContextMiddleware"]
@@ -30,14 +31,16 @@ class RawContextMiddleware(ContextMiddlewareBase):
         )
         await send({"type": "http.response.body", "body": error_response.body})
 
-    def _custom_request_object(self) -> bool:
-        return type(self).get_request_object is not RawContextMiddleware.get_request_object
+    def _user_hooks(self) -> frozenset[str]:
+        return super()._user_hooks() | overridden(
+            type(self), RawContextMiddleware, ("get_request_object", "send_response")
+        )
 
     def _request_object(self, scope: Scope, receive: Receive, send: Send) -> Request | HTTPConnection:
         return self.get_request_object(scope, receive, send)
 
     async def _send_error(self, scope: Scope, receive: Receive, send: Send, response: Response) -> None:
-        if type(self).send_response is not RawContextMiddleware.send_response:
+        if "send_response" in self.route.hooks:
             await self.send_response(response, send)
         else:
             # Any Response type (streaming, file) and its background task work.

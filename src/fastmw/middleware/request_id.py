@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fastmw._impl import core
+from fastmw._impl import core as _default_core
+from fastmw._options import build_stage, check_callable
+from fastmw._route import ENGINE, Route, overridden
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
@@ -34,13 +36,6 @@ logger = logging.getLogger("fastmw.request_id")
 REPORT_INTERVAL = 60.0
 
 
-def _check_callable(value: object, option: str, optional: bool) -> None:
-    if value is None and optional:
-        return
-    if not callable(value):
-        raise ConfigurationError(f"{option} must be callable{' or None' if optional else ''}, got {value!r}")
-
-
 class _Reporter:
     """Logs a replaced request id at most once per cause per ``interval`` seconds (0: every time)."""
 
@@ -52,7 +47,7 @@ class _Reporter:
         self._last: dict[str, float] = {}
 
     def __call__(self, cause: str, value: str) -> None:
-        now = core.monotonic()
+        now = _default_core.monotonic()
         last = self._last.get(cause)
         if last is not None and now - last < self._interval:
             return
@@ -100,8 +95,8 @@ class RequestIdMiddleware(FusableMiddleware):
         app: ASGIApp,
         *,
         header_name: str = DEFAULT_HEADER,
-        generator: Callable[[], str] = core.new_request_id,
-        validator: Callable[[str], bool] | None = core.is_safe_id,
+        generator: Callable[[], str] = _default_core.new_request_id,
+        validator: Callable[[str], bool] | None = _default_core.is_safe_id,
         transformer: Callable[[str], str] | None = None,
         update_request_header: bool = True,
         on_invalid: Literal["regenerate", "reject"] = "regenerate",
@@ -116,71 +111,69 @@ class RequestIdMiddleware(FusableMiddleware):
     ) -> None:
         if not isinstance(header_name, str):
             raise ConfigurationError(f"header_name must be a str, got {header_name!r}")
-        try:
-            key = core.encode_header_name(header_name)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        self.header_name = header_name
-        _check_callable(generator, "generator", optional=False)
-        _check_callable(validator, "validator", optional=True)
-        _check_callable(transformer, "transformer", optional=True)
         if on_invalid not in ON_INVALID:
             raise ConfigurationError(f"on_invalid must be one of {ON_INVALID}, got {on_invalid!r}")
-        if type(max_length) is not int or max_length < 1:
-            raise ConfigurationError(f"max_length must be a positive int, got {max_length!r}")
         if type(reject_status) is not int or not 400 <= reject_status <= 599:
             raise ConfigurationError(f"reject_status must be a 4xx/5xx int, got {reject_status!r}")
         if not isinstance(reject_body, bytes):
             raise ConfigurationError("reject_body must be bytes")
+        # The stage takes None for the core's ids; the middleware asks for a callable.
+        check_callable(generator, "generator")
+        core = self._core
+        hooks = overridden(type(self), RequestIdMiddleware, ("resolve",))
+        # The default hooks are the core's own (the engine skips calling them): this core's.
+        generator = core.new_request_id if generator is _default_core.new_request_id else generator
+        validator = core.is_safe_id if validator is _default_core.is_safe_id else validator
+        # Sentry: decided once here; without sentry-sdk no hook runs per request.
+        self.on_request_id: Callable[[str], None] | None = _sentry_hook()
+        stage = build_stage(
+            core.RequestIdStage,
+            header_name,
+            header_name,
+            generator=generator,
+            validator=validator,
+            transformer=transformer,
+            # A subclass overriding resolve() decides every id itself (the engine calls it).
+            resolver=self.resolve if "resolve" in hooks else None,
+            max_length=max_length,
+            update_request_header=update_request_header,
+            echo=self._echo,
+            echo_websocket=self._echo_websocket,
+            reject=self._send_reject,
+            refuse_invalid=on_invalid == "reject",
+            report=_Reporter(self._report_interval, logging.getLogger(self._logger_name)),
+            on_id=self.on_request_id,
+            fallback_to_trace_id=fallback_to_trace_id,
+            paths=PathFilter(include_paths, exclude_paths),
+        )
+        self.header_name = header_name
         self.generator = generator
         self.validator = validator
         self.transformer = transformer
         self.update_request_header = bool(update_request_header)
         self.reject = on_invalid == "reject"
         self.max_length = max_length
-        self._key = key
+        self._key = stage.key
         self._reject_headers = [
-            (b"content-type", core.encode_header_value(reject_media_type)),
+            (b"content-type", build_stage(core.encode_header_value, reject_media_type)),
             (b"content-length", str(len(reject_body)).encode()),
         ]
         self._reject_body = reject_body
         self._reject_status = reject_status
-        # Sentry: decided once here; without sentry-sdk no hook runs per request.
-        self.on_request_id: Callable[[str], None] | None = _sentry_hook()
-        # A subclass overriding resolve() decides every id itself (the engine calls it).
-        custom = type(self).resolve is not RequestIdMiddleware.resolve
-        stage = core.RequestIdStage(
-            key,
-            header_name,
-            generator=generator,
-            validator=validator,
-            transformer=transformer,
-            resolver=self.resolve if custom else None,
-            max_length=max_length,
-            update_request_header=update_request_header,
-            echo=self._echo,
-            echo_websocket=self._echo_websocket,
-            reject=self._send_reject,
-            refuse_invalid=self.reject,
-            report=_Reporter(self._report_interval, logging.getLogger(self._logger_name)),
-            on_id=self.on_request_id,
-            fallback_to_trace_id=fallback_to_trace_id,
-            paths=PathFilter(include_paths, exclude_paths),
-        )
-        self._attach(app, stage, fuse)
+        self._attach(app, stage, fuse, Route(ENGINE, hooks))
 
     def resolve(self, raw: bytes | None) -> str | None:
         """The id for a request whose header held ``raw``; None means reject the request."""
         assert self._stage is not None
         # The built-in policy (a subclass's super().resolve() lands here, not in itself).
-        return self._stage.default_resolve(raw)  # type: ignore[attr-defined, no-any-return]
+        return self._stage.default_resolve(raw)  # type: ignore[no-any-return]
 
     async def _send_reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
         # A fresh id from the configured generator (the built-in policy makes one for no header).
-        fresh = self._stage.default_resolve(None) if self._stage is not None else core.new_request_id()  # type: ignore[attr-defined]
+        fresh = self._stage.default_resolve(None)
         headers = [*self._reject_headers, (self._key, fresh.encode("latin-1"))]
         await send({"type": "http.response.start", "status": self._reject_status, "headers": headers})
         await send({"type": "http.response.body", "body": self._reject_body})
@@ -188,12 +181,12 @@ class RequestIdMiddleware(FusableMiddleware):
 
 def is_valid_uuid4(value: str) -> bool:
     """asgi-correlation-id's check: anything ``uuid.UUID`` parses (any 32 hex digits)."""
-    return core.is_uuid(value)
+    return _default_core.is_uuid(value)
 
 
 def _uuid4_hex() -> str:
     """asgi-correlation-id's default generator: ``uuid4().hex`` (the core's CSPRNG ids)."""
-    return core.new_request_id()
+    return _default_core.new_request_id()
 
 
 def _identity(value: str) -> str:
@@ -230,8 +223,8 @@ class CorrelationIdMiddleware(RequestIdMiddleware):
             app,
             header_name=header_name,
             update_request_header=update_request_header,
-            generator=core.new_request_id if generator is _uuid4_hex else generator,
-            validator=core.is_uuid if validator is is_valid_uuid4 else validator,
+            generator=self._core.new_request_id if generator is _uuid4_hex else generator,
+            validator=self._core.is_uuid if validator is is_valid_uuid4 else validator,
             transformer=None if transformer is _identity else transformer,
             **options,
         )

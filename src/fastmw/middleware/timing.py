@@ -13,7 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Scope
 
 from fastmw._impl import core
-from fastmw.errors import ConfigurationError
+from fastmw._options import build_stage
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
 
@@ -53,24 +53,16 @@ class TimingMiddleware(FusableMiddleware):
         exclude_paths: list[str] | None = None,
         fuse: bool = True,
     ) -> None:
-        if header_name is not None:
-            try:
-                core.encode_header_name(header_name)
-            except (TypeError, ValueError) as exc:
-                raise ConfigurationError(f"header_name: {exc}") from None
-        if type(precision) is not int or not 0 <= precision <= 9:
-            raise ConfigurationError(f"precision must be an int from 0 to 9, got {precision!r}")
-        if callback is not None and not callable(callback):
-            raise ConfigurationError(f"callback must be callable or None, got {callback!r}")
-        self.header_name = header_name
-        self.precision = precision
-        self.server_timing = bool(server_timing)
-        self.callback = callback
-        stage = core.TimingStage(
+        stage = build_stage(
+            self._core.TimingStage,
             header_name,
             precision=precision,
             server_timing=server_timing,
             callback=callback,
             paths=PathFilter(include_paths, exclude_paths),
         )
+        self.header_name = header_name
+        self.precision = precision
+        self.server_timing = bool(server_timing)
+        self.callback = callback
         self._attach(app, stage, fuse)

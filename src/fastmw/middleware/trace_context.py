@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from fastmw._impl import core
+from fastmw._options import build_stage
 from fastmw.errors import ConfigurationError
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware._paths import PathFilter
@@ -79,7 +79,8 @@ class TraceContextMiddleware(FusableMiddleware):
         self._adopt = _otel_source(_flag(opentelemetry, "opentelemetry", optional=True))
         rewrite = _flag(update_request_header, "update_request_header", optional=True)
         self._rewrite: bool = self._adopt is not None if rewrite is None else rewrite
-        stage = core.TraceStage(
+        stage = build_stage(
+            self._core.TraceStage,
             traceresponse=self._traceresponse,
             sample_new=self._sample_new,
             adopt=self._adopt,

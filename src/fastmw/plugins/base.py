@@ -1,11 +1,11 @@
 """Plugin base classes (starlette-context's ``starlette_context.plugins.base``).
 
 A plugin extracts one value from the request (stored in the context under its
-``key``) and may enrich the response. Plugins that keep the default hooks are
-served by the fastmw middlewares straight from the raw ASGI headers through
-``_fast_reader``; overriding ``process_request`` or
-``extract_value_from_header_by_key`` switches the plugin to the compatible
-(slower) path that builds a Starlette ``Request``.
+``key``) and may enrich the response. What a plugin's overrides change is decided once,
+when a middleware is built, in its ``PluginRoute`` (``_route()``): plugins that keep the
+default hooks are read by a core reader straight from the raw ASGI headers;
+overriding ``process_request`` or ``extract_value_from_header_by_key`` switches the
+plugin to the compatible (slower) path that awaits them with a Starlette ``Request``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import uuid
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, ClassVar
 
 from starlette.datastructures import MutableHeaders
@@ -21,6 +22,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from fastmw._impl import core
+from fastmw._route import AWAITED, CORE, SYNC, PluginRoute, overridden
 from fastmw.ctx import context
 from fastmw.errors import ConfigurationError, WrongUUIDError
 
@@ -34,13 +36,10 @@ FastReader = Callable[[RawHeaders], Any]
 
 _header_get = core.header_get
 _is_uuid = core.is_uuid
+_is_header_value = core.is_header_value
 _new_request_id = core.new_request_id
-
-
-def overrides(obj: object, base: type, *names: str) -> bool:
-    """Whether ``type(obj)`` replaces any of ``base``'s methods called ``names``."""
-    cls = type(obj)
-    return any(getattr(cls, name) is not getattr(base, name) for name in names)
+# The hooks a plugin reads its value with: overriding one means awaiting them.
+READ_HOOKS = ("process_request", "extract_value_from_header_by_key")
 
 
 def lookup_key(key: str) -> bytes:
@@ -78,17 +77,19 @@ class Plugin(metaclass=abc.ABCMeta):
     async def enrich_response(self, arg: Response | Message) -> None:  # noqa: B027 - optional hook
         """Runs once per response (on its start message); does nothing by default."""
 
-    # ----------------------------------------------------------------- fastmw fast path
+    # ----------------------------------------------------------------- decided once, per middleware
 
-    def _fast_reader(self) -> FastReader | None:
-        """A sync ``(raw_headers) -> value`` equivalent to ``process_request``, or None.
+    def _route(self) -> PluginRoute:
+        """How this plugin is served: its overridden hooks decide (``docs/middleware.md``)."""
+        hooks = overridden(type(self), Plugin, (*READ_HOOKS, "enrich_response"))
+        return PluginRoute(
+            read=AWAITED if hooks.intersection(READ_HOOKS) else CORE, enrich="enrich_response" in hooks, hooks=hooks
+        )
 
-        None means a hook was overridden and the middleware must call the
-        async hooks with a Starlette request object.
-        """
-        if overrides(self, Plugin, "process_request", "extract_value_from_header_by_key"):
-            return None
-        return core.HeaderReader(self.key)
+    def _reader(self, route: PluginRoute, core: ModuleType) -> FastReader:
+        """The sync ``(raw_headers) -> value`` equivalent to ``process_request`` on ``core``
+        (for a route that does not await)."""
+        return core.HeaderReader(self.key)  # type: ignore[no-any-return]
 
 
 class PluginUUIDBase(Plugin):
@@ -137,43 +138,66 @@ class PluginUUIDBase(Plugin):
         return value
 
     async def enrich_response(self, arg: Any) -> None:
-        """Echo the context value: set on a Response, appended to a start message (None: nothing)."""
+        """Echo the context value: set on a Response, appended to a start message (None: nothing).
+
+        Only called when a subclass's override calls it (``super()``); otherwise the context
+        stage echoes the value, read at the same moment, with the same checks."""
         stored = context.get(self.key)
         if stored is None:
             return  # as the core stage does: no "None" header
-        value = str(stored)
+        value = stored if type(stored) is str else str(stored)
+        if not _is_header_value(value):
+            return  # as the core stage does: nothing that cannot be a header value
         if isinstance(arg, Response):
             arg.headers[self.key] = value
         elif arg["type"] in ("http.response.start", "websocket.accept"):
             MutableHeaders(scope=arg).append(self.key, value)
 
-    def _fast_reader(self) -> FastReader | None:
-        if overrides(self, Plugin, "process_request") or overrides(
-            self, PluginUUIDBase, "extract_value_from_header_by_key"
-        ):
-            return None
-        if (
-            overrides(self, PluginUUIDBase, "get_new_uuid", "validate_uuid", "_check_unvalidated")
-            or self.version != 4
-            or self.uuid_functions_mapper[4] is not uuid.uuid4
-        ):
+    def _route(self) -> PluginRoute:
+        hooks = overridden(type(self), Plugin, ("process_request",)) | overridden(
+            type(self),
+            PluginUUIDBase,
+            (
+                "extract_value_from_header_by_key",
+                "get_new_uuid",
+                "validate_uuid",
+                "_check_unvalidated",
+                "enrich_response",
+            ),
+        )
+        if hooks.intersection(READ_HOOKS):
+            read = AWAITED
+        elif hooks.intersection(("get_new_uuid", "validate_uuid", "_check_unvalidated")) or not self._core_uuids():
+            read = SYNC
+        else:
+            read = CORE
+        custom_echo = "enrich_response" in hooks
+        return PluginRoute(read=read, echo=not custom_echo, enrich=custom_echo, hooks=hooks)
+
+    def _core_uuids(self) -> bool:
+        """Whether new values are the core's UUID4s (version 4 from ``uuid.uuid4``)."""
+        return self.version == 4 and self.uuid_functions_mapper[4] is uuid.uuid4
+
+    def _reader(self, route: PluginRoute, core: ModuleType) -> FastReader:
+        if route.read == SYNC:
             return self._read_with_hooks
         # The core reads, validates or generates the value; only a refusal calls back.
-        reader = self.__dict__.get("_uuid_reader")
+        readers: dict[str, Any] = self.__dict__.setdefault("_uuid_readers", {})
+        reader = readers.get(core.__name__)
         if reader is None:
-            reader = self.__dict__["_uuid_reader"] = core.UUIDHeaderReader(
+            reader = readers[core.__name__] = core.UUIDHeaderReader(
                 self.key, max_length=MAX_UUID_HEADER, on_invalid=self._wrong_uuid
             )
         reader.force_new = bool(self.force_new_uuid)
         reader.validate = bool(self.validate)
-        return reader
+        return reader  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
         # starlette-context reads these on every request: keep the core reader in step.
         super().__setattr__(name, value)
-        reader = self.__dict__.get("_uuid_reader")
-        if reader is not None and name in ("force_new_uuid", "validate"):
-            setattr(reader, "force_new" if name == "force_new_uuid" else "validate", bool(value))
+        if name in ("force_new_uuid", "validate"):
+            for reader in self.__dict__.get("_uuid_readers", {}).values():
+                setattr(reader, "force_new" if name == "force_new_uuid" else "validate", bool(value))
 
     def _wrong_uuid(self, value: str) -> str:
         raise WrongUUIDError("Wrong uuid", error_response=self.error_response)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import datetime
+from types import ModuleType
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from fastmw._impl import core
+from fastmw._route import AWAITED, SYNC, PluginRoute, overridden
 from fastmw.errors import DateFormatError
 from fastmw.header_keys import HeaderKeys
-from fastmw.plugins.base import FastReader, Plugin, RawHeaders, lookup_key, overrides
+from fastmw.plugins.base import FastReader, Plugin, RawHeaders, lookup_key
 
 __all__ = ["DateHeaderPlugin"]
 
@@ -52,11 +54,14 @@ class DateHeaderPlugin(Plugin):
         """The header as a datetime (``Wed, 01 Jan 2020 04:27:12 GMT`` or without ``GMT``)."""
         return self._parse(await self.extract_value_from_header_by_key(request))
 
-    def _fast_reader(self) -> FastReader | None:
-        if overrides(self, DateHeaderPlugin, "process_request") or overrides(
-            self, Plugin, "extract_value_from_header_by_key"
-        ):
-            return None
+    def _route(self) -> PluginRoute:
+        hooks = overridden(type(self), DateHeaderPlugin, ("process_request",)) | overridden(
+            type(self), Plugin, ("extract_value_from_header_by_key", "enrich_response")
+        )
+        read = AWAITED if hooks.intersection(("process_request", "extract_value_from_header_by_key")) else SYNC
+        return PluginRoute(read=read, enrich="enrich_response" in hooks, hooks=hooks)
+
+    def _reader(self, route: PluginRoute, core: ModuleType) -> FastReader:
         lookup = lookup_key(self.key)
         parse = self._parse
 

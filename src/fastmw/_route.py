@@ -1,0 +1,54 @@
+"""What a middleware works out once, at construction: which hooks are the user's and which
+path its requests take (``docs/middleware.md`` has the table of what each override changes).
+
+``overridden()`` is the one place that compares a class's methods with the defaults; every
+middleware and plugin reads its answer from the ``Route`` (or ``PluginRoute``) it built in
+``__init__``, never from a method-identity check of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["AWAITED", "CORE", "ENGINE", "OWN_CALL", "SYNC", "PluginRoute", "Route", "overridden"]
+
+# The paths a request can take through one middleware.
+ENGINE = "engine"  # its core stage runs in the engine, fused with adjacent fastmw middlewares
+AWAITED = "awaited"  # a Python layer awaits the user's hooks, then the engine runs the rest
+OWN_CALL = "own __call__"  # the class defines __call__: it runs as written, a layer of its own
+
+# How a context plugin's value is read.
+CORE = "core"  # a core reader, from the raw headers
+SYNC = "sync"  # the plugin's own synchronous steps, from the raw headers (no request object)
+
+
+def overridden(cls: type, base: type, names: Iterable[str]) -> frozenset[str]:
+    """The names among ``names`` that ``cls`` defines differently from ``base``."""
+    return frozenset(name for name in names if getattr(cls, name, None) is not getattr(base, name, None))
+
+
+@dataclass(frozen=True)
+class Route:
+    """One middleware's decision: the user's hooks it calls and the path of its requests."""
+
+    path: str = ENGINE
+    # The hooks the user's class overrides (method names).
+    hooks: frozenset[str] = frozenset()
+
+    @property
+    def fuses(self) -> bool:
+        """Whether the engine may run this middleware's stage in an outer middleware's pipeline."""
+        return self.path == ENGINE
+
+
+@dataclass(frozen=True)
+class PluginRoute:
+    """One context plugin's decision: how its value is read and whether its response hook is awaited."""
+
+    read: str = CORE  # CORE, SYNC or AWAITED
+    # The built-in echo of the UUID plugins, done by the context stage.
+    echo: bool = False
+    # A user ``enrich_response``, awaited on the response start.
+    enrich: bool = False
+    hooks: frozenset[str] = frozenset()
