@@ -23,9 +23,10 @@ class ContextStage(Stage):
 
     ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
     hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
-    name)`` of ``echo`` the value the context holds when the response starts (``str()`` of
-    it; None and values that cannot be a header are skipped; read then, as starlette-context
-    does, so what the app stored is echoed) goes on it, appended or, with ``replace``, set.
+    name)`` of ``echo`` the value this stage's context holds when the response starts
+    (``str()`` of it; None and values that cannot be a header are skipped; read then, as
+    starlette-context does, so a value the app stored is echoed) goes on it, appended or,
+    with ``replace``, set.
     The reader at ``request_id`` (an index, or -1) reads the request id: it reuses an id an
     outer component resolved, and otherwise decides it for the components inside. The
     context is reset when the app returns, and left set when it raises.
@@ -83,15 +84,14 @@ class ContextStage(Stage):
         if owned is not None:
             scope[ID_SCOPE_KEY] = owned
             id_token = CORRELATION_ID.set(owned)
-        # (context token, request id token, echo the request id?); the compiled twin also
-        # keeps the header bytes it read, to echo them as they came.
-        ex._states[index] = (REQUEST_CONTEXT.set(data), id_token, owned is not None or request_id < 0)  # type: ignore[index]
+        # (context token, request id token, echo the request id?, the context); the compiled
+        # twin also keeps the header bytes it read, to echo them as they came.
+        ex._states[index] = (REQUEST_CONTEXT.set(data), id_token, owned is not None or request_id < 0, data)  # type: ignore[index]
         return 0
 
     def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
-        data = REQUEST_CONTEXT.get(None)
-        if type(data) is not dict:
-            return 0
+        # The context this stage set, as the app left it (values it stored are echoed).
+        data = state[3]
         request_key = self.readers[self.request_id][0] if self.request_id >= 0 else _MISSING
         for key, name in self.echo:
             if not state[2] and key == request_key:

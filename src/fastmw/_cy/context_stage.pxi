@@ -8,9 +8,10 @@ cdef class ContextStage(Stage):
 
     ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
     hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
-    name)`` of ``echo`` the value the context holds when the response starts (``str()`` of
-    it; None and values that cannot be a header are skipped; read then, as starlette-context
-    does, so what the app stored is echoed) goes on it, appended or, with ``replace``, set.
+    name)`` of ``echo`` the value this stage's context holds when the response starts
+    (``str()`` of it; None and values that cannot be a header are skipped; read then, as
+    starlette-context does, so a value the app stored is echoed) goes on it, appended or,
+    with ``replace``, set.
     The reader at ``request_id`` (an index, or -1) reads the request id: it reuses an id an
     outer component resolved, and otherwise decides it for the components inside. The
     context is reset when the app returns, and left set when it raises.
@@ -93,9 +94,9 @@ cdef class ContextStage(Stage):
         finally:
             for position in range(KEPT_READERS):
                 Py_XDECREF(kept[position])
-        # (context token, request id token, echo the request id?, kept header bytes)
+        # (context token, request id token, echo the request id?, kept header bytes, the context)
         ex._states[index] = (
-            PyContextVar_Set(_context_var, data), id_token, owned is not None or self.request_id < 0, kept_raw
+            PyContextVar_Set(_context_var, data), id_token, owned is not None or self.request_id < 0, kept_raw, data
         )
         return 0
 
@@ -126,15 +127,8 @@ cdef class ContextStage(Stage):
         cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), j
         cdef bint with_request_id = saved[2]
         kept_raw = saved[3]
-        cdef PyObject* value = NULL
-        PyContextVar_Get(_context_var, NULL, &value)
-        if value == NULL:
-            return 0
-        current = <object>value
-        Py_XDECREF(value)
-        if type(current) is not dict:
-            return 0
-        cdef dict data = <dict>current
+        # The context this stage set, as the app left it (values it stored are echoed).
+        cdef dict data = <dict>saved[4]
         cdef PyObject* found
         for j in range(count):
             if self._is_request_id[j] and not with_request_id:

@@ -60,8 +60,13 @@ def _is_bound_or_core(klass: type) -> bool:
 
 
 def _own_call(cls: type) -> bool:
-    """Whether the user's classes (not a core's Pipeline) define ``__call__``."""
-    return any("__call__" in vars(klass) for klass in cls.__mro__ if not _is_bound_or_core(klass))
+    """Whether the user's classes (not FusableMiddleware nor a core's Pipeline) define ``__call__``
+    (a subclass's, or one a library patched in, as sentry-sdk's Starlette integration does)."""
+    return any(
+        "__call__" in vars(klass)
+        for klass in cls.__mro__
+        if klass is not FusableMiddleware and not _is_bound_or_core(klass)
+    )
 
 
 def _bound(cls: type[FusableMiddleware], core: ModuleType) -> type[FusableMiddleware]:
@@ -73,11 +78,13 @@ def _bound(cls: type[FusableMiddleware], core: ModuleType) -> type[FusableMiddle
     inherited: ModuleType | None = getattr(cls, "_core", None)
     if inherited is not None:
         core = inherited
-    made: dict[str, type[FusableMiddleware]] = vars(cls).get("_bound_classes") or {}
-    found = made.get(core.__name__)
+    runs_engine = not _own_call(cls)
+    # Keyed by whether __call__ is the engine's too: a class patched after it was first bound.
+    key = (core.__name__, runs_engine)
+    made: dict[tuple[str, bool], type[FusableMiddleware]] = vars(cls).get("_bound_classes") or {}
+    found = made.get(key)
     if found is not None:
         return found
-    runs_engine = not _own_call(cls)
     namespace: dict[str, Any] = {
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
@@ -92,7 +99,7 @@ def _bound(cls: type[FusableMiddleware], core: ModuleType) -> type[FusableMiddle
     bound: type[FusableMiddleware] = type(cls.__name__, bases, namespace)
     if "_bound_classes" not in vars(cls):
         type.__setattr__(cls, "_bound_classes", made)
-    made[core.__name__] = bound
+    made[key] = bound
     return bound
 
 
@@ -122,6 +129,11 @@ class FusableMiddleware(_PipelineBase):
     # Set once __init__ attached the app: from then on setting .app rebuilds the pipeline.
     _attached = False
     _building = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The engine, for a class whose own ``__call__`` calls ``super().__call__`` (or one a
+        library wrapped); other classes run the engine's coroutine function itself."""
+        await self._core.run_pipeline(self, scope, receive, send)
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         bound = _bound(cls, _impl.layer_core())
