@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from benchmarks import publish
 
+# It depends on neither twin: make test runs it once (see the `once` marker).
+pytestmark = pytest.mark.once
+
 
 def test_every_published_block_is_what_the_published_figures_render() -> None:
     published = publish.load()

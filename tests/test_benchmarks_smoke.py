@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from benchmarks import _driver, _measure, _trace_group, _twins, report, stacks
 
+# Both twins in the compiled pass of make test (see the `once` marker).
+pytestmark = pytest.mark.once
+
 CASES = [
     pytest.param(group, stack, id=f"{group.key}-{stack.name}")
     for group in stacks.groups()

@@ -34,6 +34,7 @@ def run_script(module: str, *args: str, env: dict[str, str] | None = None) -> di
 
 
 @pytest.mark.slow
+@pytest.mark.once  # the core fixture gives both twins in the compiled pass
 def test_core_operations_do_not_leak(core: ModuleType) -> None:
     twin = "pure" if core.__name__.endswith("_py") else "compiled"
     figures = run_script("tests.leak_scripts.core_ops", twin, str(ITERATIONS))

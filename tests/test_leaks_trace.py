@@ -12,6 +12,7 @@ ITERATIONS = 30_000
 
 
 @pytest.mark.slow
+@pytest.mark.once  # the core fixture gives both twins in the compiled pass
 def test_trace_kernel_does_not_leak(core: ModuleType) -> None:
     twin = "pure" if core.__name__.endswith("_py") else "compiled"
     figures = run_script("tests.leak_scripts.trace_ops", twin, str(ITERATIONS))
