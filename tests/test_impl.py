@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +95,54 @@ def test_twins_and_stub_expose_the_same_names() -> None:
     assert set(_core.__all__) == public
     for name in public:
         assert hasattr(_core, name) and hasattr(_core_py, name), name
+
+
+def test_the_middleware_layer_takes_its_core_from_one_switch() -> None:
+    # One package, both twins: a middleware built inside building_on(twin) runs on that twin,
+    # and both read and write the same context variables (no second copy of fastmw).
+    import asyncio
+
+    import fastmw
+    from fastmw import _core_py
+    from fastmw._impl import building_on, layer_core
+
+    seen = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((fastmw.correlation_id.get(), fastmw.context.get("X-Request-ID")))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def receive() -> Any:
+        return {"type": "http.request"}
+
+    with building_on(_core_py):
+        assert layer_core() is _core_py
+        middleware = fastmw.RawContextMiddleware(fastmw.stack(app), plugins=[fastmw.plugins.RequestIdPlugin()])
+    assert layer_core() is fastmw.core
+    assert isinstance(middleware, _core_py.Pipeline) and isinstance(middleware, fastmw.RawContextMiddleware)
+    assert all(type(stage).__module__.startswith("fastmw._core_py") for stage in middleware.stages)
+    rid = "0123456789abcdef0123456789abcdef"
+    scope = {"type": "http", "path": "/", "headers": [(b"x-request-id", rid.encode())], "state": {}}
+    asyncio.run(middleware(scope, receive, send))
+    assert seen == [(rid, rid)]
+
+
+def test_tests_do_not_import_benchmarks() -> None:
+    # The twin tests get both cores through tests/conftest.py, not benchmarks/ (only the
+    # tests of the benchmark harness itself, tests/test_benchmarks_*.py, import it).
+    root = Path(__file__).resolve().parent
+    importing = [
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if not path.name.startswith("test_benchmarks_")
+        and any(
+            line.startswith(("from benchmarks", "import benchmarks"))
+            or line.strip().startswith(("from benchmarks", "import benchmarks"))
+            for line in path.read_text().splitlines()
+        )
+    ]
+    assert importing == []
