@@ -9,7 +9,7 @@ EXT_STAMP := $(VENV)/.ext-built
 # wheel-check's scratch output (gitignored under build/).
 WHEEL_CHECK_DIR ?= build/wheel-check
 
-.PHONY: help venv build build-trace test test-compiled test-pure bench bench-publish bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan \
+.PHONY: help venv build build-trace test test-compiled test-pure bench bench-publish bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan asan-build fuzz \
 	wheels wheels-test wheel-check
 
 help:
@@ -26,6 +26,7 @@ help:
 	@echo "make wheels-test  install each dist/ artifact alone in a fresh venv, run the suite on it"
 	@echo "make wheel-check  default-Python wheel built, checked and tested in isolation (CI)"
 	@echo "make asan      core built with ASan+UBSan, core/middleware tests run on it"
+	@echo "make fuzz      coverage-guided fuzzing of the core against its pure twin (FUZZ_SECONDS=300)"
 	@echo "make clean     remove the venv and build products"
 
 $(PY):
@@ -106,8 +107,8 @@ bench-instructions: build $(VENV)/.deps-bench
 	$(PY) -m benchmarks.instructions $(INSTR_ARGS)
 
 lint: build $(VENV)/.deps-lint
-	$(VENV)/bin/ruff check src tests benchmarks tools setup.py
-	$(VENV)/bin/ruff format --check src tests benchmarks tools setup.py
+	$(VENV)/bin/ruff check src tests benchmarks fuzz tools setup.py
+	$(VENV)/bin/ruff format --check src tests benchmarks fuzz tools setup.py
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest fastmw._core --allowlist tools/stubtest-allowlist.txt
 
@@ -136,13 +137,46 @@ clean:
 # The compiled core built with AddressSanitizer + UBSan into build/asan, then the core and
 # middleware tests run against it (the interpreter itself is not instrumented: libasan is preloaded
 # and pymalloc is bypassed so every allocation goes through the sanitizer).
+# asan-build is the one sanitized-build recipe: ASAN_DIR, ASAN_CC and ASAN_EXTRA_FLAGS vary it (make fuzz).
 ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1 -g
+ASAN_DIR ?= build/asan
+ASAN_CC ?= gcc
+ASAN_EXTRA_FLAGS ?=
 ASAN_ENV := PYTHONPATH=build/asan PYTHONMALLOC=malloc FASTMW_REQUIRE_COMPILED=1 \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   LD_PRELOAD="$$(gcc -print-file-name=libasan.so):$$(gcc -print-file-name=libubsan.so)"
-asan: $(VENV)/.installed
-	rm -rf build/asan build/asan-tmp
-	FASTMW_CFLAGS="$(ASAN_FLAGS)" $(PY) setup.py -q build_ext --force -b build/asan -t build/asan-tmp
-	tar cf - -C src --exclude='*.so' --exclude='*.c' --exclude='*.html' --exclude='__pycache__' fastmw | tar xf - -C build/asan
+asan-build: $(VENV)/.installed
+	rm -rf $(ASAN_DIR) $(ASAN_DIR)-tmp
+	CC=$(ASAN_CC) FASTMW_CFLAGS="$(ASAN_FLAGS) $(ASAN_EXTRA_FLAGS)" $(PY) setup.py -q build_ext --force -b $(ASAN_DIR) -t $(ASAN_DIR)-tmp
+	tar cf - -C src --exclude='*.so' --exclude='*.c' --exclude='*.html' --exclude='__pycache__' fastmw | tar xf - -C $(ASAN_DIR)
+
+asan: asan-build
 	$(ASAN_ENV) $(PY) -c 'import fastmw._core as c; assert "build/asan" in c.__file__, c.__file__'
 	$(ASAN_ENV) $(PY) -m pytest -p no:cacheprovider -q tests/core tests/middleware tests/plugins $(PYTEST_ARGS)
+
+# Coverage-guided differential fuzzing (fuzz/, docs/fuzzing.md) for FUZZ_SECONDS in all, shared by
+# the targets. atheris (PyPI) drives libFuzzer; libFuzzer's edge coverage needs clang's
+# -fsanitize=fuzzer-no-link (gcc has no equivalent), so the sanitized build is made with clang
+# (Debian's clang 14) into build/fuzz, and clang's ASan+UBSan runtime is merged with its libFuzzer
+# into one preloaded library (as atheris' own source build would; its wheel ships none).
+FUZZ_SECONDS ?= 300
+FUZZ_DIR := build/fuzz
+FUZZ_ARGS ?=
+CLANG_RT = $$(clang --print-resource-dir)/lib/linux
+$(VENV)/.deps-fuzz: $(VENV)/.deps-test requirements/fuzz.txt
+	$(PIP) install -q -r requirements/fuzz.txt
+	touch $@
+
+$(FUZZ_DIR)/.built: $(VENV)/.installed src/fastmw/_core.pyx $(wildcard src/fastmw/_cy/*.pxi src/fastmw/_cy/*.h) \
+		$(wildcard src/fastmw/*.py src/fastmw/*/*.py) setup.py
+	test -f "$(CLANG_RT)/libclang_rt.fuzzer_no_main-x86_64.a" || \
+		(apt-get update && apt-get install -y clang libclang-rt-14-dev)
+	$(MAKE) --no-print-directory asan-build ASAN_DIR=$(FUZZ_DIR) ASAN_CC=clang ASAN_EXTRA_FLAGS=-fsanitize=fuzzer-no-link
+	cp "$(CLANG_RT)/libclang_rt.asan-x86_64.a" $(FUZZ_DIR)-tmp/asan.a
+	ar d $(FUZZ_DIR)-tmp/asan.a asan_preinit.cpp.o
+	clang++ -shared -o $(FUZZ_DIR)/asan_with_fuzzer.so -Wl,--whole-archive \
+		"$(CLANG_RT)/libclang_rt.fuzzer_no_main-x86_64.a" $(FUZZ_DIR)-tmp/asan.a -Wl,--no-whole-archive -lpthread -ldl
+	touch $@
+
+fuzz: $(FUZZ_DIR)/.built $(VENV)/.deps-fuzz
+	$(PY) -m fuzz --seconds $(FUZZ_SECONDS) --build $(FUZZ_DIR) $(FUZZ_ARGS)

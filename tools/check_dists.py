@@ -25,7 +25,7 @@ SDIST_REQUIRED = ("PKG-INFO", "pyproject.toml", "setup.py", "MANIFEST.in", "READ
 FORBIDDEN_SUFFIXES = (".c", ".pyx", ".html", ".pyc")
 SDIST_FORBIDDEN_SUFFIXES = (".c", ".html", ".so", ".pyd", ".pyc")
 # Tracked files under these folders must all reach the sdist.
-SDIST_TREES = ("src", "tests", "benchmarks", "requirements")
+SDIST_TREES = ("src", "tests", "benchmarks", "fuzz", "requirements")
 
 
 def tracked_files() -> list[str]:

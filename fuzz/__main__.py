@@ -1,0 +1,137 @@
+"""Runs the fuzz targets, one libFuzzer process each, against the sanitized core.
+
+    python -m fuzz [--seconds N] [--target NAME ...] [--build DIR]
+    python -m fuzz --target NAME --reproduce FILE
+
+``make fuzz`` builds the core with AddressSanitizer, UBSan and libFuzzer's coverage
+instrumentation into ``build/fuzz`` (with the sanitizer runtime merged with libFuzzer) and
+runs this. Each target's new inputs go to ``build/fuzz/corpus/<target>``, read together with
+the seeds in ``fuzz/corpus/<target>``; a failing input is written to
+``build/fuzz/artifacts/``. The process exits non-zero if any target failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fuzz.targets import TARGETS
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "fuzz" / "corpus"
+RUNTIME = "asan_with_fuzzer.so"
+# Inputs longer than this are not tried: the targets read a few dozen bytes per argument.
+MAX_LEN = 1024
+# A single input taking longer than this is a hang (libFuzzer reports it as a failure).
+INPUT_TIMEOUT = 10
+# libFuzzer's closing statistics (-print_final_stats=1).
+STAT = re.compile(r"^stat::(\w+):\s+(\d+)", re.MULTILINE)
+COVERAGE = re.compile(r"cov: (\d+) ft: (\d+) corp: (\d+)")
+TAIL_LINES = 60
+
+
+def sanitized_env(build: Path) -> dict[str, str]:
+    """The environment of a fuzzing process: the sanitized core first on the path, the merged
+    ASan+UBSan+libFuzzer runtime preloaded, every allocation through the sanitizer."""
+    runtime = build / RUNTIME
+    if not runtime.is_file():
+        raise SystemExit(f"{runtime} is missing: run `make fuzz` (it builds the sanitized core)")
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(build), str(ROOT)]),
+        LD_PRELOAD=str(runtime),
+        PYTHONMALLOC="malloc",
+        FASTMW_REQUIRE_COMPILED="1",
+        # The interpreter is not instrumented and keeps memory to exit: leaks are not looked for.
+        ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:handle_abort=1",
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+    )
+    env.pop("FASTMW_NO_EXTENSIONS", None)
+    return env
+
+
+def fuzz_one(target: str, seconds: int, build: Path, logs: Path) -> tuple[int, dict[str, int], str]:
+    """Fuzz ``target`` for ``seconds``; its exit status, final statistics and log tail."""
+    corpus = build / "corpus" / target
+    artifacts = build / "artifacts"
+    corpus.mkdir(parents=True, exist_ok=True)
+    artifacts.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "fuzz.run",
+        target,
+        str(corpus),
+        str(SEEDS / target),
+        f"-max_total_time={seconds}",
+        f"-max_len={MAX_LEN}",
+        f"-timeout={INPUT_TIMEOUT}",
+        f"-artifact_prefix={artifacts}/{target}-",
+        "-print_final_stats=1",
+    ]
+    log = logs / f"{target}.log"
+    with log.open("wb") as out:
+        status = subprocess.run(command, env=sanitized_env(build), stdout=out, stderr=subprocess.STDOUT).returncode
+    text = log.read_text("utf-8", "replace")
+    stats = {name: int(value) for name, value in STAT.findall(text)}
+    found = COVERAGE.findall(text)
+    if found:
+        stats["cov"], stats["ft"], stats["corpus"] = map(int, found[-1])
+    return status, stats, "\n".join(text.splitlines()[-TAIL_LINES:])
+
+
+def run_all(targets: list[str], seconds: int, build: Path) -> int:
+    logs = build / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    share = max(1, seconds // len(targets))
+    failed = []
+    print(f"{'target':<12} {'status':<7} {'execs':>9} {'execs/s':>8} {'cov':>6} {'ft':>6} {'corpus':>6}")
+    for target in targets:
+        started = time.monotonic()
+        status, stats, tail = fuzz_one(target, share, build, logs)
+        elapsed = time.monotonic() - started
+        execs = stats.get("number_of_executed_units", 0)
+        rate = stats.get("average_exec_per_sec", 0)
+        verdict = "ok" if status == 0 else "FAILED"
+        print(
+            f"{target:<12} {verdict:<7} {execs:>9} {rate:>8} {stats.get('cov', 0):>6} "
+            f"{stats.get('ft', 0):>6} {stats.get('corpus', 0):>6}  ({elapsed:.0f} s with start-up)",
+            flush=True,
+        )
+        if status != 0:
+            failed.append(target)
+            print(f"--- {target}: exit status {status}; the end of {logs / target}.log:\n{tail}\n---", flush=True)
+    if failed:
+        print(f"fuzzing failed: {', '.join(failed)} (reproduce: python -m fuzz --target NAME --reproduce FILE)")
+        return 1
+    return 0
+
+
+def reproduce(target: str, path: Path, build: Path) -> int:
+    """Run one input (a crash file) through ``target`` in the sanitized process."""
+    command = [sys.executable, "-m", "fuzz.run", target, str(path)]
+    return subprocess.run(command, env=sanitized_env(build)).returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=600, help="total fuzzing time, shared by the targets")
+    parser.add_argument("--target", action="append", choices=TARGETS, help="a target to run (default: all)")
+    parser.add_argument("--build", type=Path, default=ROOT / "build" / "fuzz", help="the sanitized build")
+    parser.add_argument("--reproduce", type=Path, metavar="FILE", help="run FILE through one --target")
+    args = parser.parse_args()
+    build = args.build.resolve()
+    if args.reproduce is not None:
+        if not args.target or len(args.target) != 1:
+            parser.error("--reproduce needs exactly one --target")
+        return reproduce(args.target[0], args.reproduce.resolve(), build)
+    return run_all(args.target or list(TARGETS), args.seconds, build)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
