@@ -144,7 +144,8 @@ class HostileTuple(tuple):  # type: ignore[type-arg]
         return self.trap.len(tuple.__len__(self))
 
 
-def _armed(obj: Any, source: FuzzInput, headers: list[Any] | None) -> Any:
+def armed(obj: Any, source: FuzzInput, headers: list[Any] | None = None) -> Any:
+    """``obj`` (a Hostile* instance) with its trap set from the input."""
     obj.trap = Trap(source, headers)
     return obj
 
@@ -167,9 +168,9 @@ def text_or_bytes(source: FuzzInput, words: tuple[bytes, ...], headers: list[Any
     if kind == 10:
         return Str(raw.decode("latin-1"))
     if kind == 11:
-        return _armed(HostileBytes(raw), source, headers)
+        return armed(HostileBytes(raw), source, headers)
     if kind == 12:
-        return _armed(HostileStr(raw.decode("latin-1")), source, headers)
+        return armed(HostileStr(raw.decode("latin-1")), source, headers)
     if kind == 13:
         return bytearray(raw)
     if kind == 14:
@@ -196,16 +197,16 @@ def entry(source: FuzzInput, headers: list[Any]) -> Any:
     if kind == 8:
         return List(items)
     if kind == 9:
-        return _armed(HostileTuple(items), source, headers)
+        return armed(HostileTuple(items), source, headers)
     if kind == 10:
-        return _armed(HostileList(items), source, headers)
+        return armed(HostileList(items), source, headers)
     return source.choice((None, b"x-request-id", "x-request-id: 1", 3))
 
 
 def header_list(source: FuzzInput) -> Any:
     """A raw header list: mostly an exact list, else a subclass, a tuple or a wrong type."""
     kind = source.below(10)
-    headers: list[Any] = _armed(HostileList(), source, None) if kind == 7 else List() if kind == 6 else []
+    headers: list[Any] = armed(HostileList(), source, None) if kind == 7 else List() if kind == 6 else []
     if kind == 7:
         headers.trap.headers = headers  # type: ignore[attr-defined]
     for _ in range(source.below(7)):

@@ -12,7 +12,7 @@ from typing import Any
 
 from fuzz._differential import compare
 from fuzz._input import FuzzInput
-from fuzz._shapes import Bytes, HostileError, HostileList, HostileStr, List, Str, Trap, Tuple
+from fuzz._shapes import Bytes, HostileError, HostileList, HostileStr, List, Str, Tuple, armed
 
 FIELDS = ("method", "path", "status", "duration_ms", "user_agent", "request_id", "time")
 FLOATS = (0.0, -0.0, 0.5, 1e-7, 2.5e-5, 1e16, 9.2e18, 1e300, float("inf"), float("-inf"), float("nan"))
@@ -84,9 +84,7 @@ def _key(source: FuzzInput) -> Any:
     if kind < 8:
         return _text(source)
     if kind == 8:
-        hostile = HostileStr(source.choice(FIELDS))
-        hostile.trap = Trap(source, None)
-        return hostile
+        return armed(HostileStr(source.choice(FIELDS)), source)
     return source.choice((b"method", 1, None))
 
 
@@ -99,9 +97,7 @@ def _sequence(source: FuzzInput, items: list[Any]) -> Any:
     if kind == 5:
         return source.choice((List, Tuple))(items)
     if kind == 6:
-        hostile = HostileList(items)
-        hostile.trap = Trap(source, None)
-        return hostile
+        return armed(HostileList(items), source)
     return source.choice((None, dict.fromkeys(range(len(items))), iter(items)))
 
 

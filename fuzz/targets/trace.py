@@ -9,7 +9,7 @@ from typing import Any
 
 from fuzz._differential import compare
 from fuzz._input import FuzzInput
-from fuzz._shapes import Bytes, HostileStr, Str, Trap, header_list
+from fuzz._shapes import Bytes, HostileBytes, HostileStr, Str, armed, header_list
 
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACESTATES = (b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", b"a=1", b"x@y=z", b"", b" , ", b"k=" + b"v" * 257)
@@ -45,6 +45,8 @@ def _shaped(source: FuzzInput, raw: bytes) -> Any:
         return Bytes(raw)
     if kind == 8:
         return Str(raw.decode("latin-1"))
+    if source.flag():
+        return armed(HostileBytes(raw), source) if source.flag() else armed(HostileStr(raw.decode("latin-1")), source)
     return source.choice((None, 1, bytearray(raw)))
 
 
@@ -67,9 +69,7 @@ def _id(source: FuzzInput, size: int) -> Any:
     if kind == 6:
         return Str(text)
     if kind == 7:
-        hostile = HostileStr(text)
-        hostile.trap = Trap(source, None)
-        return hostile
+        return armed(HostileStr(text), source)
     return text
 
 

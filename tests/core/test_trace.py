@@ -86,6 +86,27 @@ def test_format_traceparent(core: ModuleType) -> None:
         core.format_traceparent(TRACE, PARENT, -1)
 
 
+class LyingStr(str):
+    """A str subclass whose __len__ and __eq__ lie: an id is read for its characters."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+def test_ids_of_a_str_subclass_are_read_for_their_characters(core: ModuleType) -> None:
+    assert core.format_traceparent(LyingStr(TRACE), LyingStr(PARENT), 1) == VALID
+    context = core.TraceContext(LyingStr(TRACE), LyingStr("a" * 16), LyingStr(PARENT))
+    assert type(context.trace_id) is str and context.trace_id == TRACE
+    assert type(context.parent_id) is str and context.parent_id == PARENT
+    with pytest.raises(ValueError, match="span_id must be 16 lower-case hex digits"):
+        core.format_traceparent(TRACE, LyingStr("0" * 16), 1)
+
+
 # --------------------------------------------------------------------------- ids
 
 

@@ -94,11 +94,14 @@ def parse_traceparent(value: str | bytes) -> tuple[str, str, int] | None:
 
 
 def _checked_id(value: object, size: int, what: str) -> str:
+    """A valid id as an exact str: a str subclass is read for its characters (its own
+    ``__len__``, ``__eq__`` and methods are not called), as the compiled twin reads them."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {_type_name(value)}")
-    if not (len(value) == size and value.isascii() and HEX_ID.fullmatch(value) and value.strip("0")):
+    text = str.__str__(value)
+    if not (len(text) == size and text.isascii() and HEX_ID.fullmatch(text) and text.strip("0")):
         raise ValueError(f"{what} must be {size} lower-case hex digits, not all zero: {_shown(value)}")
-    return value
+    return text
 
 
 def _checked_flags(value: object) -> int:
