@@ -5,9 +5,10 @@
 
 ``make fuzz`` builds the core with AddressSanitizer, UBSan and libFuzzer's coverage
 instrumentation into ``build/fuzz`` (with the sanitizer runtime merged with libFuzzer) and
-runs this. Each target's new inputs go to ``build/fuzz/corpus/<target>``, read together with
-the seeds in ``fuzz/corpus/<target>``; a failing input is written to
-``build/fuzz/artifacts/``. The process exits non-zero if any target failed.
+runs this. Each target's new inputs go to ``build/fuzz-work/corpus/<target>`` (kept when the
+core is rebuilt), read together with the seeds in ``fuzz/corpus/<target>``; a failing input
+is written to ``build/fuzz-work/artifacts/``, the logs to ``build/fuzz-work/logs/``. The
+process exits non-zero if any target failed.
 """
 
 from __future__ import annotations
@@ -55,12 +56,13 @@ def sanitized_env(build: Path) -> dict[str, str]:
     return env
 
 
-def fuzz_one(target: str, seconds: int, build: Path, logs: Path) -> tuple[int, dict[str, int], str]:
+def fuzz_one(target: str, seconds: int, build: Path, work: Path) -> tuple[int, dict[str, int], str]:
     """Fuzz ``target`` for ``seconds``; its exit status, final statistics and log tail."""
-    corpus = build / "corpus" / target
-    artifacts = build / "artifacts"
-    corpus.mkdir(parents=True, exist_ok=True)
-    artifacts.mkdir(parents=True, exist_ok=True)
+    corpus = work / "corpus" / target
+    artifacts = work / "artifacts"
+    logs = work / "logs"
+    for folder in (corpus, artifacts, logs):
+        folder.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable,
         "-m",
@@ -85,15 +87,13 @@ def fuzz_one(target: str, seconds: int, build: Path, logs: Path) -> tuple[int, d
     return status, stats, "\n".join(text.splitlines()[-TAIL_LINES:])
 
 
-def run_all(targets: list[str], seconds: int, build: Path) -> int:
-    logs = build / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+def run_all(targets: list[str], seconds: int, build: Path, work: Path) -> int:
     share = max(1, seconds // len(targets))
     failed = []
     print(f"{'target':<12} {'status':<7} {'execs':>9} {'execs/s':>8} {'cov':>6} {'ft':>6} {'corpus':>6}")
     for target in targets:
         started = time.monotonic()
-        status, stats, tail = fuzz_one(target, share, build, logs)
+        status, stats, tail = fuzz_one(target, share, build, work)
         elapsed = time.monotonic() - started
         execs = stats.get("number_of_executed_units", 0)
         rate = stats.get("average_exec_per_sec", 0)
@@ -105,7 +105,8 @@ def run_all(targets: list[str], seconds: int, build: Path) -> int:
         )
         if status != 0:
             failed.append(target)
-            print(f"--- {target}: exit status {status}; the end of {logs / target}.log:\n{tail}\n---", flush=True)
+            log = work / "logs" / f"{target}.log"
+            print(f"--- {target}: exit status {status}; the end of {log}:\n{tail}\n---", flush=True)
     if failed:
         print(f"fuzzing failed: {', '.join(failed)} (reproduce: python -m fuzz --target NAME --reproduce FILE)")
         return 1
@@ -123,6 +124,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=600, help="total fuzzing time, shared by the targets")
     parser.add_argument("--target", action="append", choices=TARGETS, help="a target to run (default: all)")
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "fuzz", help="the sanitized build")
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz-work", help="corpus, logs, findings")
     parser.add_argument("--reproduce", type=Path, metavar="FILE", help="run FILE through one --target")
     args = parser.parse_args()
     build = args.build.resolve()
@@ -130,7 +132,7 @@ def main() -> int:
         if not args.target or len(args.target) != 1:
             parser.error("--reproduce needs exactly one --target")
         return reproduce(args.target[0], args.reproduce.resolve(), build)
-    return run_all(args.target or list(TARGETS), args.seconds, build)
+    return run_all(args.target or list(TARGETS), args.seconds, build, args.work.resolve())
 
 
 if __name__ == "__main__":
