@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 from benchmarks import RESULTS_DIR, ROOT, without_sentry
@@ -34,20 +33,21 @@ def main(argv: list[str]) -> int:
     if not keys:
         print(f"no group matches {args.words}; groups: {', '.join(stacks.GROUPS)}", file=sys.stderr)
         return 2
-    started = time.time()
+    start = report.started()
     results = []
     for group in stacks.groups(keys):
         print(f"measuring {group.key} ({len(group.stacks)} rows)...", file=sys.stderr, flush=True)
         results.append(_measure.measure(group, rounds, batch))
-    doc = report.document(results, started, quick=args.quick or rounds < _measure.ROUNDS)
+    doc = report.document(results, start, quick=args.quick or rounds < _measure.ROUNDS)
     config, machine = doc["config"], doc["machine"]
     print()
     print(report.comparison_table(doc["comparison"]))
     print()
     print(
         f"medians of {config['rounds']} rounds x {config['requests_per_round']} requests, rounds alternating; "
-        f"{machine['python']}, {machine['cpu']} x{machine['cpus']}, fastmw at {doc['git_revision'][:10]}"
-        f"{' (dirty)' if doc['git_dirty'] else ''}"
+        f"{machine['python']}, {machine['cpu']} x{machine['cpus']} (load average {doc['load_average'][0]} at the "
+        f"start, {doc['load_average'][1]} at the end), fastmw at {doc['git_revision'][:10]}"
+        f"{' with local changes' if doc['git_dirty'] else ''}"
     )
     errors = [row for group in doc["groups"] for row in group["rows"] if row["status"] == "error"]
     for row in errors:

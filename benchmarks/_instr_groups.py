@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import _driver, _instr_floors, stacks
+from benchmarks import _driver, _hand, _instr_floors, stacks
 from benchmarks._driver import SENT_PARENT_ID, SENT_TRACE_ID, TRACE_HEADERS, TRACESTATE, ASGIApp
 
 QUERY_STRING = b"page=2&sort=name"
@@ -196,7 +196,7 @@ def _json_lines_sink(stream: Any) -> Any:
 
 def _fastmw_json_sink(app: ASGIApp, sink: Any = None) -> ASGIApp:
     if sink is None:
-        sink = _json_lines_sink(stacks._devnull_binary())
+        sink = _json_lines_sink(_hand.devnull_binary())
     return _fm().AccessLogMiddleware(app, sink=sink)  # type: ignore[no-any-return]
 
 
@@ -260,8 +260,8 @@ def _check_json_line(text: str) -> list[str]:
     record = json.loads(lines[0])
     if record.get("status") != 200 or record.get("method") != "GET":
         raise AssertionError(f"unexpected access record {record!r}")
-    if set(record) != set(stacks.ACCESS_RECORD_FIELDS):
-        return [f"record fields differ from the reference's: {sorted(set(record) ^ set(stacks.ACCESS_RECORD_FIELDS))}"]
+    if set(record) != set(_hand.ACCESS_RECORD_FIELDS):
+        return [f"record fields differ from the reference's: {sorted(set(record) ^ set(_hand.ACCESS_RECORD_FIELDS))}"]
     return []
 
 
@@ -275,7 +275,7 @@ def _verify_fastmw_json() -> list[str]:
 
 def _verify_hand_json() -> list[str]:
     stream = io.StringIO()
-    check_answer(answer(stacks.HandJsonAccessLog(stacks.raw_app, stream=stream)), {})
+    check_answer(answer(_hand.HandJsonAccessLog(stacks.raw_app, stream=stream)), {})
     return _check_json_line(stream.getvalue())
 
 
@@ -328,11 +328,11 @@ def _verify_trace(build: Build, traced: bool) -> Callable[[], list[str]]:
 
 
 FM = stacks.FASTMW_LOGGER
-HAND = stacks.HAND_LOGGER
+HAND = _hand.HAND_LOGGER
 HAND_FIVE = Side(
     "hand:five",
     "five hand-written pure-ASGI middlewares doing the same",
-    stacks.hand_stack,
+    _hand.hand_stack,
     {**BOTH_IDS, **TIMING},
     quiet=(HAND,),
 )
@@ -362,7 +362,7 @@ GROUPS = (
         "timing",
         "TimingMiddleware alone",
         Side("fastmw:timing", "TimingMiddleware", _fastmw_timing, TIMING),
-        Side("hand:timing", "hand-written timing (perf_counter, MutableHeaders)", stacks.HandTiming, TIMING),
+        Side("hand:timing", "hand-written timing (perf_counter, MutableHeaders)", _hand.HandTiming, TIMING),
         0.20,
     ),
     Group(
@@ -372,9 +372,9 @@ GROUPS = (
         Side(
             "hand:error",
             "hand-written error middleware (tracks start, 500)",
-            stacks.HandError,
+            _hand.HandError,
             {},
-            verify=_verify_error(stacks.HandError),
+            verify=_verify_error(_hand.HandError),
         ),
         0.30,
     ),
@@ -392,10 +392,10 @@ GROUPS = (
         Side(
             "hand:access-log",
             "hand-written structured-log middleware",
-            stacks.HandAccessLog,
+            _hand.HandAccessLog,
             {},
             quiet=(HAND,),
-            verify=_verify_logs(stacks.HandAccessLog, HAND),
+            verify=_verify_logs(_hand.HandAccessLog, HAND),
         ),
         0.20,
     ),
@@ -412,9 +412,9 @@ GROUPS = (
         Side(
             "hand:access-log-stdlib",
             "hand-written structured-log middleware",
-            _logging_to_null(stacks.HandAccessLog, stacks.HAND_LOGGER),
+            _logging_to_null(_hand.HandAccessLog, _hand.HAND_LOGGER),
             {},
-            verify=_verify_logs(stacks.HandAccessLog, stacks.HAND_LOGGER),
+            verify=_verify_logs(_hand.HandAccessLog, _hand.HAND_LOGGER),
         ),
         None,
     ),
@@ -439,7 +439,7 @@ GROUPS = (
         Side(
             "hand:json-sink",
             "hand-written access log: json.dumps of the same fields, one buffered write",
-            stacks.HandJsonAccessLog,
+            _hand.HandJsonAccessLog,
             {},
             verify=_verify_hand_json,
         ),

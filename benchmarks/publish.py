@@ -26,7 +26,7 @@ CHART = ROOT / "docs" / "benchmarks.png"
 SOURCES = {
     "bench": (
         "bench.json",
-        ("generated", "git_revision", "git_dirty", "machine", "versions", "config", "comparison"),
+        ("generated", "git_revision", "git_dirty", "load_average", "machine", "versions", "config", "comparison"),
     ),
     "instructions": (
         "instructions.json",
@@ -57,7 +57,8 @@ def _bench_block(doc: dict[str, Any]) -> str:
             report.comparison_table(doc["comparison"], markdown=True),
             "",
             f"Median of {config['rounds']} rounds of {config['requests_per_round']:,} requests, the rows of a line "
-            f"alternating; {machine['python']}, {machine['cpu']} x{machine['cpus']}, fastmw at "
+            f"alternating; {machine['python']}, {machine['cpu']} x{machine['cpus']} (load average "
+            f"{' to '.join(str(value) for value in doc['load_average'])}), fastmw at "
             f"{doc['git_revision'][:7]}{' with local changes' if doc['git_dirty'] else ''}, {peers}; "
             f"{doc['generated'][:10]}. The machine is shared and noisy: read the ratios within a line, not the "
             "absolute figures.",

@@ -209,12 +209,25 @@ def detail_tables(results: list[GroupResult]) -> str:
 # --------------------------------------------------------------------------- the results file
 
 
-def document(results: list[GroupResult], started: float, quick: bool) -> dict[str, Any]:
+def started() -> dict[str, Any]:
+    """What the results file says about the start of a run: the code measured, the machine's load."""
+    return {"time": time.time(), **revision(), "load_average": load_average()}
+
+
+def load_average() -> float | None:
+    """The machine's one-minute load average (None where the OS has none)."""
+    return round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else None
+
+
+def document(results: list[GroupResult], start: dict[str, Any], quick: bool) -> dict[str, Any]:
+    """The results file; ``start`` is ``started()`` taken before the first group was measured."""
     first = results[0] if results else None
     return {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "duration_s": round(time.time() - started, 1),
-        **revision(),
+        "duration_s": round(time.time() - start["time"], 1),
+        "git_revision": start["git_revision"],
+        "git_dirty": start["git_dirty"],
+        "load_average": [start["load_average"], load_average()],
         "quick": quick,
         "machine": machine(),
         "versions": versions(),

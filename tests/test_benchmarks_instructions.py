@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from benchmarks import _callgrind_region, _driver, _instr_child, _instr_groups, instructions, stacks
+from benchmarks import _callgrind_region, _driver, _hand, _instr_child, _instr_groups, instructions, stacks
 
 SIDES = sorted(_instr_groups.sides().values(), key=lambda side: side.key)
 
@@ -56,7 +56,7 @@ def test_every_side_is_checked_and_measured(side: _instr_groups.Side, region: Pa
 
 @pytest.mark.usefixtures("fresh_loop")
 def test_a_stack_answering_wrongly_fails(region: Path) -> None:
-    wrong = _instr_groups.Side("ref:wrong", "echoes nothing", stacks.HandTiming, _instr_groups.REQUEST_ID)
+    wrong = _instr_groups.Side("ref:wrong", "echoes nothing", _hand.HandTiming, _instr_groups.REQUEST_ID)
     with pytest.raises(AssertionError, match="x-request-id"):
         _instr_child.measure(wrong, "reference", requests=3, warmup=1, library=str(region))
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from benchmarks import _driver, _measure, _trace_group, _twins, report, stacks
+from benchmarks import _driver, _hand, _measure, _trace_group, _twins, report, stacks
 
 # Both twins in the compiled pass of make test (see the `once` marker).
 pytestmark = pytest.mark.once
@@ -51,7 +51,7 @@ def test_stack_answers_with_expected_headers(group: stacks.Group, stack: stacks.
 def test_echoed_ids_are_the_incoming_ones() -> None:
     expect = stacks.CTX | stacks.RID
     assert set(expect) == {"x-request-id", "x-correlation-id"}
-    app = stacks.HandContext(stacks.raw_app)
+    app = _hand.HandContext(stacks.raw_app)
     capture = _driver.Capture()
     asyncio.run(app(_driver.new_scope(), _driver.Receive(), capture))
     assert capture.headers[b"x-request-id"] == _driver.REQUEST_ID
@@ -62,13 +62,13 @@ def test_hand_error_middleware_turns_an_exception_into_500() -> None:
     async def boom(scope: dict[str, object], receive: object, send: object) -> None:
         raise RuntimeError("boom")
 
-    for middleware in (stacks.HandError, stacks.BaseError):
+    for middleware in (_hand.HandError, _hand.BaseError):
         capture = _driver.Capture()
         with stacks.saved_loggers():
-            stacks.set_logger(stacks.HAND_LOGGER, "disabled")
+            stacks.set_logger(_hand.HAND_LOGGER, "disabled")
             asyncio.run(middleware(boom)(_driver.new_scope(), _driver.Receive(), capture))
         assert capture.status == 500
-        assert capture.body == stacks.ERROR_BODY
+        assert capture.body == _hand.ERROR_BODY
 
 
 def test_every_group_has_bare_and_a_hand_written_row() -> None:
