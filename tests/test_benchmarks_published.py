@@ -4,10 +4,11 @@ edited by hand."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from benchmarks import publish
+from benchmarks import ROOT, publish
 
 # It depends on neither twin: make test runs it once (see the `once` marker).
 pytestmark = pytest.mark.once
@@ -18,7 +19,7 @@ def test_every_published_block_is_what_the_published_figures_render() -> None:
     assert set(published) <= set(publish.SOURCES)
     assert publish.stale(published) == []
     for path, blocks in publish.BLOCKS.items():
-        text = (publish.ROOT / path).read_text()
+        text = (ROOT / path).read_text()
         for name in blocks:
             assert f"<!-- published: {name} -->" in text, path
 
@@ -34,7 +35,7 @@ def test_a_figure_edited_by_hand_is_found() -> None:
         publish.render("no block here\n", published, blocks)
 
 
-def _write(folder: Path, name: str, doc: dict[str, object]) -> None:
+def _write(folder: Path, name: str, doc: Mapping[str, object]) -> None:
     (folder / name).write_text(json.dumps(doc))
 
 
