@@ -106,6 +106,7 @@ bench-instructions: build $(VENV)/.deps-bench
 	command -v valgrind || (apt-get update && apt-get install -y valgrind)
 	$(PY) -m benchmarks.instructions $(INSTR_ARGS)
 
+# mypy --strict over src/fastmw, benchmarks/ and tests/ (the files in pyproject's [tool.mypy]).
 lint: build $(VENV)/.deps-lint
 	$(VENV)/bin/ruff check src tests benchmarks fuzz tools setup.py
 	$(VENV)/bin/ruff format --check src tests benchmarks fuzz tools setup.py

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -14,14 +14,18 @@ import fastmw
 from fastmw import _core_py
 from fastmw._impl import TRUTHY, building_on
 from fastmw.middleware._fusion import FusableMiddleware, bound_class
+from fastmw.types import ASGIApp, Message, Receive, Scope
 
+_core_c: ModuleType | None
 try:
-    from fastmw import _core as _core_c
+    from fastmw import _core
 except ImportError:  # pragma: no cover - pure-only installs
     _core_c = None
+else:
+    _core_c = _core
 
-Message = dict[str, Any]
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+T = TypeVar("T")
 
 PURE_RUN = os.environ.get("FASTMW_NO_EXTENSIONS", "").strip().lower() in TRUTHY
 
@@ -148,7 +152,7 @@ def http_scope(
     return scope
 
 
-def feeder(messages: Iterable[Message], then: Message | None = None) -> Callable[[], Awaitable[Message]]:
+def feeder(messages: Iterable[Message], then: Message | None = None) -> Receive:
     """A ``receive`` that yields ``messages`` and then ``then`` forever (blocks if None)."""
     queue = list(messages)
 
@@ -157,7 +161,8 @@ def feeder(messages: Iterable[Message], then: Message | None = None) -> Callable
             return queue.pop(0)
         if then is None:
             await asyncio.Event().wait()
-        return dict(then)  # type: ignore[arg-type]
+        assert then is not None  # waits forever otherwise
+        return dict(then)
 
     return receive
 
@@ -199,7 +204,7 @@ class Recorder:
 
 async def call_app(
     app: ASGIApp,
-    scope: dict[str, Any],
+    scope: Scope,
     receive_messages: Iterable[Message] = ({"type": "http.request", "body": b"", "more_body": False},),
     *,
     then: Message | None = {"type": "http.disconnect"},  # noqa: B006 - read-only default
@@ -211,12 +216,12 @@ async def call_app(
     return recorder
 
 
-def run(coro: Awaitable[Any]) -> Any:
+def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine on a fresh event loop (tests stay sync and plain)."""
-    return asyncio.run(coro)  # type: ignore[arg-type]
+    return asyncio.run(coro)
 
 
-async def plain_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def plain_app(scope: Scope, receive: Any, send: Any) -> None:
     """A tiny raw ASGI app: 200, text/plain, body 'ok' (http) or accept+close (websocket)."""
     if scope["type"] == "websocket":
         await receive()

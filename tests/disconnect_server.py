@@ -17,13 +17,14 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 import fastmw
+from fastmw.types import Scope
 
 CHUNK = 64 * 1024
 TOTAL = int(os.environ.get("FASTMW_DC_TOTAL", str(64 * 1024 * 1024)))
 SINK = fastmw.JsonLinesSink(os.environ.get("FASTMW_DC_LOG", os.devnull), flush_interval=0)
 
 
-async def _raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def _raw(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     await send(

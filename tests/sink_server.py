@@ -12,6 +12,7 @@ import os
 from typing import Any, ClassVar
 
 from fastmw import AccessLogMiddleware, JsonLinesSink
+from fastmw.types import Scope
 
 SINK = JsonLinesSink(
     os.environ["FASTMW_SINK_PATH"],
@@ -21,7 +22,7 @@ SINK = JsonLinesSink(
 )
 
 
-async def pid_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def pid_app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()

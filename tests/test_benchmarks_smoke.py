@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
-from benchmarks import _driver, _hand, _measure, _trace_group, _twins, report, stacks
+from benchmarks import _driver, _hand, _measure, _rows, _trace_group, _twins, report, stacks
+
+from fastmw.types import Receive, Scope, Send
 
 # Both twins in the compiled pass of make test (see the `once` marker).
 pytestmark = pytest.mark.once
@@ -27,14 +29,18 @@ def _restore_loggers() -> Iterator[None]:
 
 
 @pytest.mark.parametrize(("group", "stack"), CASES)
-def test_stack_answers_with_expected_headers(group: stacks.Group, stack: stacks.Stack) -> None:
+def test_stack_answers_with_expected_headers(group: _rows.Group, stack: _rows.Stack) -> None:
     assert stack.build is not None
     if stack.before is not None:
         stack.before()
     inner = stacks.raw_app
     app = stack.build(inner)
     capture = _driver.Capture()
-    asyncio.run(app(_driver.new_scope(group.headers), _driver.Receive(), capture))
+
+    async def once() -> None:
+        await app(_driver.new_scope(group.headers), _driver.Receive(), capture)
+
+    asyncio.run(once())
     assert capture.status == 200
     assert capture.body == b"ok"
     for header, value in stack.expect.items():
@@ -59,14 +65,14 @@ def test_echoed_ids_are_the_incoming_ones() -> None:
 
 
 def test_hand_error_middleware_turns_an_exception_into_500() -> None:
-    async def boom(scope: dict[str, object], receive: object, send: object) -> None:
+    async def boom(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("boom")
 
     for middleware in (_hand.HandError, _hand.BaseError):
         capture = _driver.Capture()
         with stacks.saved_loggers():
             stacks.set_logger(_hand.HAND_LOGGER, "disabled")
-            asyncio.run(middleware(boom)(_driver.new_scope(), _driver.Receive(), capture))
+            asyncio.run(middleware(boom)(_driver.new_scope(), _driver.Receive(), cast(Send, capture)))
         assert capture.status == 500
         assert capture.body == _hand.ERROR_BODY
 
@@ -165,14 +171,14 @@ def test_the_comparison_table_has_a_line_per_compared_variant_and_a_column_per_k
 
 
 def test_a_kind_without_a_title_gets_a_column_after_the_known_ones() -> None:
-    fake = stacks.Group("fake", "fake work", [stacks.Stack("bare", "bare", lambda app: app)], _driver.REQUEST_HEADERS)
+    fake = _rows.Group("fake", "fake work", [_rows.Stack("bare", "bare", lambda app: app)], _driver.REQUEST_HEADERS)
     rows = {
         "bare": _measure.Row("bare", "bare", samples=[1e-6] * 4),
         "x": _measure.Row("x", "some-library", samples=[5e-6] * 4),
         "c": _measure.Row("c", "fastmw-c", samples=[2e-6] * 4),
         "h": _measure.Row("h", "hand", status="n/a"),
     }
-    fake.stacks += [stacks.Stack(name, row.kind, None) for name, row in rows.items() if name != "bare"]
+    fake.stacks += [_rows.Stack(name, row.kind, None) for name, row in rows.items() if name != "bare"]
     data = report.comparison([_measure.GroupResult(fake, 1, 4, rows)])
     assert data["columns"] == [
         ["fastmw-c", "fastmw compiled"],

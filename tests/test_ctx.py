@@ -78,7 +78,7 @@ def test_request_cycle_context_left_in_place_on_error() -> None:
         with pytest.raises(ValueError):
             with ctx.request_cycle_context({"x": 1}):
                 raise ValueError
-        return ctx.context.get("x") == 1
+        return bool(ctx.context.get("x") == 1)
 
     assert asyncio.run(scenario())
 
@@ -93,6 +93,7 @@ def test_data_is_shared_with_child_tasks(core: ModuleType) -> None:
         with ctx.request_cycle_context():
             await asyncio.create_task(child())
             await asyncio.to_thread(context.__setitem__, "thread", True)
-            return context.copy()
+            copied: dict[str, bool] = context.copy()
+            return copied
 
     assert asyncio.run(scenario()) == {"child": True, "thread": True}

@@ -20,5 +20,5 @@ def test_str_format_and_equality_are_the_value() -> None:
         assert f"{member}" == member.value
         assert f"{member:>20}" == f"{member.value:>20}"
         assert member == member.value
-        assert {member.value: 1}[member] == 1
+        assert {str(member.value): 1}[member] == 1
         assert isinstance(member, str)

@@ -122,7 +122,7 @@ def test_the_middleware_layer_takes_its_core_from_one_switch() -> None:
     with building_on(_core_py):
         assert layer_core() is _core_py
         middleware = fastmw.RawContextMiddleware(fastmw.stack(app), plugins=[fastmw.plugins.RequestIdPlugin()])
-    assert layer_core() is fastmw.core
+    assert layer_core() is fastmw._impl.core
     assert isinstance(middleware, _core_py.Pipeline) and isinstance(middleware, fastmw.RawContextMiddleware)
     assert all(type(stage).__module__.startswith("fastmw._core_py") for stage in middleware.stages)
     rid = "0123456789abcdef0123456789abcdef"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ RSS_BUDGET_KIB = 2048
 CORE_PROBES = ("name", "value", "headers", "app_headers", "context", "app", "pipeline", "stage", "context_stage")
 
 
-def run_script(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
+def run_script(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,

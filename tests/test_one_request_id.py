@@ -19,6 +19,7 @@ import fastmw
 from fastmw import ContextMiddleware, CorrelationIdMiddleware, RawContextMiddleware, RequestIdMiddleware
 from fastmw.logging import CorrelationIdFilter
 from fastmw.plugins import RequestIdPlugin
+from fastmw.types import Scope
 from tests.conftest import call_app, http_scope, run
 
 Wrap = Callable[[Any], Any]
@@ -33,11 +34,11 @@ class Seen:
         self.values: list[tuple[Any, Any, Any]] = []
         self.filter = CorrelationIdFilter()
 
-    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(self, scope: Scope, receive: Any, send: Any) -> None:
         record = logging.LogRecord("t", logging.INFO, __file__, 1, "m", None, None)
         self.filter.filter(record)
         in_context = fastmw.context.get("X-Request-ID") if fastmw.context.exists() else None
-        self.values.append((fastmw.correlation_id.get(), in_context, record.correlation_id))
+        self.values.append((fastmw.correlation_id.get(), in_context, vars(record)["correlation_id"]))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 

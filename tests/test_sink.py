@@ -163,7 +163,7 @@ def test_an_unreferenced_sink_is_collected_and_flushed() -> None:
 
 
 def test_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(io.RawIOBase):
+    class Broken(io.BytesIO):
         def write(self, data: Any) -> int:
             raise OSError("disk full")
 

@@ -100,7 +100,7 @@ def request_lines(sink_path: Path) -> list[dict[str, object]]:
 
 def assert_every_request_logged(sink_path: Path) -> None:
     records = request_lines(sink_path)
-    assert sorted(r["path"] for r in records) == sorted(f"/r/{n}" for n in range(REQUESTS))
+    assert sorted(str(r["path"]) for r in records) == sorted(f"/r/{n}" for n in range(REQUESTS))
     assert all(r["status"] == 200 and isinstance(r["query"], str) for r in records)
 
 

@@ -20,9 +20,7 @@ import inspect
 import types
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
-
-from starlette.types import ASGIApp
+from typing import Any, Generic, TypeVar
 
 from fastmw._impl import building_on
 from fastmw.errors import ConfigurationError
@@ -33,20 +31,24 @@ from fastmw.middleware.error_handler import ErrorMiddleware
 from fastmw.middleware.request_id import RequestIdMiddleware
 from fastmw.middleware.timing import TimingMiddleware
 from fastmw.middleware.trace_context import TraceContextMiddleware
+from fastmw.types import ASGIApp
 
 __all__ = ["StackedApp", "stack"]
 
 Layer = bool | Mapping[str, Any] | None
 PATH_OPTIONS = ("include_paths", "exclude_paths")
+# The application given to stack(): ``StackedApp[AppT].wrapped`` is typed as it.
+AppT = TypeVar("AppT", bound=ASGIApp)
 ASGI_SHAPE = "an ASGI 3 application is `async def app(scope, receive, send)` or an object with such a `__call__`"
 
 
-class StackedApp(FusableMiddleware):
+class StackedApp(FusableMiddleware, Generic[AppT]):
     """What ``stack()`` returns: calling it runs the middleware stack; reading, setting or
     deleting any other attribute reaches the wrapped app.
 
     ``app`` is the outermost fastmw middleware (the next layer, as in any middleware) and
-    ``wrapped`` the application given to ``stack()``; both are read-only. Middleware added
+    ``wrapped`` the application given to ``stack()``, typed as it (``stack(FastAPI())``
+    is a ``StackedApp[FastAPI]``, its ``wrapped`` a ``FastAPI``); both are read-only. Middleware added
     afterwards through the app (``add_middleware``) runs inside the stack.
 
     It is a pipeline with the stack's stages (the engine's ``__call__``, no extra layer),
@@ -55,16 +57,16 @@ class StackedApp(FusableMiddleware):
     """
 
     _middleware: FusableMiddleware | None
-    _wrapped: ASGIApp
+    _wrapped: AppT
 
-    def __new__(cls, middleware: FusableMiddleware | None, wrapped: ASGIApp) -> Any:
+    def __new__(cls, middleware: FusableMiddleware | None, wrapped: AppT) -> Any:
         # On the core of the stack's middlewares (they were all built on one).
         if middleware is None:
             return super().__new__(cls)
         with building_on(middleware._core):
             return super().__new__(cls)
 
-    def __init__(self, middleware: FusableMiddleware | None, wrapped: ASGIApp) -> None:
+    def __init__(self, middleware: FusableMiddleware | None, wrapped: AppT) -> None:
         # object.__setattr__: our own __setattr__ forwards to the app.
         object.__setattr__(self, "_middleware", middleware)
         object.__setattr__(self, "_wrapped", wrapped)
@@ -93,7 +95,7 @@ class StackedApp(FusableMiddleware):
         return self._wrapped if self._middleware is None else self._middleware
 
     @property
-    def wrapped(self) -> ASGIApp:
+    def wrapped(self) -> AppT:
         """The application given to ``stack()``."""
         return self._wrapped
 
@@ -191,7 +193,7 @@ def _options(name: str, layer: Layer, shared: dict[str, Any]) -> dict[str, Any] 
 
 
 def stack(
-    app: ASGIApp,
+    app: AppT,
     *,
     trace_context: Layer = False,
     request_id: Layer = True,
@@ -201,11 +203,11 @@ def stack(
     errors: Layer = True,
     include_paths: list[str] | None = None,
     exclude_paths: list[str] | None = None,
-) -> StackedApp:
+) -> StackedApp[AppT]:
     """Wrap ``app`` in the recommended stack. Each layer takes True (defaults), False/None
     (left out) or a mapping of its options; ``include_paths``/``exclude_paths`` apply to
     every layer that does not set its own. Returns a ``StackedApp`` that forwards every
-    attribute but its call to ``app``."""
+    attribute but its call to ``app`` (typed ``StackedApp[type of app]``: ``.wrapped`` is ``app``)."""
     _check_app(app)
     shared: dict[str, Any] = {}
     if include_paths is not None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fastmw._storage import CORRELATION_ID
+from fastmw.types import Message
 from tests.helpers import Recorder, call_app, http_scope, run
 
 FIELDS = (
@@ -50,7 +51,10 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"!"})
 
 
-BODY = [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.request", "body": b"de"}]
+BODY: list[Message] = [
+    {"type": "http.request", "body": b"abc", "more_body": True},
+    {"type": "http.request", "body": b"de"},
+]
 
 
 def logger(name: str = "fastmw.tests.access") -> logging.Logger:

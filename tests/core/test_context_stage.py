@@ -13,6 +13,7 @@ import pytest
 
 from fastmw._storage import CORRELATION_ID
 from fastmw.errors import ContextDoesNotExistError, MiddleWareValidationError, WrongUUIDError
+from fastmw.types import Scope
 from tests.helpers import Recorder, feeder, http_scope, run
 
 RID = "6f3b1a4e2c5d4e8f9a0b1c2d3e4f5a6b"
@@ -284,7 +285,7 @@ def test_without_refuse_the_validation_error_propagates(core: ModuleType) -> Non
     async def app(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("the app must not run")
 
-    async def scenario(stage: Any, scope: dict[str, Any], error: type[Exception], text: str) -> None:
+    async def scenario(stage: Any, scope: Scope, error: type[Exception], text: str) -> None:
         with pytest.raises(error, match=text):
             await core.Pipeline(app, [stage])(scope, feeder([]), Recorder())
         assert_no_context(core)  # not even in the task that ran the readers

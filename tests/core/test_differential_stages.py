@@ -21,13 +21,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw.types import Message, Scope
 from tests.core.test_differential import CLEAN_ENTRIES, ENTRIES, ID_ENTRIES, SMALL_BYTES, outcome
 
 # --------------------------------------------------------------------------- the stages, one request each
 
 KNOWN_HEX = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
 NUMBER = re.compile(rb"\d+(?:\.(\d+))?")
-REJECT_START = {"type": "http.response.start", "status": 400, "headers": [(b"x-refused", b"1")]}
+REJECT_START: Message = {"type": "http.response.start", "status": 400, "headers": [(b"x-refused", b"1")]}
 
 
 def hide_new_ids(value: Any, known: set[bytes]) -> str:
@@ -47,7 +48,7 @@ async def _reject(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def one_request(twin: ModuleType, stages: list[Any], scope: dict[str, Any], app_headers: Any) -> tuple[Any, ...]:
+def one_request(twin: ModuleType, stages: list[Any], scope: Scope, app_headers: Any) -> tuple[Any, ...]:
     """One request through ``twin.Pipeline(app, stages)`` in a throwaway context:
     (outcome, what the app saw, the messages sent)."""
     seen: list[Any] = []
@@ -388,7 +389,7 @@ def test_access_records_agree(
     received: list[Any],
     limit: int,
     raised: Any,
-    scope: dict[str, Any],
+    scope: Scope,
     request_id: Any,
     with_rx: bool,
     include: tuple[bool, bool],

@@ -13,11 +13,12 @@ import pytest
 
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import MiddleWareValidationError
+from fastmw.types import Message, Scope
 from tests.helpers import Recorder, call_app, feeder, http_scope, run
 
 RID = "6f3b1a4e2c5d4e8f9a0b1c2d3e4f5a6b"
-START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
-BODY = {"type": "http.response.body", "body": b"ok"}
+START: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+BODY: Message = {"type": "http.response.body", "body": b"ok"}
 
 
 class Only:
@@ -32,7 +33,7 @@ class Only:
         return str(scope.get("path", "")).startswith(self.prefix)
 
 
-def sending(*messages: dict[str, Any]) -> Any:
+def sending(*messages: Message) -> Any:
     """An app that sends copies of ``messages`` (websocket scopes: accept, then close)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -58,7 +59,7 @@ def echo(core: ModuleType, name: str, value: Any, **options: Any) -> Any:
 
 
 def serve(pipeline: Any, scope: dict[str, Any] | None = None, send: Recorder | None = None) -> Recorder:
-    return run(call_app(pipeline, scope if scope is not None else http_scope(), send=send))  # type: ignore[no-any-return]
+    return run(call_app(pipeline, scope if scope is not None else http_scope(), send=send))
 
 
 # --------------------------------------------------------------------------- construction
@@ -102,7 +103,7 @@ def test_paths_must_have_an_applies_method(core: ModuleType) -> None:
         core.TimingStage(paths=5)
     assert str(info.value) == "paths must have an applies(scope) method, not int"
     everything = Only("/")
-    everything.everything = True  # type: ignore[misc]
+    everything.everything = True
     assert core.TimingStage(paths=everything).paths is None  # a filter taking every path is dropped
     only = Only("/a")
     assert core.TimingStage(paths=only).paths is only
@@ -173,7 +174,7 @@ def test_a_scope_without_a_type_is_a_key_error(core: ModuleType) -> None:
         run(core.Pipeline(OK_APP, [core.TimingStage()])({}, None, None))
 
 
-def _seen_callables(core: ModuleType, stages: list[Any], scope: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+def _seen_callables(core: ModuleType, stages: list[Any], scope: Scope) -> tuple[Any, Any, Any, Any]:
     got: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -340,7 +341,7 @@ def test_a_streamed_body_is_never_buffered(core: ModuleType) -> None:
 
 
 def test_other_messages_pass_through_untouched(core: ModuleType) -> None:
-    messages = [
+    messages: list[Message] = [
         {"type": "http.response.pathsend", "path": "/x"},
         {"type": "http.response.trailers", "headers": [(b"a", b"b")]},
         {"type": "custom.extension", "data": object()},

@@ -27,7 +27,7 @@ def suspend(value: Any = None) -> Generator[Any, Any, Any]:
 
 
 def serve(pipeline: Any, scope: dict[str, Any] | None = None) -> Recorder:
-    return run(call_app(pipeline, scope if scope is not None else http_scope()))  # type: ignore[no-any-return]
+    return run(call_app(pipeline, scope if scope is not None else http_scope()))
 
 
 def in_fresh_context(func: Callable[[], Any]) -> Any:

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
+from fastmw.types import Message
 from tests.helpers import Recorder, feeder, run
 
 START = {"type": "http.response.start", "status": 201, "headers": [(b"content-type", b"text/plain")]}
 
 
-async def _send_all(wrapper: Any, messages: list[dict[str, Any]]) -> None:
+async def _send_all(wrapper: Any, messages: list[Message]) -> None:
     for message in messages:
         await wrapper(message)
 
@@ -89,7 +90,7 @@ def test_malformed_messages_are_clear_errors(core: ModuleType, message: dict[str
 def test_other_messages_pass_through_untouched(core: ModuleType) -> None:
     downstream = Recorder()
     wrapper = core.SendRecorder(downstream)
-    messages = [
+    messages: list[Message] = [
         {"type": "http.response.pathsend", "path": "/x"},
         {"type": "http.response.trailers", "headers": [(b"a", b"b")]},
         {"type": "custom.extension", "data": object()},
@@ -114,7 +115,7 @@ def test_websocket_accept_and_close(core: ModuleType) -> None:
 
 def test_a_websocket_denial_is_a_response(core: ModuleType) -> None:
     wrapper = core.SendRecorder(Recorder())
-    denial = [
+    denial: list[Message] = [
         {"type": "websocket.http.response.start", "status": 403, "headers": []},
         {"type": "websocket.http.response.body", "body": b"no", "more_body": True},
         {"type": "websocket.http.response.body", "body": bytearray(b"!")},
@@ -150,7 +151,10 @@ def test_downstream_errors_surface_to_the_caller(core: ModuleType) -> None:
 
 
 def test_receive_recorder_counts_and_caps_the_copy(core: ModuleType) -> None:
-    chunks = [{"type": "http.request", "body": b"abcd", "more_body": True}, {"type": "http.request", "body": b"efgh"}]
+    chunks: list[Message] = [
+        {"type": "http.request", "body": b"abcd", "more_body": True},
+        {"type": "http.request", "body": b"efgh"},
+    ]
     receiver = core.ReceiveRecorder(feeder(chunks, {"type": "http.disconnect"}), body_limit=6)
 
     async def scenario() -> list[dict[str, Any]]:

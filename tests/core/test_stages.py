@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw.types import Message, Scope
 from tests.helpers import Recorder, call_app, http_scope, run
 
 RID = "6f3b1a4e2c5d4e8f9a0b1c2d3e4f5a6b"
@@ -39,8 +40,8 @@ def watching(seen: list[Any], *app_headers: tuple[bytes, bytes]) -> Any:
     return app
 
 
-def serve(core: ModuleType, app: Any, stages: list[Any], scope: dict[str, Any]) -> Recorder:
-    return run(call_app(core.Pipeline(app, stages), scope))  # type: ignore[no-any-return]
+def serve(core: ModuleType, app: Any, stages: list[Any], scope: Scope) -> Recorder:
+    return run(call_app(core.Pipeline(app, stages), scope))
 
 
 def sent_ids(downstream: Recorder, name: bytes = b"x-request-id") -> list[bytes]:
@@ -424,7 +425,10 @@ def test_the_body_is_copied_as_the_app_reads_it(core: ModuleType, state: bool) -
     scope = http_scope()
     if not state:
         del scope["state"]
-    chunks = [{"type": "http.request", "body": b"abcd", "more_body": True}, {"type": "http.request", "body": b"ef"}]
+    chunks: list[Message] = [
+        {"type": "http.request", "body": b"abcd", "more_body": True},
+        {"type": "http.request", "body": b"ef"},
+    ]
     run(call_app(core.Pipeline(app, [core.BodyCacheStage(5)]), scope, chunks))
     assert seen[:2] == [b"", (b"abcde", True, 6)]
     assert seen[2].body == b"" and core.current_body() is None  # dropped after the request

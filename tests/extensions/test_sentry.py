@@ -17,10 +17,9 @@ import fastmw
 import fastmw.middleware.request_id as request_id_module
 from fastmw import CorrelationIdMiddleware, RequestIdMiddleware
 from fastmw.extensions.sentry import get_sentry_extension, set_transaction_id
+from fastmw.types import ASGIApp, Scope
 from tests.extensions.conftest import run_python, tag
 from tests.helpers import call_app, http_scope, run
-
-Scope = dict[str, Any]
 
 MIDDLEWARES = {
     "CorrelationIdMiddleware": CorrelationIdMiddleware,
@@ -74,7 +73,7 @@ def test_event_inside_a_request_carries_its_id(make: Any, sentry_events: list[di
     app = make(reporting_app)
     given = rid()
     run(call_app(app, http_scope(headers=[(b"x-request-id", given.encode())])))
-    made = run(call_app(app, http_scope())).header(b"x-request-id").decode()
+    made = (run(call_app(app, http_scope())).header(b"x-request-id") or b"").decode()
     assert [(e["message"], tag(e)) for e in sentry_events] == [(given, given), (made, made)]
 
 
@@ -107,7 +106,7 @@ def test_concurrent_requests_never_see_each_others_tag(make: Any, sentry_events:
 
 @pytest.mark.parametrize("outside", [True, False], ids=["sentry-outside", "sentry-inside"])
 def test_unhandled_exception_event_carries_the_request_id(outside: bool, sentry_events: list[dict[str, Any]]) -> None:
-    app = SentryAsgiMiddleware(CorrelationIdMiddleware(failing_app))
+    app: ASGIApp = SentryAsgiMiddleware(CorrelationIdMiddleware(failing_app))
     if not outside:
         app = CorrelationIdMiddleware(SentryAsgiMiddleware(failing_app))
     given = rid()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fastmw
+from fastmw.types import Message, Scope
 from tests.hardening._stack import full_stack
 from tests.helpers import Recorder, http_scope
 
@@ -62,9 +63,7 @@ def build(app: Any, **options: Any) -> tuple[Any, ListHandler, io.BytesIO, Any]:
     return stacked, handler, stream, sink
 
 
-async def drive(
-    stacked: Any, scope: dict[str, Any], receive: Any, send: Recorder
-) -> tuple[BaseException | None, Any, bool]:
+async def drive(stacked: Any, scope: Scope, receive: Any, send: Recorder) -> tuple[BaseException | None, Any, bool]:
     """Await one request on this task; returns (exception, correlation id, context exists) after it."""
     raised: BaseException | None = None
     try:
@@ -89,16 +88,17 @@ def collect(handler: ListHandler, stream: io.BytesIO, sink: Any, sent: Recorder,
     )
 
 
-def receive_from(messages: list[dict[str, Any]], then: dict[str, Any] | None = None) -> Any:
+def receive_from(messages: list[Message], then: Message | None = None) -> Any:
     queue = list(messages)
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         await asyncio.sleep(0)
         if queue:
             return queue.pop(0)
         if then is None:
             await asyncio.Event().wait()
-        return dict(then)  # type: ignore[arg-type]
+        assert then is not None  # waits forever otherwise
+        return dict(then)
 
     return receive
 
@@ -107,7 +107,7 @@ def one_request(
     app: Any,
     *,
     send: Recorder | None = None,
-    messages: list[dict[str, Any]] | None = None,
+    messages: list[Message] | None = None,
     then: dict[str, Any] | None = None,
     scope: dict[str, Any] | None = None,
     **options: Any,
@@ -115,7 +115,9 @@ def one_request(
     """Run ``app`` in the full stack once, on its own task, and collect the outcome."""
     stacked, handler, stream, sink = build(app, **options)
     sent = send if send is not None else Recorder()
-    incoming = messages if messages is not None else [{"type": "http.request", "body": b"", "more_body": False}]
+    incoming: list[Message] = (
+        messages if messages is not None else [{"type": "http.request", "body": b"", "more_body": False}]
+    )
     receive = receive_from(incoming, then if then is not None else {"type": "http.disconnect"})
     result = asyncio.run(drive(stacked, scope or http_scope(), receive, sent))
     return collect(handler, stream, sink, sent, result)

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import fastmw
+from fastmw.types import Scope
 from tests.conftest import PURE_RUN, twin_named
 from tests.hardening._stack import full_stack
 
@@ -56,11 +57,11 @@ def normalise(value: Any, known: set[bytes]) -> str:
     return TIMED.sub(b"<t>", text).decode()
 
 
-async def run_scope(mw: Any, scope: dict[str, Any]) -> list[Any]:
+async def run_scope(mw: Any, scope: Scope) -> list[Any]:
     logger = logging.getLogger(f"fastmw.hardening.diff.{mw.COMPILED}")
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler.emit = records.append  # type: ignore[method-assign, assignment]
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO)

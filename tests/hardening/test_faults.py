@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import fastmw
+from fastmw.types import Message, Scope
 from tests.hardening._faults import Outcome, build, collect, drive, one_request, receive_from
 from tests.helpers import Recorder, http_scope, plain_app
 
@@ -32,23 +33,23 @@ class Boom(Exception):
     """The app's own failure."""
 
 
-async def raise_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raise_before_start(scope: Scope, receive: Any, send: Any) -> None:
     await receive()
     raise Boom("before start")
 
 
-async def raise_after_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raise_after_start(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 201, "headers": []})
     raise Boom("after start")
 
 
-async def raise_mid_stream(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raise_mid_stream(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 202, "headers": []})
     await send({"type": "http.response.body", "body": b"part", "more_body": True})
     raise Boom("mid stream")
 
 
-async def streaming(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def streaming(scope: Scope, receive: Any, send: Any) -> None:
     """Many awaits: reads, yields, starts, streams (the cancellation target)."""
     while (await receive()).get("more_body", False):
         await asyncio.sleep(0)
@@ -59,7 +60,7 @@ async def streaming(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"x", "more_body": part < BODY_PARTS - 1})
 
 
-async def stops_on_disconnect(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def stops_on_disconnect(scope: Scope, receive: Any, send: Any) -> None:
     """Reads until the client disconnects and returns without responding."""
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -70,7 +71,7 @@ class YieldingRecorder(Recorder):
 
     final_handed = False
 
-    async def __call__(self, message: dict[str, Any]) -> None:
+    async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             self.final_handed = True
         await asyncio.sleep(0)
@@ -136,7 +137,10 @@ def test_cancellation_at_every_await_point() -> None:
     for steps in range(CANCEL_STEPS):
         stacked, handler, stream, sink = build(streaming)
         sent = YieldingRecorder()
-        messages = [{"type": "http.request", "body": b"a", "more_body": True}, {"type": "http.request", "body": b"b"}]
+        messages: list[Message] = [
+            {"type": "http.request", "body": b"a", "more_body": True},
+            {"type": "http.request", "body": b"b"},
+        ]
         receive = receive_from(messages, {"type": "http.disconnect"})
 
         async def main() -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import fastmw
+from fastmw.types import Scope
 from tests.hardening._faults import ListHandler, listed_logger
 from tests.hardening._hostile_ids import COUNT, hostile_ids
 from tests.hardening._stack import full_stack
@@ -34,7 +35,7 @@ def visible_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= 128 and all("!" <= char <= "~" for char in value)
 
 
-async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
     await receive()
     body = json.dumps([fastmw.correlation_id.get(), fastmw.context.get("X-Request-ID")]).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
@@ -119,7 +120,7 @@ BAD_BODIES = {"body-str": "text", "body-none": None, "body-int": 3, "body-list":
 def test_malformed_start_is_a_clear_error(case: str) -> None:
     message, mentioned = MALFORMED[case]
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send(message)
 
     outcome = _one(app)
@@ -133,7 +134,7 @@ def test_malformed_start_is_a_clear_error(case: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(BAD_BODIES))
 def test_malformed_body_after_start_is_a_clear_error(case: str) -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": BAD_BODIES[case]})
 

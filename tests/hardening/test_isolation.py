@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import fastmw
+from fastmw.types import Scope
 from tests.hardening._stack import full_stack, null_logger
 from tests.hardening._subprocess import scaled
 from tests.helpers import Recorder, call_app, http_scope, plain_app, run
@@ -54,7 +55,7 @@ def own_view(index: int) -> list[str]:
     return wrong
 
 
-async def interleaving_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def interleaving_app(scope: Scope, receive: Any, send: Any) -> None:
     """Checks its own view between every await; reports crossings in the body."""
     index = int(scope["path"].rsplit("/", 1)[1])
     wrong = own_view(index)
@@ -77,7 +78,7 @@ def test_ten_thousand_interleaved_requests_never_cross() -> None:
     count = scaled(LOOP_REQUESTS)
     callbacks: dict[int, Any] = {}
 
-    def on_timing(scope: dict[str, Any], ttfb: float | None, total: float) -> None:
+    def on_timing(scope: Scope, ttfb: float | None, total: float) -> None:
         # Runs inside the request id middleware, so the id is still the request's own.
         callbacks[int(scope["path"].rsplit("/", 1)[1])] = (fastmw.correlation_id.get(), ttfb, total)
 
@@ -181,7 +182,7 @@ def test_sync_endpoints_and_background_tasks_never_cross() -> None:
     assert crossings == [], crossings[:20]
 
 
-async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def websocket_app(scope: Scope, receive: Any, send: Any) -> None:
     await receive()
     await send({"type": "websocket.accept"})
     await receive()
@@ -215,7 +216,7 @@ def test_raising_request_resets_the_id_and_keeps_the_context_for_handlers() -> N
     """Documented: the request id is reset in ``finally``; like starlette-context, an
     exception leaves the request context on the task for outer exception handlers."""
 
-    async def boom(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def boom(scope: Scope, receive: Any, send: Any) -> None:
         raise LookupError("boom")
 
     app, _ = full_stack(boom, logger=null_logger())

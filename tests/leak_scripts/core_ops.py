@@ -15,18 +15,17 @@ Usage: python -m tests.leak_scripts.core_ops <compiled|pure> <iterations>
 from __future__ import annotations
 
 import contextvars
+import importlib
 import logging
 import sys
 from typing import Any
 
 from fastmw.errors import MiddleWareValidationError
+from fastmw.types import Message, Scope
 from tests.leak_scripts._measure import report, rss_kib
 
 TWIN, ITERATIONS = sys.argv[1], int(sys.argv[2])
-if TWIN == "compiled":
-    from fastmw import _core as core
-else:
-    from fastmw import _core_py as core
+core = importlib.import_module("fastmw._core" if TWIN == "compiled" else "fastmw._core_py")
 
 NAME = b"x-request-id"
 VALUE = b"5b2a7f3c9e1d4a6b8c0d1e2f3a4b5c6d"
@@ -34,7 +33,10 @@ HEADERS = [(b"host", b"example.com"), (b"user-agent", b"probe"), (NAME, VALUE), 
 BAD_ID = [(b"host", b"example.com"), (NAME, b"not a safe id!")]
 CONTEXT: dict[str, Any] = {"probe": 1}
 APP_HEADERS = [(b"content-type", b"text/plain")]
-BODY = [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.request", "body": b"de"}]
+BODY: list[Message] = [
+    {"type": "http.request", "body": b"abc", "more_body": True},
+    {"type": "http.request", "body": b"de"},
+]
 
 
 class Boom(Exception):
@@ -48,7 +50,7 @@ class Sink:
         return None
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
         await receive()
         await send({"type": "websocket.accept"})
@@ -71,12 +73,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"!"})
 
 
-async def reject(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def reject(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 400, "headers": [(b"content-length", b"0")]})
     await send({"type": "http.response.body", "body": b""})
 
 
-async def refuse(scope: dict[str, Any], receive: Any, send: Any, exc: BaseException) -> None:
+async def refuse(scope: Scope, receive: Any, send: Any, exc: BaseException) -> None:
     await reject(scope, receive, send)
 
 
@@ -137,11 +139,11 @@ def scope(path: str, headers: list[Any], kind: str = "http") -> dict[str, Any]:
     return {"type": kind, "path": path, "method": "GET", "headers": headers, "client": ("10.0.0.1", 1), "state": {}}
 
 
-def serve(pipeline: Any, request: dict[str, Any], incoming: list[dict[str, Any]]) -> None:
+def serve(pipeline: Any, request: dict[str, Any], incoming: list[Message]) -> None:
     """One request driven without an event loop."""
     queue = list(incoming)
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return queue.pop(0) if queue else {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
@@ -198,7 +200,7 @@ def one_round() -> None:
     view = core.MutableHeaders(raw=work)
     view["x-b"] = "2"
     _ = view.get("x-b")
-    recorder = core.SendRecorder(lambda message: None)
+    recorder = core.SendRecorder(lambda message: None)  # its results are never awaited here
     recorder({"type": "http.response.start", "status": 200, "headers": [(b"a", b"b")]})
     recorder({"type": "http.response.body", "body": b"ok"})
     try:

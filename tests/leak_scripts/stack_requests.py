@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 import fastmw
+from fastmw.types import Message, Scope
 from tests.hardening._stack import full_stack, null_logger
 from tests.leak_scripts._measure import report, rss_kib
 
@@ -26,7 +27,7 @@ SCENARIO, REQUESTS = sys.argv[1], int(sys.argv[2])
 WARMUP = max(REQUESTS // 10, 2000)
 BODY = b"hello"
 REQUEST_ID = b"5b2a7f3c9e1d4a6b8c0d1e2f3a4b5c6d"
-START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+START: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
 
 
 class Boom(Exception):
@@ -36,7 +37,7 @@ class Boom(Exception):
 PROBES: dict[str, Any] = {}
 
 
-async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def http_app(scope: Scope, receive: Any, send: Any) -> None:
     message = await receive()
     if SCENARIO != "context":
         assert fastmw.correlation_id.get() == fastmw.context["X-Request-ID"]
@@ -47,7 +48,7 @@ async def http_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": message.get("body", b"") + BODY})
 
 
-async def ws_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def ws_app(scope: Scope, receive: Any, send: Any) -> None:
     await receive()
     await send({"type": "websocket.accept"})
     message = await receive()
@@ -80,7 +81,7 @@ def http_scope(index: int) -> dict[str, Any]:
     return scope
 
 
-def inbox(scope: dict[str, Any]) -> list[dict[str, Any]]:
+def inbox(scope: Scope) -> list[dict[str, Any]]:
     if scope["type"] == "websocket":
         return [
             {"type": "websocket.connect"},

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import fastmw
+from fastmw.types import Scope
 from tests.hardening._stack import full_stack, null_logger
 from tests.leak_scripts._measure import report, rss_kib
 
@@ -24,7 +25,7 @@ CHUNK = 64 * 1024
 SAMPLE_EVERY = 64  # chunks between RSS samples (4 MiB)
 
 
-async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
     await send(
         {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]}
     )

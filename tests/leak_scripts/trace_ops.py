@@ -6,15 +6,13 @@ Usage: python -m tests.leak_scripts.trace_ops <compiled|pure> <iterations>
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from tests.leak_scripts._measure import report, rss_kib
 
 TWIN, ITERATIONS = sys.argv[1], int(sys.argv[2])
-if TWIN == "compiled":
-    from fastmw import _core as core
-else:
-    from fastmw import _core_py as core
+core = importlib.import_module("fastmw._core" if TWIN == "compiled" else "fastmw._core_py")
 
 TRACEPARENT = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACESTATE = b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"

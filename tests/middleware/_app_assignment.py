@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 import fastmw
@@ -19,11 +20,15 @@ from fastmw._impl import building_on
 from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.plugins import CorrelationIdPlugin, RequestIdPlugin
 from fastmw.stack import StackedApp
+from fastmw.types import Scope
 
+_core_c: ModuleType | None
 try:
-    from fastmw import _core as _core_c
+    from fastmw import _core
 except ImportError:  # pragma: no cover - pure-only installs
     _core_c = None
+else:
+    _core_c = _core
 
 Chain = Callable[[Any], Any]
 
@@ -31,7 +36,7 @@ Chain = Callable[[Any], Any]
 def answering(name: str) -> Any:
     """An ASGI app whose body names it."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": name.encode()})
 

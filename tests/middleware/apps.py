@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from fastmw.types import Scope
 from tests.helpers import Message, Recorder, feeder, http_scope
 
 CHUNKS = 50
@@ -15,7 +16,7 @@ class Boom(RuntimeError):
     """The app's own failure."""
 
 
-async def streaming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def streaming_app(scope: Scope, receive: Any, send: Any) -> None:
     """Reads the whole request body, then streams CHUNKS chunks."""
     while True:
         message = await receive()
@@ -27,17 +28,17 @@ async def streaming_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": CHUNK})
 
 
-async def raise_before_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raise_before_start(scope: Scope, receive: Any, send: Any) -> None:
     raise Boom("before start")
 
 
-async def raise_after_start(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raise_after_start(scope: Scope, receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"partial", "more_body": True})
     raise Boom("after start")
 
 
-async def disconnecting_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def disconnecting_app(scope: Scope, receive: Any, send: Any) -> None:
     """Starts streaming, then sees the client disconnect and stops."""
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"a", "more_body": True})
@@ -45,20 +46,20 @@ async def disconnecting_app(scope: dict[str, Any], receive: Any, send: Any) -> N
         pass
 
 
-async def hanging_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def hanging_app(scope: Scope, receive: Any, send: Any) -> None:
     """Starts a response and then waits forever (to be cancelled)."""
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await asyncio.Event().wait()
 
 
-async def websocket_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def websocket_app(scope: Scope, receive: Any, send: Any) -> None:
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept", "headers": [(b"x-ws", b"1")]})
     await send({"type": "websocket.send", "text": "hi"})
     await send({"type": "websocket.close", "code": 1000})
 
 
-async def websocket_raises(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def websocket_raises(scope: Scope, receive: Any, send: Any) -> None:
     await receive()
     raise Boom("ws before accept")
 
@@ -69,7 +70,7 @@ class LifespanApp:
     def __init__(self) -> None:
         self.seen: list[Any] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         assert scope["type"] == "lifespan"
         self.seen.append(scope)
         while True:
@@ -99,7 +100,7 @@ def ws_scope(path: str = "/ws", **kwargs: Any) -> dict[str, Any]:
 WS_IN: list[Message] = [{"type": "websocket.connect"}]
 
 
-async def cancel_after_start(app: Any, scope: dict[str, Any]) -> Recorder:
+async def cancel_after_start(app: Any, scope: Scope) -> Recorder:
     """Run ``app`` until its response started, then cancel it like a server would."""
     sent = Recorder()
     task = asyncio.ensure_future(app(scope, feeder([{"type": "http.request", "body": b""}]), sent))

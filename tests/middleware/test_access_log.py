@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from fastmw import AccessLogMiddleware, ErrorMiddleware, RequestIdMiddleware, TimingMiddleware
 from fastmw.errors import ConfigurationError
 from fastmw.sink import JsonLinesSink
+from fastmw.types import Message, Scope
 from tests.helpers import call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,
@@ -45,7 +47,7 @@ def collected(logger: logging.Logger) -> list[logging.LogRecord]:
     logger.setLevel(logging.INFO)
     seen: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = seen.append  # type: ignore[method-assign]
+    handler.emit = seen.append  # type: ignore[method-assign, assignment]
     logger.addHandler(handler)
     return seen
 
@@ -58,7 +60,10 @@ def caplog_info(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def test_one_record_with_fields_and_uvicorn_style_line(caplog_info: pytest.LogCaptureFixture) -> None:
     app = RequestIdMiddleware(AccessLogMiddleware(streaming_app))
-    body = [{"type": "http.request", "body": b"abc", "more_body": True}, {"type": "http.request", "body": b"de"}]
+    body: list[Message] = [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.request", "body": b"de"},
+    ]
     sent = run(call_app(app, http_scope("/items/1", method="POST", query_string=b"q=1", headers=[UA]), body))
     (record,) = records(caplog_info)
     assert record.getMessage().startswith('127.0.0.1:50000 - "POST /items/1?q=1 HTTP/1.1" 200 ')
@@ -135,7 +140,7 @@ def test_logger_changes_between_requests_are_seen() -> None:
     logger.addHandler(handler)
     middleware = AccessLogMiddleware(plain_app, logger=logger)
     seen = []
-    steps = (
+    steps: tuple[Callable[[], object], ...] = (
         lambda: None,  # WARNING: off
         lambda: logger.setLevel(logging.INFO),  # on
         lambda: logging.disable(logging.INFO),  # off
@@ -252,7 +257,7 @@ def test_exclude_paths_and_validation(caplog_info: pytest.LogCaptureFixture) -> 
     bad_levels = ({"level": "LOUD"}, {"level": "info"}, {"level": True}, {"level": 20.0})
     for options in ({"logger": 3}, *bad_levels, {"sink": object()}):
         with pytest.raises(ConfigurationError):
-            AccessLogMiddleware(plain_app, **options)  # type: ignore[arg-type]
+            AccessLogMiddleware(plain_app, **options)
 
 
 def test_level_names_resolve_as_logging_resolves_them() -> None:
@@ -293,7 +298,7 @@ def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown(
 
 
 def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(io.RawIOBase):
+    class Broken(io.BytesIO):
         def write(self, data: Any) -> int:
             raise OSError("disk full")
 
@@ -307,7 +312,7 @@ def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -
 class LifespanRouter(LifespanApp):
     """Lifespan via LifespanApp, http via plain_app."""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await super().__call__(scope, receive, send)
         else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import NoneType
 from typing import Any
 
@@ -58,7 +58,7 @@ def structlog_formatter() -> logging.Formatter:
     )
 
 
-FORMATTERS = {
+FORMATTERS: dict[str, Callable[[], logging.Formatter]] = {
     "json.dumps": StdlibJson,
     "python-json-logger": lambda: JsonFormatter("%(message)s"),
     "structlog": structlog_formatter,
@@ -126,7 +126,7 @@ def test_extra_and_json_lines_carry_the_same_types_and_text(case: str, caplog: p
 
 def test_switched_off_fields_are_none_in_both(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="fastmw.access")
-    options = {"include_query": False, "include_user_agent": False}
+    options: dict[str, Any] = {"include_query": False, "include_user_agent": False}
     request(fastmw.AccessLogMiddleware(plain_app, **options), "both-hostile")
     (log_record,) = [r for r in caplog.records if r.name == "fastmw.access"]
     stream = io.BytesIO()

@@ -9,6 +9,7 @@ import pytest
 from fastmw import BodyCacheMiddleware
 from fastmw.errors import ConfigurationError
 from fastmw.middleware.body_cache import STATE_KEY, CachedBody, cached_body
+from fastmw.types import Scope
 from tests.helpers import Recorder, call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,
@@ -31,7 +32,7 @@ BODY = [
 
 
 def reading_app(snapshots: list[Any], *, fail: bool = False) -> Any:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         snapshots.append(cached_body())  # nothing read yet: never read ahead
         while True:
             message = await receive()

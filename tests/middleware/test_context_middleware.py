@@ -14,6 +14,7 @@ from fastmw.middleware import ContextMiddleware, RawContextMiddleware
 from fastmw.middleware.context_middleware import ContextMiddleware as ByModulePath
 from fastmw.middleware.raw_middleware import RawContextMiddleware as RawByModulePath
 from fastmw.plugins import Plugin, RequestIdPlugin
+from fastmw.types import Scope
 from tests.helpers import Recorder, call_app, feeder, http_scope, plain_app, run
 
 HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"
@@ -214,7 +215,7 @@ def test_setting_app_rebuilds_the_awaited_hooks_layer_too() -> None:
 
     calls: list[str] = []
 
-    async def second(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def second(scope: Scope, receive: Any, send: Any) -> None:
         calls.append("second")
         await plain_app(scope, receive, send)
 

@@ -30,6 +30,7 @@ import pytest
 from starlette.responses import PlainTextResponse, Response
 
 import fastmw
+from fastmw.types import Message, Scope
 from tests.conftest import PURE_RUN, twin_named
 
 RID = b"0123456789abcdef0123456789abcdef"
@@ -84,7 +85,7 @@ class Server:
     """The fake server: a receive queue and a send that records copies (or raises OSError)."""
 
     def __init__(
-        self, incoming: list[dict[str, Any]], then: dict[str, Any], fail_on_body: bool = False, mask: bool = False
+        self, incoming: list[Message], then: dict[str, Any], fail_on_body: bool = False, mask: bool = False
     ) -> None:
         self.incoming = list(incoming)
         self.then = then
@@ -92,7 +93,7 @@ class Server:
         self.mask = mask
         self.sent: list[Any] = []
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> Message:
         return self.incoming.pop(0) if self.incoming else dict(self.then)
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -111,7 +112,7 @@ def masked(value: bytes) -> bytes:
     return value
 
 
-def observe(mw: Any, scope: dict[str, Any]) -> dict[str, Any]:
+def observe(mw: Any, scope: Scope) -> dict[str, Any]:
     """What the app can see of the middleware around it."""
     data = mw._storage.REQUEST_CONTEXT.get(None)
     body = mw.middleware.body_cache.cached_body()
@@ -126,7 +127,7 @@ def observe(mw: Any, scope: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_app(scenario: str, seen: list[Any], mw: Any) -> Callable[..., Any]:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
             while True:
@@ -208,7 +209,7 @@ class HeaderAdder:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         async def adding(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", []).append((b"x-custom", b"1"))
@@ -260,7 +261,7 @@ class NestedLayer:
         self.core = mw.core
         self.request_state = mw._storage.REQUEST_STATE
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         stage = self.stage
         kind = scope["type"]
         if kind not in ("http", "websocket"):
@@ -286,7 +287,7 @@ class NestedLayer:
             if token is not None:
                 self.request_state.reset(token)
 
-    async def _run(self, scope: dict[str, Any], inner_receive: Any, ex: Any, rx: Any) -> None:
+    async def _run(self, scope: Scope, inner_receive: Any, ex: Any, rx: Any) -> None:
         stage = self.stage
         if stage.enter(ex, rx, scope, 0):
             # A refusal answers instead of the app; only the outer layers edit its start.
@@ -358,7 +359,7 @@ def exception_chain(exc: BaseException | None) -> tuple[Any, ...] | None:
     """Type, message and the ``__context__`` chain's types: what an outer layer would see."""
     if exc is None:
         return None
-    chain = []
+    chain: list[str] = []
     inner = exc.__context__
     while inner is not None and len(chain) < 5:
         chain.append(type(inner).__name__)
@@ -418,7 +419,10 @@ def server_for(scenario: str, mask: bool = False) -> Server:
         return Server([{"type": "websocket.connect"}], {"type": "websocket.disconnect", "code": 1000}, mask=mask)
     if scenario == "disconnect":
         return Server([{"type": "http.disconnect"}], {"type": "http.disconnect"}, mask=mask)
-    body = [{"type": "http.request", "body": b"hello", "more_body": True}, {"type": "http.request", "body": b"!"}]
+    body: list[Message] = [
+        {"type": "http.request", "body": b"hello", "more_body": True},
+        {"type": "http.request", "body": b"!"},
+    ]
     return Server(body, {"type": "http.disconnect"}, fail_on_body=scenario == "send_oserror", mask=mask)
 
 
@@ -566,7 +570,7 @@ def test_full_stack_is_one_pipeline_per_request(mw: Any) -> None:
     frames: list[int] = []
     core = mw.core
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         wrappers.append((send, receive))
         if not mw.COMPILED:
             # The pure engine's coroutine frames between the server and the app.
@@ -613,7 +617,8 @@ def test_starlette_middleware_list_add_middleware_and_wrapping_fuse(mw: Any) -> 
     added.add_middleware(middleware.ErrorMiddleware)
     added.add_middleware(middleware.TimingMiddleware)
     added.add_middleware(middleware.RequestIdMiddleware)
-    outers = [app.build_middleware_stack().app for app in (listed, added)]  # inside ServerErrorMiddleware
+    # Inside ServerErrorMiddleware:
+    outers = [getattr(app.build_middleware_stack(), "app", None) for app in (listed, added)]
     outers.append(middleware.RequestIdMiddleware(middleware.TimingMiddleware(middleware.ErrorMiddleware(Starlette()))))
     for outer in outers:
         assert isinstance(outer, middleware.RequestIdMiddleware)
@@ -634,11 +639,11 @@ def test_inner_instance_stays_usable_and_app_reassignment_rebuilds(mw: Any) -> N
 
 
 def test_custom_hooks_stay_unfused_layers(mw: Any) -> None:
-    class Custom(mw.RawContextMiddleware):  # type: ignore[name-defined, misc]
+    class Custom(mw.RawContextMiddleware):  # type: ignore[misc]
         async def set_context(self, request: Any) -> dict[str, Any]:
             return {"a": 1}
 
-    class OwnCall(mw.TimingMiddleware):  # type: ignore[name-defined, misc]
+    class OwnCall(mw.TimingMiddleware):  # type: ignore[misc]
         async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
             await self.app(scope, receive, send)
 
@@ -840,7 +845,7 @@ def test_a_shared_error_response_is_never_edited(mw: Any) -> None:
 def none_id_plugins(mw: Any) -> dict[str, Any]:
     """RequestIdPlugin subclasses whose value is None when no id is sent."""
 
-    class NoneFromHooks(mw.plugins.RequestIdPlugin):  # type: ignore[name-defined, misc]
+    class NoneFromHooks(mw.plugins.RequestIdPlugin):  # type: ignore[misc]
         # Served by the core stage (a reader calling the overridden hooks).
         def get_new_uuid(self) -> Any:
             return None
@@ -848,7 +853,7 @@ def none_id_plugins(mw: Any) -> dict[str, Any]:
         def validate_uuid(self, uuid_to_validate: Any) -> None:
             return None
 
-    class NoneFromRequest(mw.plugins.RequestIdPlugin):  # type: ignore[name-defined, misc]
+    class NoneFromRequest(mw.plugins.RequestIdPlugin):  # type: ignore[misc]
         # Served by the Python layer (an awaited process_request).
         async def process_request(self, request: Any) -> Any:
             return None

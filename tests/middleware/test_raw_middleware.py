@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pytest
@@ -14,7 +15,8 @@ from fastmw import context
 from fastmw.errors import ConfigurationError
 from fastmw.middleware import ContextMiddleware, RawContextMiddleware, raw_middleware
 from fastmw.plugins import CorrelationIdPlugin, Plugin, RequestIdPlugin, UserAgentPlugin
-from tests.helpers import Message, Recorder, call_app, http_scope, plain_app, run
+from fastmw.types import Scope
+from tests.helpers import Message, Recorder, call_app, feeder, http_scope, plain_app, run
 
 HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"
 RID = [(b"x-request-id", HEX.encode())]
@@ -29,7 +31,7 @@ def ws_scope(**extra: Any) -> dict[str, Any]:
     return http_scope("/ws", scope_type="websocket", headers=RID, **extra)
 
 
-def ws_call(app: Any, scope: dict[str, Any]) -> Recorder:
+def ws_call(app: Any, scope: Scope) -> Recorder:
     return run(call_app(app, scope, [{"type": "websocket.connect"}], then={"type": "websocket.disconnect"}))
 
 
@@ -40,7 +42,7 @@ class Spy:
         self.seen: list[Any] = []
         self.calls = 0
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         self.calls += 1
         self.seen.append(context.copy())
         await plain_app(scope, receive, send)
@@ -53,8 +55,9 @@ def test_other_scopes_pass_through_untouched(cls: type[RawContextMiddleware], ki
     async def app(scope: Any, receive: Any, send: Any) -> None:
         got.append((scope, receive, send, context.exists()))
 
+    # Markers, not callables: the middleware must hand them on without using them.
     scope, receive, send = {"type": kind}, object(), object()
-    run(cls(app, plugins=(RequestIdPlugin(),))(scope, receive, send))
+    run(cls(app, plugins=(RequestIdPlugin(),))(scope, receive, send))  # type: ignore[arg-type]
     assert got == [(scope, receive, send, False)]
     assert scope == {"type": kind}
 
@@ -96,7 +99,7 @@ def test_streaming_is_not_buffered_and_context_lives_to_the_last_byte(cls: type[
         observed.append((message["type"], context.get("X-Request-ID")))
         await rec(message)
 
-    run(cls(app, plugins=(RequestIdPlugin(),))(http_scope(headers=RID), lambda: None, spying_send))
+    run(cls(app, plugins=(RequestIdPlugin(),))(http_scope(headers=RID), feeder([]), spying_send))
     assert observed == [("http.response.start", HEX), ("http.response.body", HEX), 2, ("http.response.body", HEX), HEX]
     assert rec.body == b"ab"
 
@@ -206,6 +209,16 @@ def test_configuration_errors_at_construction(cls: type[RawContextMiddleware]) -
     assert mw.plugins == () and mw.error_response.status_code == 400
 
 
+def noting(built: list[str], name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original``, noting its name in ``built`` on each call."""
+
+    def build(*args: Any) -> Any:
+        built.append(name)
+        return original(*args)
+
+    return build
+
+
 def test_fast_path_builds_no_request_object(cls: type[RawContextMiddleware], monkeypatch: pytest.MonkeyPatch) -> None:
     from fastmw.middleware import context_middleware
 
@@ -214,7 +227,7 @@ def test_fast_path_builds_no_request_object(cls: type[RawContextMiddleware], mon
         for name in ("HTTPConnection", "Request"):
             if hasattr(module, name):
                 original = getattr(module, name)
-                monkeypatch.setattr(module, name, lambda *a, _o=original, _n=name: built.append(_n) or _o(*a))
+                monkeypatch.setattr(module, name, noting(built, name, original))
 
     class Custom(UserAgentPlugin):
         async def extract_value_from_header_by_key(self, request: Any) -> Any:
@@ -355,7 +368,7 @@ INCOMING_CID = [(b"x-correlation-id", b"fedcba9876543210fedcba9876543210")]
 def setting_app(ctx: Any) -> Any:
     """An app that stores its own correlation id in the request context, then responds."""
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         ctx["X-Correlation-ID"] = APP_CORRELATION_ID
         await plain_app(scope, receive, send)
 
@@ -371,7 +384,7 @@ def starlette_context_echo(style: str) -> bytes | None:
     cls = sc_middleware.RawContextMiddleware if style == "raw" else sc_middleware.ContextMiddleware
     plugins = [sc_plugins.CorrelationIdPlugin(), sc_plugins.RequestIdPlugin()]
     app = cls(setting_app(starlette_context.context), plugins=plugins)
-    return run(call_app(app, http_scope(headers=INCOMING_CID))).header(b"x-correlation-id")  # type: ignore[no-any-return]
+    return run(call_app(app, http_scope(headers=INCOMING_CID))).header(b"x-correlation-id")
 
 
 @pytest.mark.parametrize("style", ["raw", "response"])
@@ -403,9 +416,9 @@ def test_echoed_values_are_read_when_the_response_starts(layer: Any, style: str,
 def test_a_context_value_that_cannot_be_a_header_is_not_echoed_on_either_path(layer: Any, override: bool) -> None:
     class NoOp(RawContextMiddleware):
         async def set_context(self, request: Any) -> dict[Any, Any]:
-            return await super().set_context(request)  # type: ignore[no-any-return]
+            return await super().set_context(request)
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         context["X-Correlation-ID"] = "abc\r\nSet-Cookie: x=1"
         await plain_app(scope, receive, send)
 

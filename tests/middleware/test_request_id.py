@@ -14,6 +14,7 @@ from fastmw import CorrelationIdMiddleware, RequestIdMiddleware, correlation_id
 from fastmw._impl import core
 from fastmw._storage import REQUEST_CONTEXT
 from fastmw.errors import ConfigurationError
+from fastmw.types import Scope
 from tests.helpers import Recorder, call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,
@@ -47,7 +48,7 @@ HOSTILE = [
 def seen_ids_app() -> tuple[list[Any], Any]:
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         seen.append((correlation_id.get(), core.header_get(scope["headers"], b"x-request-id")))
         await plain_app(scope, receive, send)
 
@@ -71,7 +72,7 @@ def test_keeps_valid_incoming_id_and_uses_it() -> None:
 
 
 def test_replaces_the_apps_own_header_once() -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-id", b"app")]})
         await send({"type": "http.response.body", "body": b""})
 
@@ -114,7 +115,7 @@ def test_max_length() -> None:
 def test_reject_sends_configured_400_http_and_closes_websocket() -> None:
     called = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         called.append(scope)
 
     middleware = RequestIdMiddleware(app, on_invalid="reject", reject_status=422, reject_body=b"nope")
@@ -145,7 +146,7 @@ def test_stores_in_request_context_when_present() -> None:
     data: dict[str, Any] = {}
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         seen.append(dict(REQUEST_CONTEXT.get()))
         await plain_app(scope, receive, send)
 
@@ -246,7 +247,7 @@ def test_compat_defaults_match_asgi_correlation_id() -> None:
 
 
 def test_compat_appends_on_http_and_leaves_websocket_alone() -> None:
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"x-request-id", b"app")]})
         await send({"type": "http.response.body", "body": b""})
 
@@ -270,7 +271,7 @@ def test_compat_positional_and_validator_none_still_sanitises() -> None:
 
 def test_correlation_id_filter_like_asgi_correlation_id() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", None, None)
-    assert fastmw.CorrelationIdFilter(default_value="-").filter(record) and record.correlation_id == "-"
+    assert fastmw.CorrelationIdFilter(default_value="-").filter(record) and vars(record)["correlation_id"] == "-"
 
     async def inside() -> None:
         token = correlation_id.set("0123456789abcdef")
@@ -280,7 +281,7 @@ def test_correlation_id_filter_like_asgi_correlation_id() -> None:
             correlation_id.reset(token)
 
     asyncio.run(inside())
-    assert record.correlation_id == "01234567"
+    assert vars(record)["correlation_id"] == "01234567"
 
 
 def test_a_subclass_resolve_can_call_the_built_in_policy() -> None:

@@ -11,6 +11,7 @@ import pytest
 from fastmw import TimingMiddleware
 from fastmw.errors import ConfigurationError
 from fastmw.middleware.timing import current_timing
+from fastmw.types import Scope
 from tests.helpers import Recorder, call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,
@@ -30,7 +31,7 @@ from tests.middleware.apps import (
 )
 
 
-async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def slow_app(scope: Scope, receive: Any, send: Any) -> None:
     await asyncio.sleep(0.02)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"server-timing", b"db;dur=3")]})
     await asyncio.sleep(0.02)
@@ -75,7 +76,7 @@ def test_failing_callback_is_logged_not_raised(caplog: pytest.LogCaptureFixture)
 def test_exposes_recorder_to_inner_middleware() -> None:
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         seen.append(current_timing())
         await plain_app(scope, receive, send)
 
@@ -112,7 +113,7 @@ def test_exclude_paths_and_validation() -> None:
     assert run(call_app(middleware, http_scope("/other"))).header(b"x-process-time") is None
     for options in ({"precision": 10}, {"header_name": "a b"}, {"callback": 3}):
         with pytest.raises(ConfigurationError):
-            TimingMiddleware(plain_app, **options)  # type: ignore[arg-type]
+            TimingMiddleware(plain_app, **options)
 
 
 def test_recorder_is_send() -> None:

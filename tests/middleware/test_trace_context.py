@@ -10,6 +10,7 @@ import pytest
 
 from fastmw import TraceContextMiddleware, trace
 from fastmw.errors import ConfigurationError
+from fastmw.types import Scope
 from tests.helpers import Recorder, call_app, http_scope, plain_app, run
 from tests.middleware.apps import (
     CHUNK,
@@ -38,7 +39,7 @@ class Seen:
         self.injected: list[dict[str, str]] = []
         self.headers: list[Any] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         self.contexts.append(trace.current())
         self.injected.append(trace.inject())
         self.headers.append(scope.get("headers"))
@@ -130,7 +131,7 @@ def test_unknown_scope_types_pass_through_untouched() -> None:
         seen.append((scope, trace.current()))
 
     scope = {"type": "custom.thing", "headers": [(b"traceparent", TRACEPARENT)]}
-    run(plain(app)(scope, None, None))
+    run(plain(app)(scope, None, None))  # type: ignore[arg-type]  # never called: markers
     assert seen == [(scope, None)] and seen[0][0] is scope
 
 
@@ -218,7 +219,7 @@ def test_stack_runs_the_trace_stage_outermost_in_one_pipeline(caplog: pytest.Log
 
     seen: list[Any] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
         seen.append((trace.current(), fastmw.correlation_id.get()))
         await plain_app(scope, receive, send)
 

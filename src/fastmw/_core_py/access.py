@@ -14,6 +14,7 @@ from fastmw._core_py.headers import header_get
 from fastmw._core_py.ids import monotonic
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._storage import CORRELATION_ID
+from fastmw.types import PathFilter, Scope
 
 STATUS_APP_ERROR = 500
 STATUS_CLIENT_GONE = 499
@@ -94,7 +95,7 @@ class AccessLogStage(Stage):
         sink: Any = None,
         include_query: bool = True,
         include_user_agent: bool = True,
-        paths: Any = None,
+        paths: PathFilter | None = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
         if not callable(getattr(logger, "isEnabledFor", None)):
@@ -115,7 +116,7 @@ class AccessLogStage(Stage):
         self._freeze()
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
         if self.sink is None and not self.logger.isEnabledFor(self.level):
             return exc
@@ -134,7 +135,7 @@ class AccessLogStage(Stage):
             _internal_logger.exception("fastmw access log failed to write a record")
         return exc
 
-    def _log(self, scope: Any, values: list[Any]) -> int:
+    def _log(self, scope: Scope, values: list[Any]) -> int:
         # The target quotes the raw path (control characters become %XX).
         path = scope.get("path", "")
         target = quote(path if isinstance(path, str) else str(path))
@@ -166,7 +167,7 @@ def _makes_own_records(logger: Any) -> bool:
     return all(getattr(cls, name) is getattr(logging.Logger, name) for name in RECORD_MAKING_METHODS)
 
 
-def access_status(scope: Any, ex: SendRecorder, rx: ReceiveRecorder | None, raised: BaseException | None) -> int:
+def access_status(scope: Scope, ex: SendRecorder, rx: ReceiveRecorder | None, raised: BaseException | None) -> int:
     """The status an access record shows: the response's, 499 when the client went away,
     500 when the app failed before responding; 101/403 (or the denial's) on websockets."""
     if scope["type"] == "websocket":
@@ -190,7 +191,7 @@ def access_status(scope: Any, ex: SendRecorder, rx: ReceiveRecorder | None, rais
 
 
 def access_values(
-    scope: Any,
+    scope: Scope,
     ex: SendRecorder,
     rx: ReceiveRecorder | None,
     raised: BaseException | None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import Token
+from typing import Any, cast
 
-from fastmw._core_py._common import _MISSING, _type_name
+from fastmw._core_py._common import _MISSING, RawHeaders, _type_name
 from fastmw._core_py.engine import Stage
 from fastmw._core_py.headers import encode_header_value, header_set
 from fastmw._core_py.readers import _echo_pair, _reader_pair
@@ -13,9 +14,15 @@ from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._core_py.stages import ID_SCOPE_KEY
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import MiddleWareValidationError
+from fastmw.types import PathFilter, Receive, Scope, Send
 
 # The most echo entries one context stage takes.
 MAX_ECHO = 64
+# The app answering a refused request: refuse(scope, receive, send, exc).
+Refuse = Callable[[Scope, Receive, Send, BaseException], Awaitable[None]]
+# Per request: the context's token, the request id's token (when this stage resolved it),
+# whether it echoes the request id, and the context it set.
+ContextState = tuple[Token[dict[Any, Any]], Token[str | None] | None, bool, dict[Any, Any]]
 
 
 class ContextStage(Stage):
@@ -40,7 +47,7 @@ class ContextStage(Stage):
         replace: bool = False,
         refuse: Any = None,
         request_id: int = -1,
-        paths: Any = None,
+        paths: PathFilter | None = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
         self.readers = tuple([_reader_pair(pair) for pair in readers])
@@ -57,7 +64,7 @@ class ContextStage(Stage):
         self.starts = bool(self.echo)
         self._freeze()
 
-    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
         data: dict[Any, Any] = {}
         owned = None
         headers = scope.get("headers") or ()
@@ -86,15 +93,17 @@ class ContextStage(Stage):
             id_token = CORRELATION_ID.set(owned)
         # (context token, request id token, echo the request id?, the context); the compiled
         # twin also keeps the header bytes it read, to echo them as they came.
-        ex._states[index] = (REQUEST_CONTEXT.set(data), id_token, owned is not None or request_id < 0, data)  # type: ignore[index]
+        states = ex._states
+        assert states is not None  # set by the engine for the request
+        states[index] = (REQUEST_CONTEXT.set(data), id_token, owned is not None or request_id < 0, data)
         return 0
 
-    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+    def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
         # The context this stage set, as the app left it (values it stored are echoed).
-        data = state[3]
+        _, _, with_request_id, data = cast(ContextState, state)
         request_key = self.readers[self.request_id][0] if self.request_id >= 0 else _MISSING
         for key, name in self.echo:
-            if not state[2] and key == request_key:
+            if not with_request_id and key == request_key:
                 continue  # the component that resolved the id echoes it
             value = data.get(key)
             if value is None:
@@ -110,13 +119,15 @@ class ContextStage(Stage):
         return 0
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
         # Like starlette-context, an exception leaves the context readable by outer handlers.
         if exc is None:
-            REQUEST_CONTEXT.reset(state[0])
-            if state[1] is not None:
-                CORRELATION_ID.reset(state[1])
+            tokens = cast(ContextState, state)
+            REQUEST_CONTEXT.reset(tokens[0])
+            id_token = tokens[1]
+            if id_token is not None:
+                CORRELATION_ID.reset(id_token)
         return exc
 
 
@@ -125,9 +136,9 @@ class _Refusal:
 
     __slots__ = ("exc", "refuse")
 
-    def __init__(self, refuse: Any, exc: BaseException) -> None:
+    def __init__(self, refuse: Refuse, exc: BaseException) -> None:
         self.refuse = refuse
         self.exc = exc
 
-    def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         return self.refuse(scope, receive, send, self.exc)

@@ -8,18 +8,19 @@ the app is done. A stage that ``catches`` may answer an exception (``answer``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from fastmw._core_py._common import _MISSING, _type_name
+from fastmw._core_py._common import _MISSING, RawHeaders, _type_name
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._storage import REQUEST_STATE
+from fastmw.types import ASGIApp, PathFilter, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from fastmw._core_py.trace_context import TraceContext
 
 # The most stages one pipeline runs (path filters pick them with a 64-bit mask).
 MAX_STAGES = 64
-
-Scope = Any
-ASGIApp = Any
 
 
 class Stage:
@@ -27,7 +28,9 @@ class Stage:
 
     _frozen = False
 
-    def __setattr__(self, name: str, value: Any) -> None:
+    paths: PathFilter | None
+
+    def __setattr__(self, name: str, value: object) -> None:
         # Configuration is read-only once built, as the compiled twin's (cdef readonly) is.
         if self._frozen:
             cls = type(self)
@@ -37,7 +40,7 @@ class Stage:
     def _freeze(self) -> None:
         object.__setattr__(self, "_frozen", True)
 
-    def __init__(self, *, paths: Any = None) -> None:
+    def __init__(self, *, paths: PathFilter | None = None) -> None:
         if paths is not None and not callable(getattr(paths, "applies", None)):
             raise TypeError(f"paths must have an applies(scope) method, not {_type_name(paths)}")
         self.paths = None if paths is None or getattr(paths, "everything", False) else paths
@@ -55,16 +58,18 @@ class Stage:
         (with ``ex._refusal`` set to the ASGI app that answers instead)."""
         return 0
 
-    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+    def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
+        """Edit the response start's ``headers`` (a stage that ``starts``); ``state`` is what
+        ``enter`` stored for this request."""
         return 0
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
         """Return the exception that propagates past this stage (``exc`` unless replaced)."""
         return exc
 
-    async def answer(self, scope: Scope, receive: Any, send: Any, exc: BaseException) -> bool:
+    async def answer(self, scope: Scope, receive: Receive, send: Send, exc: BaseException) -> bool:
         """Answer ``exc`` (stages that catch); True when it propagates."""
         return True
 
@@ -78,48 +83,50 @@ class Published:
 
     __slots__ = ("_body", "_timing", "_trace")
 
-    def __init__(self, timing: Any = None, body: Any = None, trace: Any = None) -> None:
+    def __init__(
+        self, timing: SendRecorder | None = None, body: ReceiveRecorder | None = None, trace: TraceContext | None = None
+    ) -> None:
         self._timing = timing
         self._body = body
         self._trace = trace
 
     @property
-    def timing(self) -> Any:
+    def timing(self) -> SendRecorder | None:
         return self._timing
 
     @property
-    def body(self) -> Any:
+    def body(self) -> ReceiveRecorder | None:
         return self._body
 
     @property
-    def trace(self) -> Any:
+    def trace(self) -> TraceContext | None:
         return self._trace
 
 
-def _published_of(ex: SendRecorder) -> Any:
+def _published_of(ex: SendRecorder) -> Published | None:
     """What is published for the request ``ex`` records: its own pipeline's holder, or the current one."""
     return ex._published if ex._published is not None else REQUEST_STATE.get()
 
 
-def _published_trace(ex: SendRecorder) -> Any:
+def _published_trace(ex: SendRecorder) -> TraceContext | None:
     """The trace current for the request ``ex`` records, or None."""
     published = _published_of(ex)
     return None if published is None else published.trace
 
 
-def current_timing() -> Any:
+def current_timing() -> SendRecorder | None:
     """The ``SendRecorder`` of the current request's timing stage, or None."""
     published = REQUEST_STATE.get()
     return None if published is None else published.timing
 
 
-def current_body() -> Any:
+def current_body() -> ReceiveRecorder | None:
     """The ``ReceiveRecorder`` of the current request's body-cache stage, or None."""
     published = REQUEST_STATE.get()
     return None if published is None else published.body
 
 
-def current_trace() -> Any:
+def current_trace() -> TraceContext | None:
     """The current request's ``TraceContext``, or None."""
     published = REQUEST_STATE.get()
     return None if published is None else published.trace
@@ -205,11 +212,11 @@ class Pipeline:
         result = self._subplans[key] = _plan_or_none(chosen)
         return result
 
-    def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         return run_pipeline(self, scope, receive, send)
 
 
-async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) -> None:
+async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Send) -> None:
     """``pipeline(scope, receive, send)``: one request through the pipeline's stages.
 
     A plain ``async def`` (servers see a coroutine function); a middleware class
@@ -244,6 +251,8 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Any, send: Any) ->
     exc: BaseException | None = None
     try:
         if _enter_all(plan, ex, rx, scope):
+            # No local for it: a refusal holding the exception would make a frame cycle.
+            assert ex._refusal is not None  # set by the stage that refused
             await ex._refusal(scope, receive, ex)
         else:
             await self._terminal(scope, receive, ex)

@@ -11,6 +11,7 @@ from fastmw._core_py._common import _type_name
 from fastmw._core_py.engine import Stage
 from fastmw._core_py.recorders import SendRecorder
 from fastmw._storage import CORRELATION_ID
+from fastmw.types import PathFilter, Receive, Scope, Send
 
 ERROR_CODE = "internal_error"
 ERROR_STATUS = 500
@@ -29,7 +30,7 @@ class ErrorStage(Stage):
     close 1011 (websocket). ``handler(scope, exc)`` may give the ASGI app that answers
     instead (sync or async). Logs one line per unhandled exception, with its traceback."""
 
-    def __init__(self, *, handler: Any = None, reraise: bool = True, paths: Any = None) -> None:
+    def __init__(self, *, handler: Any = None, reraise: bool = True, paths: PathFilter | None = None) -> None:
         Stage.__init__(self, paths=paths)
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable or None, not {_type_name(handler)}")
@@ -38,7 +39,7 @@ class ErrorStage(Stage):
         self.catches = True
         self._freeze()
 
-    async def answer(self, scope: Any, receive: Any, send: Any, exc: BaseException) -> bool:
+    async def answer(self, scope: Scope, receive: Receive, send: Send, exc: BaseException) -> bool:
         if not isinstance(send, SendRecorder):
             raise TypeError(f"send must be the engine's SendRecorder, not {_type_name(send)}")
         ex = send
@@ -58,7 +59,7 @@ class ErrorStage(Stage):
             _log_unhandled(scope, exc, f"sent {ex.status}" if ex.started else "nothing sent")
         return self.reraise
 
-    async def _respond(self, scope: Any, receive: Any, send: SendRecorder, exc: BaseException) -> None:
+    async def _respond(self, scope: Scope, receive: Receive, send: SendRecorder, exc: BaseException) -> None:
         """The handler's response, or the default JSON 500."""
         if self.handler is not None:
             try:
@@ -78,7 +79,7 @@ class ErrorStage(Stage):
         await send({"type": "http.response.body", "body": body})
 
 
-def _log_unhandled(scope: Any, exc: BaseException, outcome: str) -> None:
+def _log_unhandled(scope: Scope, exc: BaseException, outcome: str) -> None:
     _error_logger.error(
         "unhandled %s in %s %s (request id %s); %s",
         type(exc).__name__,

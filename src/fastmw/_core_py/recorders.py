@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from fastmw._core_py._common import RESPONSE_BODY_TYPES, RESPONSE_START_TYPES, RawHeaders, _type_name
 from fastmw._core_py.headers import _entry, _owned_headers, message_headers
 from fastmw._core_py.ids import monotonic
+from fastmw.types import ASGIApp, Message, Receive, Send
+
+if TYPE_CHECKING:
+    from fastmw._core_py.engine import Published, Stage
 
 # --------------------------------------------------------------------------- send / receive wrapping
 
@@ -41,7 +45,7 @@ class SendRecorder:
         "t_start",
     )
 
-    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(self, send: Send) -> None:
         self.send = send
         self.started = False
         self.complete = False
@@ -55,14 +59,14 @@ class SendRecorder:
         self.t_last_byte = 0.0
         # Engine state for one request: the plan's stages and their per-request states;
         # stages [0, _live) get the response start, [0, _entered) were entered.
-        self._stages: tuple[Any, ...] = ()
-        self._states: list[Any] | None = None
+        self._stages: tuple[Stage, ...] = ()
+        self._states: list[object] | None = None
         self._live = 0
         self._entered = 0
         self._edits = False
-        self._refusal: Any = None
+        self._refusal: ASGIApp | None = None
         # The request's Published holder when this pipeline's stages publish, else None.
-        self._published: Any = None
+        self._published: Published | None = None
 
     def _apply(self, message: dict[str, Any]) -> RawHeaders:
         if not self._edits:
@@ -80,7 +84,8 @@ class SendRecorder:
                 stage.start(self, states[i], message, headers)
         return headers
 
-    def __call__(self, message: dict[str, Any]) -> Awaitable[None]:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # Typed as any ASGI ``send`` takes; only a dict is a message on the wire.
         if not isinstance(message, dict):
             raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
         kind = dict.get(message, "type")
@@ -118,7 +123,7 @@ class ReceiveRecorder:
 
     __slots__ = ("_copy", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
 
-    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], body_limit: int = 0) -> None:
+    def __init__(self, receive: Receive, body_limit: int = 0) -> None:
         if type(body_limit) is not int or body_limit < 0:
             raise ValueError("body_limit must be a non-negative int")
         self.receive = receive
@@ -137,11 +142,11 @@ class ReceiveRecorder:
         """Drop the body copy."""
         self._copy = bytearray()
 
-    async def __call__(self) -> dict[str, Any]:
+    async def __call__(self) -> Message:
         message = await self.receive()
-        kind = dict.get(message, "type")
+        kind = message.get("type")
         if kind == "http.request":
-            body = dict.get(message, "body", b"")
+            body = message.get("body", b"")
             size = len(body)
             self.body_bytes += size
             room = self.body_limit - len(self._copy)

@@ -9,14 +9,16 @@ import logging
 import math
 import sys
 from collections.abc import Callable
-from typing import Any
+from contextvars import Token
+from typing import Any, cast
 
-from fastmw._core_py._common import _MISSING, _shown, _type_name
+from fastmw._core_py._common import _MISSING, RawHeaders, _shown, _type_name
 from fastmw._core_py.engine import Stage, _published_trace
 from fastmw._core_py.headers import encode_header_name, header_get, header_set
 from fastmw._core_py.ids import is_visible_ascii, monotonic, new_request_id
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
+from fastmw.types import PathFilter, Scope
 
 ECHO_MODES = ("set", "append", None)
 # The longest request id kept by default.
@@ -39,6 +41,10 @@ _timing_logger = logging.getLogger("fastmw.timing")
 _error_logger = logging.getLogger("fastmw.error")
 
 Hook = Callable[..., Any] | None
+# Per-request states: the request id's context token and the header value it echoes
+# (None: no echo); the body cache's outer recorder and the scope's "state" dict it wrote to.
+IdState = tuple[Token[str | None], bytes | None]
+BodyState = tuple[ReceiveRecorder | None, dict[str, Any] | None]
 
 # --------------------------------------------------------------------------- request id
 
@@ -70,7 +76,7 @@ class RequestIdStage(Stage):
         report: Hook = None,
         on_id: Hook = None,
         fallback_to_trace_id: bool = False,
-        paths: Any = None,
+        paths: PathFilter | None = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
         if echo not in ECHO_MODES:
@@ -148,7 +154,7 @@ class RequestIdStage(Stage):
             self.report("invalid", value)
         return value
 
-    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
         found = scope.get(ID_SCOPE_KEY, _MISSING) if type(scope) is dict else _MISSING
         if found is not _MISSING:
             # An outer component resolved this request's id: reuse it, it echoes.
@@ -193,10 +199,10 @@ class RequestIdStage(Stage):
             states[index] = (token, None)
         return 0
 
-    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+    def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
         if state is None:
             return 0
-        encoded = state[1]
+        encoded = cast(IdState, state)[1]
         if encoded is not None:
             if self._append:
                 headers.append((self.key, encoded))
@@ -205,10 +211,10 @@ class RequestIdStage(Stage):
         return 0
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
         if state is not None:
-            CORRELATION_ID.reset(state[0])
+            CORRELATION_ID.reset(cast(IdState, state)[0])
         return exc
 
 
@@ -250,7 +256,7 @@ class TimingStage(Stage):
         precision: int = 4,
         server_timing: bool = True,
         callback: Hook = None,
-        paths: Any = None,
+        paths: PathFilter | None = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
         if type(precision) is not int or not 0 <= precision <= 9:
@@ -265,13 +271,14 @@ class TimingStage(Stage):
         self.publishes = True
         self._freeze()
 
-    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
-        published = ex._published
-        ex._states[index] = published._timing  # type: ignore[index]  # the outer one, back in place on leave
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
+        published, states = ex._published, ex._states
+        assert published is not None and states is not None  # set by the engine for the request
+        states[index] = published._timing  # the outer one, back in place on leave
         published._timing = ex
         return 0
 
-    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
+    def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
         elapsed = monotonic() - ex.t_start
         if self.key is not None:
             header_set(headers, self.key, _format_fixed(elapsed, self.precision))
@@ -282,9 +289,11 @@ class TimingStage(Stage):
         return 0
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
-        ex._published._timing = state
+        published = ex._published
+        assert published is not None
+        published._timing = cast("SendRecorder | None", state)
         if self.callback is not None:
             ttfb = ex.t_first_byte - ex.t_start if ex.t_first_byte else None
             end = ex.t_last_byte or monotonic()
@@ -324,7 +333,7 @@ def _format_fixed(value: float, precision: int) -> bytes:
 class BodyCacheStage(Stage):
     """Keeps up to ``max_bytes`` of the request body as the app reads it (http only)."""
 
-    def __init__(self, max_bytes: int, *, paths: Any = None) -> None:
+    def __init__(self, max_bytes: int, *, paths: PathFilter | None = None) -> None:
         Stage.__init__(self, paths=paths)
         if type(max_bytes) is not int or max_bytes < 0:
             raise ValueError(f"max_bytes must be a non-negative int, got {max_bytes!r}")
@@ -339,24 +348,28 @@ class BodyCacheStage(Stage):
         """The most body bytes kept per request."""
         return self.body_limit
 
-    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
-        published = ex._published
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
+        published, states = ex._published, ex._states
+        assert published is not None and states is not None  # set by the engine for the request
         token = published._body
         published._body = rx
         state = scope.get("state")
         if isinstance(state, dict):
             state[BODY_STATE_KEY] = rx
-            ex._states[index] = (token, state)  # type: ignore[index]
+            states[index] = (token, state)
         else:
-            ex._states[index] = (token, None)  # type: ignore[index]
+            states[index] = (token, None)
         return 0
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
-        ex._published._body = state[0]
-        if state[1] is not None:
-            state[1].pop(BODY_STATE_KEY, None)
+        outer, scope_state = cast(BodyState, state)
+        published = ex._published
+        assert published is not None
+        published._body = outer
+        if scope_state is not None:
+            scope_state.pop(BODY_STATE_KEY, None)
         assert rx is not None
         rx.release()
         return exc

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from fastmw._core_py._common import _type_name
+from fastmw._core_py._common import RawHeaders, _type_name
 from fastmw._core_py.engine import Stage
 from fastmw._core_py.headers import header_set
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._core_py.trace_context import TraceContext, replace_trace_headers, trace_from_headers
+from fastmw.types import PathFilter, Scope
 
 TRACERESPONSE = b"traceresponse"
+# Per request: the outer trace, back in place on leave, with this request's trace for
+# the traceresponse header (only the outer one without it).
+ResponseState = tuple[TraceContext | None, TraceContext]
 
 
 class TraceStage(Stage):
@@ -27,7 +31,7 @@ class TraceStage(Stage):
         sample_new: bool = False,
         adopt: Any = None,
         rewrite: bool = False,
-        paths: Any = None,
+        paths: PathFilter | None = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
         if adopt is not None and not callable(adopt):
@@ -40,7 +44,7 @@ class TraceStage(Stage):
         self.publishes = True
         self._freeze()
 
-    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
         headers = scope.get("headers") or ()
         context = None if self.adopt is None else self.adopt()
         if context is None:
@@ -49,18 +53,20 @@ class TraceStage(Stage):
             raise TypeError(f"adopt() must give a TraceContext or None, not {_type_name(context)}")
         if self.rewrite:
             scope["headers"] = replace_trace_headers(headers, context)
-        published = ex._published
-        # The outer trace, back in place on leave (and this one for the traceresponse).
-        ex._states[index] = (published._trace, context) if self.traceresponse else published._trace  # type: ignore[index]
+        published, states = ex._published, ex._states
+        assert published is not None and states is not None  # set by the engine for the request
+        states[index] = (published._trace, context) if self.traceresponse else published._trace
         published._trace = context
         return 0
 
-    def start(self, ex: SendRecorder, state: Any, message: dict[str, Any], headers: list[Any]) -> int:
-        header_set(headers, TRACERESPONSE, state[1].traceparent.encode("ascii"))
+    def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
+        header_set(headers, TRACERESPONSE, cast(ResponseState, state)[1].traceparent.encode("ascii"))
         return 0
 
     def leave(
-        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
+        self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
-        ex._published._trace = state[0] if self.traceresponse else state
+        published = ex._published
+        assert published is not None
+        published._trace = cast(ResponseState, state)[0] if self.traceresponse else cast("TraceContext | None", state)
         return exc

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -216,8 +216,19 @@ class CorrelationIdMiddleware(RequestIdMiddleware):
         generator: Callable[[], str] = _uuid4_hex,
         validator: Callable[[str], bool] | None = is_valid_uuid4,
         transformer: Callable[[str], str] | None = _identity,
-        **options: Any,
+        *,
+        on_invalid: Literal["regenerate", "reject"] = "regenerate",
+        reject_status: int = REJECT_STATUS,
+        reject_body: bytes = REJECT_BODY,
+        reject_media_type: str = "application/json",
+        max_length: int = DEFAULT_MAX_LENGTH,
+        include_paths: list[str] | None = None,
+        exclude_paths: list[str] | None = None,
+        fallback_to_trace_id: bool = False,
+        fuse: bool = True,
     ) -> None:
+        # fastmw's own options are spelled out (not **options): with a catch-all, type
+        # checkers refuse the class in Starlette's typed add_middleware().
         # The defaults are what the core does anyway: the engine skips calling them.
         super().__init__(
             app,
@@ -226,7 +237,15 @@ class CorrelationIdMiddleware(RequestIdMiddleware):
             generator=self._core.new_request_id if generator is _uuid4_hex else generator,
             validator=self._core.is_uuid if validator is is_valid_uuid4 else validator,
             transformer=None if transformer is _identity else transformer,
-            **options,
+            on_invalid=on_invalid,
+            reject_status=reject_status,
+            reject_body=reject_body,
+            reject_media_type=reject_media_type,
+            max_length=max_length,
+            include_paths=include_paths,
+            exclude_paths=exclude_paths,
+            fallback_to_trace_id=fallback_to_trace_id,
+            fuse=fuse,
         )
         self.generator = generator
         self.validator = validator
