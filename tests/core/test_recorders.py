@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import pytest
@@ -166,6 +166,19 @@ def test_receive_recorder_counts_and_caps_the_copy(core: ModuleType) -> None:
     assert receiver.disconnected
     receiver.release()
     assert receiver.body == b""
+
+
+def test_receive_recorder_reads_any_mapping_a_server_gives(core: ModuleType) -> None:
+    # Both twins read a received message through its own get(): a mapping that is not a dict
+    # is counted, not refused (the pure twin used to require an exact dict here).
+    message = MappingProxyType({"type": "http.request", "body": b"abc", "more_body": False})
+
+    async def receive() -> Message:
+        return message  # type: ignore[return-value]  # read-only: what a server should not send, yet may
+
+    receiver = core.ReceiveRecorder(receive, body_limit=2)
+    assert run(receiver()) is message
+    assert receiver.body_bytes == 3 and receiver.body == b"ab" and receiver.body_truncated
 
 
 def test_receive_recorder_without_limit_keeps_nothing(core: ModuleType) -> None:
