@@ -1,9 +1,13 @@
 """The public types, checked the way users check them: ``mypy --strict`` on user code
 (no project configuration: the user's own ``mypy --strict``).
 
-One mypy run (module-scoped) checks ``SEAMS``: the ASGI types at the seams a middleware
-author touches (the stacked app, the core's stages, recorders and pipelines, for the
-compiled core's stub and the pure twin alike).
+One mypy run (module-scoped) checks:
+
+* every ```python block of the README, each as a module of its own, as a user would
+  paste it;
+* ``SEAMS_TEMPLATE``: the ASGI types at the seams a middleware author touches (the stacked
+  app, the core's stages, recorders and pipelines, for the compiled core's stub and the
+  pure twin alike).
 
 A type check gives the same answer on both passes of ``make test``: it runs in one (``once``).
 """
@@ -19,6 +23,8 @@ from pathlib import Path
 import pytest
 
 # mypy's own output line: "<file>:<line>: error: <message>  [code]".
+README = Path(__file__).resolve().parent.parent / "README.md"
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 MYPY_ERROR = re.compile(r"^(?P<file>[^:\s]+\.py):(?P<line>\d+): error: (?P<message>.*)$")
 MYPY_TIMEOUT = 600
 
@@ -91,6 +97,11 @@ def seams(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
 WRONG = "from fastapi import FastAPI\n\nimport fastmw\n\napp: FastAPI = fastmw.stack(FastAPI())\n"
 
 
+def readme_blocks() -> list[str]:
+    """The README's ```python blocks, in order."""
+    return PYTHON_BLOCK.findall(README.read_text(encoding="utf-8"))
+
+
 def run_mypy(directory: Path, files: list[str]) -> list[tuple[str, int, str]]:
     """``mypy --strict`` over ``files`` in ``directory`` (no project configuration there):
     its errors as (file, line, message)."""
@@ -110,9 +121,13 @@ def run_mypy(directory: Path, files: list[str]) -> list[tuple[str, int, str]]:
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, list[tuple[int, str]]]]:
-    """The mypy errors per checked file, from one run over the seams."""
+    """The mypy errors per checked file, from one run over the README blocks and the seams."""
     directory = tmp_path_factory.mktemp("typecheck")
     files = []
+    for index, block in enumerate(readme_blocks()):
+        name = f"readme_block_{index}.py"
+        (directory / name).write_text(block, encoding="utf-8")
+        files.append(name)
     # A negative control: the run must report this one (a stacked FastAPI app is no FastAPI).
     (directory / "wrong.py").write_text(WRONG, encoding="utf-8")
     files.append("wrong.py")
@@ -124,6 +139,19 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, list
     for file, line, message in run_mypy(directory, files):
         errors.setdefault(file, []).append((line, message))
     yield errors
+
+
+def test_readme_has_python_examples() -> None:
+    assert readme_blocks(), "README.md has no ```python block: the check below would check nothing"
+
+
+def test_readme_examples_pass_mypy_strict(checked: dict[str, list[tuple[int, str]]]) -> None:
+    failures = []
+    for index, block in enumerate(readme_blocks()):
+        lines = block.splitlines()
+        for line, message in checked[f"readme_block_{index}.py"]:
+            failures.append(f"README python block {index + 1}, line {line} ({lines[line - 1].strip()!r}): {message}")
+    assert not failures, "\n".join(failures)
 
 
 @pytest.mark.parametrize("core", ["_core", "_core_py"])
