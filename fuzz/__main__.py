@@ -2,6 +2,7 @@
 
     python -m fuzz [--seconds N] [--target NAME ...] [--build DIR]
     python -m fuzz --target NAME --reproduce FILE
+    python -m fuzz --merge [--target NAME ...]
 
 ``make fuzz`` builds the core with AddressSanitizer, UBSan and libFuzzer's coverage
 instrumentation into ``build/fuzz`` (with the sanitizer runtime merged with libFuzzer) and
@@ -119,6 +120,26 @@ def reproduce(target: str, path: Path, build: Path) -> int:
     return subprocess.run(command, env=sanitized_env(build)).returncode
 
 
+def merge(targets: list[str], build: Path, work: Path) -> int:
+    """Add to each target's seeds the inputs of its working corpus that reach new coverage."""
+    for target in targets:
+        command = [
+            sys.executable,
+            "-m",
+            "fuzz.run",
+            target,
+            "-merge=1",
+            str(SEEDS / target),
+            str(work / "corpus" / target),
+        ]
+        status = subprocess.run(command, env=sanitized_env(build), capture_output=True).returncode
+        if status != 0:
+            print(f"merging {target} failed (exit status {status})")
+            return status
+        print(f"{target}: {len(list((SEEDS / target).iterdir()))} seeds")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=600, help="total fuzzing time, shared by the targets")
@@ -126,12 +147,15 @@ def main() -> int:
     parser.add_argument("--build", type=Path, default=ROOT / "build" / "fuzz", help="the sanitized build")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz-work", help="corpus, logs, findings")
     parser.add_argument("--reproduce", type=Path, metavar="FILE", help="run FILE through one --target")
+    parser.add_argument("--merge", action="store_true", help="add the working corpus' new coverage to the seeds")
     args = parser.parse_args()
     build = args.build.resolve()
     if args.reproduce is not None:
         if not args.target or len(args.target) != 1:
             parser.error("--reproduce needs exactly one --target")
         return reproduce(args.target[0], args.reproduce.resolve(), build)
+    if args.merge:
+        return merge(args.target or list(TARGETS), build, args.work.resolve())
     return run_all(args.target or list(TARGETS), args.seconds, build, args.work.resolve())
 
 

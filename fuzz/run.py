@@ -22,7 +22,10 @@ def main(argv: list[str]) -> None:
 
     if ".so" not in (fastmw._core.__file__ or ""):
         raise SystemExit(f"fastmw._core is not the compiled core: {fastmw._core.__file__}")
-    atheris.Setup([argv[0], *argv[2:]], module.one_input)
+    # libFuzzer re-runs argv[0] through the shell for -merge (and -fork): give it the whole
+    # command that runs this target (it joins its arguments with spaces, unquoted).
+    command = f"{sys.executable} -m fuzz.run {target}"
+    atheris.Setup([command, *argv[2:]], module.one_input)
     atheris.Fuzz()
 
 
