@@ -9,7 +9,7 @@ EXT_STAMP := $(VENV)/.ext-built
 # wheel-check's scratch output (gitignored under build/).
 WHEEL_CHECK_DIR ?= build/wheel-check
 
-.PHONY: help venv build build-trace test test-compiled test-pure bench bench-publish bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan asan-build fuzz \
+.PHONY: help venv build build-trace test test-servers test-compiled test-pure bench bench-publish bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan asan-build fuzz \
 	wheels wheels-test wheel-check
 
 help:
@@ -68,16 +68,21 @@ build-trace: $(VENV)/.installed
 	FASTMW_CYTHON_TRACE=1 $(PY) setup.py -q build_ext --inplace
 	rm -f $(EXT_STAMP)
 
+# The metrics end-to-end test scrapes with a real Prometheus server (Debian's package).
+# The metrics end-to-end test scrapes with a real Prometheus server (Debian's package).
+test-servers:
+	command -v prometheus || (apt-get update && apt-get install -y prometheus) || echo "prometheus not installed: tests/test_metrics_e2e.py will fail"
+
 # The pure pass leaves out tests marked `once`: they ran both twins in the compiled pass
 # (the `core` fixture's two cores, the benchmarks' pure copy) or depend on neither.
-test: build
+test: build test-servers
 	FASTMW_REQUIRE_COMPILED=1 $(PY) -m pytest $(PYTEST_ARGS)
 	FASTMW_NO_EXTENSIONS=1 $(PY) -m pytest -m "not once" $(PYTEST_ARGS)
 
-test-compiled: build
+test-compiled: build test-servers
 	FASTMW_REQUIRE_COMPILED=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-test-pure: build
+test-pure: build test-servers
 	FASTMW_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--quick" or BENCH_ARGS="-k context".

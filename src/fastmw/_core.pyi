@@ -5,12 +5,24 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "COUNTER_WORDS",
+    "DEFAULT_MAX_ROUTES",
+    "DURATION_BUCKETS",
+    "EXEMPLAR_MODES",
+    "EXEMPLAR_WORDS",
+    "METRIC_METHODS",
+    "OVERFLOW_ROUTE",
+    "SERIES_HEAD",
+    "SIZE_BUCKETS",
+    "UNMATCHED_ROUTE",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
     "ErrorStage",
     "HeaderReader",
     "JsonLinesWriter",
+    "MetricsStage",
+    "MetricsTable",
     "MutableHeaders",
     "Pipeline",
     "Published",
@@ -55,6 +67,7 @@ __all__ = [
     "is_uuid4",
     "is_visible_ascii",
     "message_headers",
+    "method_index",
     "monotonic",
     "new_request_id",
     "new_span_id",
@@ -64,6 +77,7 @@ __all__ = [
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",
+    "series_words",
     "trace_from_headers",
 ]
 
@@ -482,4 +496,74 @@ class TraceStage(Stage):
         adopt: _Hook = None,
         rewrite: bool = False,
         paths: _PathFilter | None = None,
+    ) -> None: ...
+
+# --------------------------------------------------------------------------- metrics
+
+METRIC_METHODS: tuple[str, ...]
+DURATION_BUCKETS: tuple[float, ...]
+SIZE_BUCKETS: tuple[float, ...]
+UNMATCHED_ROUTE: str
+OVERFLOW_ROUTE: str
+DEFAULT_MAX_ROUTES: int
+EXEMPLAR_MODES: tuple[str | None, ...]
+SERIES_HEAD: int
+EXEMPLAR_WORDS: int
+COUNTER_WORDS: int
+
+def series_words(duration_buckets: int, size_buckets: int) -> int: ...
+def method_index(method: object) -> int: ...
+
+@disjoint_base
+class MetricsTable:
+    @property
+    def duration_buckets(self) -> tuple[float, ...]: ...
+    @property
+    def size_buckets(self) -> tuple[float, ...]: ...
+    @property
+    def provider(self) -> Any: ...
+    @property
+    def max_routes(self) -> int: ...
+    @property
+    def series_words(self) -> int: ...
+    dropped: int
+    def __init__(
+        self,
+        duration_buckets: Iterable[float],
+        size_buckets: Iterable[float],
+        provider: Any,
+        *,
+        max_routes: int = 2000,
+    ) -> None: ...
+    @property
+    def routes(self) -> int: ...
+    def clear(self) -> None: ...
+    def record(
+        self,
+        method: str,
+        route: str | None,
+        status: int,
+        duration: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        wall_time: float = 0.0,
+    ) -> None: ...
+
+@final
+class MetricsStage(Stage):
+    @property
+    def table(self) -> MetricsTable: ...
+    @property
+    def route(self) -> Callable[[Any], Any] | None: ...
+    @property
+    def exemplars(self) -> str | None: ...
+    def __init__(
+        self,
+        table: MetricsTable,
+        *,
+        route: Callable[[Any], Any] | None = None,
+        exemplars: str | None = "sampled",
+        paths: _PathFilterLike | None = None,
     ) -> None: ...

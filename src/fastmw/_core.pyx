@@ -11,7 +11,7 @@ from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContext
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -27,7 +27,7 @@ import logging
 import os
 import uuid
 from asyncio import CancelledError as _CancelledError
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from urllib.parse import quote as _quote
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
@@ -69,12 +69,24 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "COUNTER_WORDS",
+    "DEFAULT_MAX_ROUTES",
+    "DURATION_BUCKETS",
+    "EXEMPLAR_MODES",
+    "EXEMPLAR_WORDS",
+    "METRIC_METHODS",
+    "OVERFLOW_ROUTE",
+    "SERIES_HEAD",
+    "SIZE_BUCKETS",
+    "UNMATCHED_ROUTE",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
     "ErrorStage",
     "HeaderReader",
     "JsonLinesWriter",
+    "MetricsStage",
+    "MetricsTable",
     "MutableHeaders",
     "Pipeline",
     "Published",
@@ -83,8 +95,8 @@ __all__ = [
     "SendRecorder",
     "Stage",
     "TimingStage",
-    "TraceStage",
     "TraceContext",
+    "TraceStage",
     "UUIDHeaderReader",
     "_Context",
     "access_status",
@@ -119,6 +131,7 @@ __all__ = [
     "is_uuid4",
     "is_visible_ascii",
     "message_headers",
+    "method_index",
     "monotonic",
     "new_request_id",
     "new_span_id",
@@ -128,6 +141,7 @@ __all__ = [
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",
+    "series_words",
     "trace_from_headers",
 ]
 
@@ -202,3 +216,4 @@ include "_cy/tracestate.pxi"
 include "_cy/trace.pxi"
 include "_cy/trace_context.pxi"
 include "_cy/trace_stage.pxi"
+include "_cy/metrics.pxi"

@@ -1,11 +1,14 @@
 """``stack(app)``: the recommended production middleware stack, in the right order.
 
-Outermost first: TraceContext (opt-in) -> RequestId -> Timing -> BodyCache (opt-in) -> AccessLog -> Error -> app.
+Outermost first: TraceContext (opt-in) -> RequestId -> Timing -> Metrics (opt-in) -> BodyCache (opt-in)
+-> AccessLog -> Error -> app.
 
 * the request id is outermost so every header, log line and error body has it;
 * timing wraps everything that follows, so its headers land on error responses too;
 * the access log sits outside the error middleware so it records the 500 it sends,
   and inside timing/request id so it reads their id and start time;
+* metrics sit outside the error middleware too (they count its 500s) and inside the
+  trace context (their exemplars name its trace);
 * errors are innermost so their 500 travels out through all the others.
 
 Wrap the whole application object (``app = stack(app)``), not ``add_middleware``:
@@ -28,6 +31,7 @@ from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.middleware.access_log import AccessLogMiddleware
 from fastmw.middleware.body_cache import BodyCacheMiddleware
 from fastmw.middleware.error_handler import ErrorMiddleware
+from fastmw.middleware.metrics import MetricsMiddleware
 from fastmw.middleware.request_id import RequestIdMiddleware
 from fastmw.middleware.timing import TimingMiddleware
 from fastmw.middleware.trace_context import TraceContextMiddleware
@@ -199,6 +203,7 @@ def stack(
     request_id: Layer = True,
     timing: Layer = True,
     body_cache: Layer = False,
+    metrics: Layer = False,
     access_log: Layer = True,
     errors: Layer = True,
     include_paths: list[str] | None = None,
@@ -219,6 +224,7 @@ def stack(
         ("errors", errors, ErrorMiddleware),
         ("access_log", access_log, AccessLogMiddleware),
         ("body_cache", body_cache, BodyCacheMiddleware),
+        ("metrics", metrics, MetricsMiddleware),
         ("timing", timing, TimingMiddleware),
         ("request_id", request_id, RequestIdMiddleware),
         ("trace_context", trace_context, TraceContextMiddleware),

@@ -40,6 +40,22 @@ from fastmw._core_py.headers import (
 )
 from fastmw._core_py.ids import is_uuid, is_uuid4, is_visible_ascii, monotonic, new_request_id
 from fastmw._core_py.json_lines import JsonLinesWriter, encode_access_record
+from fastmw._core_py.metrics import (
+    COUNTER_WORDS,
+    DEFAULT_MAX_ROUTES,
+    DURATION_BUCKETS,
+    EXEMPLAR_MODES,
+    EXEMPLAR_WORDS,
+    METRIC_METHODS,
+    OVERFLOW_ROUTE,
+    SERIES_HEAD,
+    SIZE_BUCKETS,
+    UNMATCHED_ROUTE,
+    MetricsStage,
+    MetricsTable,
+    method_index,
+    series_words,
+)
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._core_py.stages import BodyCacheStage, RequestIdStage, TimingStage, format_fixed, is_safe_id
@@ -53,12 +69,24 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "COUNTER_WORDS",
+    "DEFAULT_MAX_ROUTES",
+    "DURATION_BUCKETS",
+    "EXEMPLAR_MODES",
+    "EXEMPLAR_WORDS",
+    "METRIC_METHODS",
+    "OVERFLOW_ROUTE",
+    "SERIES_HEAD",
+    "SIZE_BUCKETS",
+    "UNMATCHED_ROUTE",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
     "ErrorStage",
     "HeaderReader",
     "JsonLinesWriter",
+    "MetricsStage",
+    "MetricsTable",
     "MutableHeaders",
     "Pipeline",
     "Published",
@@ -103,6 +131,7 @@ __all__ = [
     "is_uuid4",
     "is_visible_ascii",
     "message_headers",
+    "method_index",
     "monotonic",
     "new_request_id",
     "new_span_id",
@@ -112,5 +141,6 @@ __all__ = [
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",
+    "series_words",
     "trace_from_headers",
 ]

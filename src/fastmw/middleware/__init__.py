@@ -4,6 +4,7 @@ from fastmw.middleware.access_log import AccessLogMiddleware
 from fastmw.middleware.body_cache import BodyCacheMiddleware
 from fastmw.middleware.context_middleware import ContextMiddleware
 from fastmw.middleware.error_handler import ErrorMiddleware
+from fastmw.middleware.metrics import MetricsMiddleware
 from fastmw.middleware.raw_middleware import RawContextMiddleware
 from fastmw.middleware.request_id import CorrelationIdMiddleware, RequestIdMiddleware
 from fastmw.middleware.timing import TimingMiddleware
@@ -15,6 +16,7 @@ __all__ = [
     "ContextMiddleware",
     "CorrelationIdMiddleware",
     "ErrorMiddleware",
+    "MetricsMiddleware",
     "RawContextMiddleware",
     "RequestIdMiddleware",
     "TimingMiddleware",
