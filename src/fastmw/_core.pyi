@@ -1,6 +1,12 @@
 """Type stub of the compiled core; ``fastmw._core_py`` is its specification."""
 
 __all__ = [
+    "COUNTERS_HEADER",
+    "ENTRY_PAD",
+    "ENTRY_ROUTE",
+    "ENTRY_SERIES",
+    "W_USED",
+    "render_histograms",
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
@@ -556,14 +562,24 @@ class MetricsStage(Stage):
     @property
     def table(self) -> MetricsTable: ...
     @property
-    def route(self) -> Callable[[Any], Any] | None: ...
+    def route_label(self) -> Callable[[Any], Any] | None: ...
     @property
     def exemplars(self) -> str | None: ...
     def __init__(
         self,
         table: MetricsTable,
         *,
-        route: Callable[[Any], Any] | None = None,
+        route_label: Callable[[Any], Any] | None = None,
         exemplars: str | None = "sampled",
         paths: _PathFilterLike | None = None,
     ) -> None: ...
+
+COUNTERS_HEADER: int
+W_USED: int
+ENTRY_ROUTE: int
+ENTRY_SERIES: int
+ENTRY_PAD: int
+
+def render_histograms(
+    files: Sequence[bytes], duration_le: Sequence[str], size_le: Sequence[str], openmetrics: bool
+) -> tuple[bytes, int]: ...

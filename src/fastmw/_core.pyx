@@ -19,7 +19,8 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTu
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.math cimport fabs, floor, isfinite, llround, rint, signbit
 from libc.stdint cimport uint8_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.stdlib cimport qsort
+from libc.string cimport memcmp, memcpy, memset, strlen
 
 import inspect as _inspect
 import json as _json
@@ -69,9 +70,13 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "COUNTERS_HEADER",
     "COUNTER_WORDS",
     "DEFAULT_MAX_ROUTES",
     "DURATION_BUCKETS",
+    "ENTRY_PAD",
+    "ENTRY_ROUTE",
+    "ENTRY_SERIES",
     "EXEMPLAR_MODES",
     "EXEMPLAR_WORDS",
     "METRIC_METHODS",
@@ -79,6 +84,7 @@ __all__ = [
     "SERIES_HEAD",
     "SIZE_BUCKETS",
     "UNMATCHED_ROUTE",
+    "W_USED",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
@@ -138,6 +144,7 @@ __all__ = [
     "new_trace_id",
     "parse_traceparent",
     "parse_tracestate",
+    "render_histograms",
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",
@@ -217,3 +224,4 @@ include "_cy/trace.pxi"
 include "_cy/trace_context.pxi"
 include "_cy/trace_stage.pxi"
 include "_cy/metrics.pxi"
+include "_cy/metrics_render.pxi"

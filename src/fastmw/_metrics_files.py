@@ -16,24 +16,28 @@ is preceded by a pad entry.
 from __future__ import annotations
 
 import mmap
-import multiprocessing
 import os
 import shutil
 import struct
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from fastmw._impl import core
+
 MAGIC = b"FMWMET01"
-HEADER_BYTES = 4096
+HEADER_BYTES: int = core.COUNTERS_HEADER
 # Header words.
-W_DURATION_BOUNDS, W_SIZE_BOUNDS, W_PID, W_USED, W_START = 1, 2, 3, 4, 5
+W_DURATION_BOUNDS, W_SIZE_BOUNDS, W_PID, W_START = 1, 2, 3, 5
+W_USED: int = core.W_USED
 W_COUNTERS = 8  # the active gauge per method (10 words), then the dropped count
 COUNTER_WORDS = 11
 W_BOUNDS = 32  # the duration bounds, then the size bounds (doubles)
 MAX_BOUNDS = 64
-ROUTE, SERIES, PAD = 1, 2, 3
+ROUTE: int = core.ENTRY_ROUTE
+SERIES: int = core.ENTRY_SERIES
+PAD: int = core.ENTRY_PAD
 FIRST_CHUNK = 64 * 1024
 LARGEST_CHUNK = 8 * 1024 * 1024
 SUFFIX = ".fmw"
@@ -74,6 +78,8 @@ def master_pid() -> int:
     """The process whose workers share one directory: the process that spawned this one with
     multiprocessing (``uvicorn --workers``, hypercorn), gunicorn's arbiter in a gunicorn worker,
     the process this one was forked from after fastmw was imported, or this process itself."""
+    import multiprocessing  # only when a store first writes or reads
+
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid is not None:
         return parent.pid
@@ -212,7 +218,7 @@ class WorkerFile:
 
 @dataclass
 class FileSnapshot:
-    """What one counters file held when it was read."""
+    """What one counters file held when it was read (``data``: all of it)."""
 
     pid: int
     live: bool
@@ -220,8 +226,6 @@ class FileSnapshot:
     size_bounds: tuple[float, ...]
     counters: tuple[int, ...]
     data: bytes
-    # (method, route, status, word offset of the counters)
-    series: list[tuple[int, str, int, int]] = field(default_factory=list)
 
 
 def read_file(path: Path) -> FileSnapshot | None:
@@ -242,30 +246,7 @@ def read_file(path: Path) -> FileSnapshot | None:
     size = tuple(reals[W_BOUNDS + MAX_BOUNDS : W_BOUNDS + MAX_BOUNDS + ns])
     counters = tuple(memoryview(data)[W_COUNTERS * 8 : (W_COUNTERS + COUNTER_WORDS) * 8].cast("q"))
     pid, start = words[W_PID], str(words[W_START])
-    snapshot = FileSnapshot(pid, alive(pid, start), duration, size, counters, data)
-    routes: dict[int, str] = {}
-    end, at = min(words[W_USED], len(data)), HEADER_BYTES
-    while at + 16 <= end:
-        head, second = _TWO.unpack_from(data, at)
-        tag = head & 0xFF
-        if tag == ROUTE:
-            length = head >> 32
-            routes[second] = data[at + 16 : at + 16 + length].decode("utf-8", "surrogatepass")
-            at += 16 + length + (-length % 8)
-        elif tag == SERIES:
-            snapshot.series.append(((head >> 8) & 0xFF, routes.get(second, ""), (head >> 16) & 0xFFFF, at // 8 + 2))
-            at += 16 + _series_bytes(nd, ns)
-        elif tag == PAD:
-            at += head >> 32
-        else:
-            break
-    return snapshot
-
-
-def _series_bytes(nd: int, ns: int) -> int:
-    from fastmw._impl import core
-
-    return int(core.series_words(nd, ns)) * 8
+    return FileSnapshot(pid, alive(pid, start), duration, size, counters, data)
 
 
 def read_directory(directory: Path) -> tuple[list[FileSnapshot], int]:

@@ -15,10 +15,12 @@ import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from fastmw import _metrics_files as files
 from fastmw._impl import core
-from fastmw._metrics_text import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, Series, render, wants_openmetrics
+from fastmw._metrics_text import CONTENT_TYPE_OPENMETRICS, CONTENT_TYPE_TEXT, render, wants_openmetrics
 from fastmw.errors import ConfigurationError
 from fastmw.types import Receive, Scope, Send
 
@@ -60,10 +62,22 @@ class MetricsStore:
             self.table = core.MetricsTable(duration_buckets, size_buckets, self, max_routes=max_routes)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(str(exc)) from None
+        # The table of each core twin a middleware runs on (they share this process's file).
+        self._tables: dict[str, Any] = {core.__name__: self.table}
         self._configured = None if directory is None else Path(directory)
         self._file: files.WorkerFile | None = None
         self._lock = threading.Lock()
         _STORES.add(self)
+
+    def table_for(self, twin: ModuleType) -> Any:
+        """This store's counters table for a stage of the core ``twin`` (``fastmw._core`` or
+        ``fastmw._core_py``); each twin's table writes its own series into the same file."""
+        table = self._tables.get(twin.__name__)
+        if table is None:
+            table = self._tables[twin.__name__] = twin.MetricsTable(
+                self.duration_buckets, self.size_buckets, self, max_routes=self.table.max_routes
+            )
+        return table
 
     @property
     def duration_buckets(self) -> tuple[float, ...]:
@@ -104,7 +118,8 @@ class MetricsStore:
 
     def _forked(self) -> None:
         # The child must not write into its parent's file: it gets one of its own.
-        self.table.clear()
+        for table in self._tables.values():
+            table.clear()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -112,14 +127,13 @@ class MetricsStore:
 
     # ------------------------------------------------------------------ reading
 
-    def collect(self) -> tuple[list[Series], list[int], int, int]:
-        """(series summed over the server's processes, active requests per method of the live
-        ones, requests dropped, files not read)."""
+    def collect(self) -> tuple[list[bytes], list[int], int, int]:
+        """(the counters files of the server's processes that share this store's layout, active
+        requests per method of the live ones, requests dropped, files not read)."""
         snapshots, unread = files.read_directory(self.directory)
-        nd, ns = len(self.duration_buckets), len(self.size_buckets)
-        merged: dict[tuple[str, int, int], Series] = {}
         active = [0] * len(core.METRIC_METHODS)
-        dropped = self.table.dropped
+        dropped = sum(table.dropped for table in self._tables.values())
+        kept = []
         for snapshot in snapshots:
             if snapshot.duration_bounds != self.duration_buckets or snapshot.size_bounds != self.size_buckets:
                 unread += 1
@@ -127,20 +141,13 @@ class MetricsStore:
             if snapshot.live:
                 active = [a + b for a, b in zip(active, snapshot.counters[: len(active)], strict=True)]
             dropped += snapshot.counters[-1]
-            words = memoryview(snapshot.data).cast("Q")
-            reals = memoryview(snapshot.data).cast("d")
-            for method, route, status, at in snapshot.series:
-                key = (route, method, status)
-                series = merged.get(key)
-                if series is None:
-                    series = merged[key] = Series(route, method, status, nd, ns)
-                series.add(words, reals, snapshot.data, at)
-        return [merged[key] for key in sorted(merged)], active[: len(core.METRIC_METHODS)], dropped, unread
+            kept.append(snapshot.data)
+        return kept, active, dropped, unread
 
     def exposition(self, openmetrics: bool = False) -> bytes:
         """The server's metrics as Prometheus text 0.0.4, or OpenMetrics 1.0 with exemplars."""
-        series, active, dropped, unread = self.collect()
-        return render(series, active, dropped, unread, self.duration_buckets, self.size_buckets, openmetrics)
+        data, active, dropped, unread = self.collect()
+        return render(data, active, dropped, unread, self.duration_buckets, self.size_buckets, openmetrics)
 
 
 _STORES: weakref.WeakSet[MetricsStore] = weakref.WeakSet()

@@ -267,12 +267,12 @@ def serve(core: ModuleType, app: Any, stage: Any, scope: dict[str, Any] | None =
 def test_stage_configuration(core: ModuleType) -> None:
     table, _ = table_of(core)
     stage = core.MetricsStage(table)
-    assert stage.table is table and stage.route is None and stage.exemplars == "sampled"
+    assert stage.table is table and stage.route_label is None and stage.exemplars == "sampled"
     assert stage.http_only and stage.wraps_receive and not stage.starts and not stage.catches
     with pytest.raises(TypeError, match="table must be a MetricsTable"):
         core.MetricsStage(object())
-    with pytest.raises(TypeError, match="route must be callable"):
-        core.MetricsStage(table, route="/a")
+    with pytest.raises(TypeError, match="route_label must be callable"):
+        core.MetricsStage(table, route_label="/a")
     with pytest.raises(ValueError, match="exemplars must be one of"):
         core.MetricsStage(table, exemplars="yes")
 
@@ -319,7 +319,7 @@ def test_stage_route_function(core: ModuleType, caplog: pytest.LogCaptureFixture
             raise LookupError("no route")
         return value
 
-    stage = core.MetricsStage(table, route=route)
+    stage = core.MetricsStage(table, route_label=route)
     with caplog.at_level(logging.ERROR, logger="fastmw.metrics"):
         for _ in range(4):
             serve(core, app_with(Route("/ignored")), stage)

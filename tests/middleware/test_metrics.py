@@ -131,15 +131,15 @@ async def test_starlette_mounts_and_route_function(store: metrics.MetricsStore) 
 
     other = metrics.MetricsStore(directory=store.directory / "other")
     await drive(
-        MetricsMiddleware(app, store=other, route=lambda scope: scope["path"][:4]), [("GET", "/api/users/8", b"")]
+        MetricsMiddleware(app, store=other, route_label=lambda scope: scope["path"][:4]), [("GET", "/api/users/8", b"")]
     )
     assert counts(other) == {("GET", "/api", "200"): 1}
 
 
 def test_options_are_checked(store: metrics.MetricsStore) -> None:
     app = fastapi_app()
-    with pytest.raises(ConfigurationError, match="route must be callable"):
-        MetricsMiddleware(app, route="/x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="route_label must be callable"):
+        MetricsMiddleware(app, route_label="/x")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="exemplars"):
         MetricsMiddleware(app, exemplars="always")
     with pytest.raises(ConfigurationError, match="store must be"):

@@ -56,6 +56,14 @@ from fastmw._core_py.metrics import (
     method_index,
     series_words,
 )
+from fastmw._core_py.metrics_render import (
+    COUNTERS_HEADER,
+    ENTRY_PAD,
+    ENTRY_ROUTE,
+    ENTRY_SERIES,
+    W_USED,
+    render_histograms,
+)
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._core_py.stages import BodyCacheStage, RequestIdStage, TimingStage, format_fixed, is_safe_id
@@ -69,9 +77,13 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "COUNTERS_HEADER",
     "COUNTER_WORDS",
     "DEFAULT_MAX_ROUTES",
     "DURATION_BUCKETS",
+    "ENTRY_PAD",
+    "ENTRY_ROUTE",
+    "ENTRY_SERIES",
     "EXEMPLAR_MODES",
     "EXEMPLAR_WORDS",
     "METRIC_METHODS",
@@ -79,6 +91,7 @@ __all__ = [
     "SERIES_HEAD",
     "SIZE_BUCKETS",
     "UNMATCHED_ROUTE",
+    "W_USED",
     "AccessLogStage",
     "BodyCacheStage",
     "ContextStage",
@@ -138,6 +151,7 @@ __all__ = [
     "new_trace_id",
     "parse_traceparent",
     "parse_tracestate",
+    "render_histograms",
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",

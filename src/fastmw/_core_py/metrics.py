@@ -250,7 +250,7 @@ def _mounted_route(scope: Any, route: Any) -> str | None:
 
 class MetricsStage(Stage):
     """Counts each http request into ``table`` when it ends: the duration (start to last
-    byte), the body bytes both ways, the status, the route template (``route(scope)``
+    byte), the body bytes both ways, the status, the route template (``route_label(scope)``
     when given, else what the framework left in the scope), and an exemplar from the
     current trace (``exemplars``: "sampled" traces, "all", or None). Also keeps the
     active-requests gauge. A failure is counted in ``table.dropped`` and logged."""
@@ -259,19 +259,19 @@ class MetricsStage(Stage):
         self,
         table: MetricsTable,
         *,
-        route: Callable[[Any], Any] | None = None,
+        route_label: Callable[[Any], Any] | None = None,
         exemplars: str | None = "sampled",
         paths: Any = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
         if not isinstance(table, MetricsTable):
             raise TypeError(f"table must be a MetricsTable, not {_type_name(table)}")
-        if route is not None and not callable(route):
-            raise TypeError(f"route must be callable or None, not {_type_name(route)}")
+        if route_label is not None and not callable(route_label):
+            raise TypeError(f"route_label must be callable or None, not {_type_name(route_label)}")
         if exemplars not in EXEMPLAR_MODES:
             raise ValueError(f"exemplars must be one of {EXEMPLAR_MODES}, got {exemplars!r}")
         self.table = table
-        self.route = route
+        self.route_label = route_label
         self.exemplars = exemplars
         self.http_only = True
         self.wraps_receive = True
@@ -321,17 +321,17 @@ class MetricsStage(Stage):
 
     def _route_id(self, scope: Any) -> int:
         table = self.table
-        if self.route is not None:
+        if self.route_label is not None:
             try:
-                label = self.route(scope)
+                label = self.route_label(scope)
             except Exception:
-                _metrics_logger.exception("fastmw metrics route function %r failed", self.route)
+                _metrics_logger.exception("fastmw metrics route_label %r failed", self.route_label)
                 return 0
             if label is None:
                 return 0
             if type(label) is not str:
                 _metrics_logger.error(
-                    "fastmw metrics route function %r gave %s, not str", self.route, _type_name(label)
+                    "fastmw metrics route_label %r gave %s, not str", self.route_label, _type_name(label)
                 )
                 return 0
             return table._label_id(label)

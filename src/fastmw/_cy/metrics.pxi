@@ -359,25 +359,25 @@ def _mounted_route(scope, route):
 @cython.final
 cdef class MetricsStage(Stage):
     """Counts each http request into ``table`` when it ends: the duration (start to last
-    byte), the body bytes both ways, the status, the route template (``route(scope)``
+    byte), the body bytes both ways, the status, the route template (``route_label(scope)``
     when given, else what the framework left in the scope), and an exemplar from the
     current trace (``exemplars``: "sampled" traces, "all", or None). Also keeps the
     active-requests gauge. A failure is counted in ``table.dropped`` and logged."""
 
     cdef readonly MetricsTable table
-    cdef readonly object route, exemplars
+    cdef readonly object route_label, exemplars
     cdef int _exemplar_mode
 
-    def __init__(self, table, *, route=None, exemplars="sampled", paths=None):
+    def __init__(self, table, *, route_label=None, exemplars="sampled", paths=None):
         Stage.__init__(self, paths=paths)
         if not isinstance(table, MetricsTable):
             raise TypeError(f"table must be a MetricsTable, not {_type_name(table)}")
-        if route is not None and not callable(route):
-            raise TypeError(f"route must be callable or None, not {_type_name(route)}")
+        if route_label is not None and not callable(route_label):
+            raise TypeError(f"route_label must be callable or None, not {_type_name(route_label)}")
         if exemplars not in EXEMPLAR_MODES:
             raise ValueError(f"exemplars must be one of {EXEMPLAR_MODES}, got {exemplars!r}")
         self.table = table
-        self.route = route
+        self.route_label = route_label
         self.exemplars = exemplars
         self._exemplar_mode = (EXEMPLARS_NONE if exemplars is None else
                                EXEMPLARS_ALL if exemplars == "all" else EXEMPLARS_SAMPLED)
@@ -435,16 +435,16 @@ cdef class MetricsStage(Stage):
 
     cdef Py_ssize_t _route_id(self, scope) except -1:
         cdef MetricsTable table = self.table
-        if self.route is not None:
+        if self.route_label is not None:
             try:
-                label = self.route(scope)
+                label = self.route_label(scope)
             except Exception:
-                _metrics_logger.exception("fastmw metrics route function %r failed", self.route)
+                _metrics_logger.exception("fastmw metrics route_label %r failed", self.route_label)
                 return 0
             if label is None:
                 return 0
             if type(label) is not str:
-                _metrics_logger.error("fastmw metrics route function %r gave %s, not str", self.route,
+                _metrics_logger.error("fastmw metrics route_label %r gave %s, not str", self.route_label,
                                       _type_name(label))
                 return 0
             return table._label_id(label)

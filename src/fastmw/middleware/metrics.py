@@ -2,7 +2,7 @@
 
 Per request the core's metrics stage counts into this process's shared-memory counters
 (``fastmw.metrics.MetricsStore``); ``fastmw.metrics.asgi_app()`` serves the sum over the
-server's processes. No Python runs per request unless ``route`` is given.
+server's processes. No Python runs per request unless ``route_label`` is given.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Scope
 
-from fastmw._impl import core
+from fastmw._options import build_stage, check_callable
 from fastmw.errors import ConfigurationError
 from fastmw.metrics import MetricsStore, default_store
 from fastmw.middleware._fusion import FusableMiddleware
@@ -19,7 +19,7 @@ from fastmw.middleware._paths import PathFilter
 
 __all__ = ["MetricsMiddleware"]
 
-RouteFunction = Callable[[Scope], "str | None"]
+RouteLabel = Callable[[Scope], "str | None"]
 
 
 class MetricsMiddleware(FusableMiddleware):
@@ -30,9 +30,9 @@ class MetricsMiddleware(FusableMiddleware):
 
     The route template is read after the app ran from what the framework left in the scope
     (Starlette/FastAPI ``scope["route"].path``, Litestar ``scope["path_template"]``), or from
-    ``route(scope)`` when given; a request no route matched has ``http_route`` empty (absent,
-    as OpenTelemetry's exporter has it). ``exemplars``: "sampled" (the default: the current
-    trace's ids on the duration bucket when the trace is sampled), "all", or None.
+    ``route_label(scope)`` when given; a request no route matched has ``http_route`` empty
+    (absent, as OpenTelemetry's exporter has it). ``exemplars``: "sampled" (the default: the
+    current trace's ids on the duration bucket when the trace is sampled), "all", or None.
     ``exclude_paths``/``include_paths`` leave requests out. ``store`` defaults to
     ``fastmw.metrics.default_store()`` (made with ``duration_buckets``/``size_buckets``).
     """
@@ -41,7 +41,7 @@ class MetricsMiddleware(FusableMiddleware):
         self,
         app: ASGIApp,
         *,
-        route: RouteFunction | None = None,
+        route_label: RouteLabel | None = None,
         exemplars: str | None = "sampled",
         duration_buckets: Sequence[float] | None = None,
         size_buckets: Sequence[float] | None = None,
@@ -50,20 +50,21 @@ class MetricsMiddleware(FusableMiddleware):
         exclude_paths: list[str] | None = None,
         fuse: bool = True,
     ) -> None:
-        if route is not None and not callable(route):
-            raise ConfigurationError(f"route must be callable or None, got {route!r}")
-        if exemplars not in core.EXEMPLAR_MODES:
-            raise ConfigurationError(f"exemplars must be one of {core.EXEMPLAR_MODES}, got {exemplars!r}")
+        check_callable(route_label, "route_label", optional=True)
         if store is None:
             store = default_store(duration_buckets=duration_buckets, size_buckets=size_buckets)
         elif not isinstance(store, MetricsStore):
             raise ConfigurationError(f"store must be a fastmw.metrics.MetricsStore, got {store!r}")
         elif duration_buckets is not None or size_buckets is not None:
             raise ConfigurationError("give the buckets to the MetricsStore, not with store=")
-        self.store = store
-        self.route = route
-        self.exemplars = exemplars
-        stage = core.MetricsStage(
-            store.table, route=route, exemplars=exemplars, paths=PathFilter(include_paths, exclude_paths)
+        stage = build_stage(
+            self._core.MetricsStage,
+            store.table_for(self._core),
+            route_label=route_label,
+            exemplars=exemplars,
+            paths=PathFilter(include_paths, exclude_paths),
         )
+        self.store = store
+        self.route_label = route_label
+        self.exemplars = exemplars
         self._attach(app, stage, fuse)

@@ -1,0 +1,317 @@
+"""Request metrics: fastmw's stage against the exporters users would otherwise pick, and the scrape.
+
+``python -m benchmarks.metrics_cost``             instructions per request (callgrind; make bench-instructions)
+``python -m benchmarks.metrics_cost --time``      time per request, in process (make bench)
+``python -m benchmarks.metrics_cost --scrape``    one scrape of 200 routes x 5 methods x 10 statuses
+
+Every row serves the same FastAPI app (``GET /items/{item_id}``, an async endpoint) with the
+same request. Rows: the bare app; ``fastmw.stack(app)`` and ``fastmw.stack(app, metrics=...)``
+(their difference is what the metrics stage adds inside the stack, held to 1,000 instructions,
+compiled); ``MetricsMiddleware`` alone, compiled and pure; prometheus-fastapi-instrumentator;
+starlette_exporter; OpenTelemetry's ASGI middleware with its metrics (a no-op tracer, an
+in-memory reader). Each instruction row runs in a fresh interpreter under callgrind twice (W
+and W + N requests); the difference over N is per request, and a row's overhead is its
+per-request figure minus the bare app's. Results go to ``build/bench/metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+from benchmarks import RESULTS_DIR, ROOT, revision
+
+RESULTS = RESULTS_DIR / "metrics.json"
+N = int(os.environ.get("FASTMW_METRICS_COST_N", "2000"))
+WARMUP = 200
+STAGE_BUDGET = 1_000
+SCRAPE_BUDGET_MS = 50.0
+SCRAPE_SHAPE = (200, 5, 10)  # routes, methods, statuses
+
+APP = """
+import asyncio, os, sys, tempfile
+from fastapi import FastAPI
+from starlette.responses import PlainTextResponse
+
+def make_api():
+    api = FastAPI()
+
+    @api.get("/items/{item_id}")
+    async def item(item_id: int):
+        return PlainTextResponse("ok")
+
+    return api
+
+def store():
+    from fastmw import metrics
+    return metrics.MetricsStore(directory=tempfile.mkdtemp(prefix="fastmw-bench-"))
+
+SCOPE = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+    "path": "/items/42", "raw_path": b"/items/42", "root_path": "", "query_string": b"",
+    "headers": [(b"host", b"127.0.0.1"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
+    "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+}
+
+async def receive():
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+async def send(message):
+    if message["type"] == "http.response.start" and message["status"] != 200:
+        raise SystemExit(f"status {message['status']}")
+
+async def batch(app, count):
+    for _ in range(count):
+        await app(dict(SCOPE, headers=list(SCOPE["headers"])), receive, send)
+"""
+
+ROWS: dict[str, tuple[str, str, bool]] = {
+    # key: (label, code building `app`, fastmw pure)
+    "bare": ("the FastAPI app alone", "app = make_api()", False),
+    "stack": ("fastmw.stack(app)", "import fastmw\napp = fastmw.stack(make_api())", False),
+    "stack-metrics": (
+        "fastmw.stack(app, metrics=...)",
+        "import fastmw\napp = fastmw.stack(make_api(), metrics={'store': store()})",
+        False,
+    ),
+    "fastmw": (
+        "MetricsMiddleware (fastmw compiled)",
+        "import fastmw\nassert fastmw.COMPILED\napp = fastmw.MetricsMiddleware(make_api(), store=store())",
+        False,
+    ),
+    "fastmw-py": (
+        "MetricsMiddleware (fastmw pure)",
+        "import fastmw\nassert not fastmw.COMPILED\napp = fastmw.MetricsMiddleware(make_api(), store=store())",
+        True,
+    ),
+    "instrumentator": (
+        "prometheus-fastapi-instrumentator",
+        "from prometheus_fastapi_instrumentator import Instrumentator\n"
+        "app = make_api()\nInstrumentator().instrument(app)",
+        False,
+    ),
+    "starlette-exporter": (
+        "starlette_exporter",
+        "from starlette_exporter import PrometheusMiddleware\napp = make_api()\napp.add_middleware(PrometheusMiddleware)",
+        False,
+    ),
+    "otel": (
+        "OpenTelemetry ASGI (metrics, no-op tracer)",
+        "from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware\n"
+        "from opentelemetry.sdk.metrics import MeterProvider\n"
+        "from opentelemetry.sdk.metrics.export import InMemoryMetricReader\n"
+        "from opentelemetry.trace import NoOpTracerProvider\n"
+        "app = OpenTelemetryMiddleware(make_api(), tracer_provider=NoOpTracerProvider(),\n"
+        "    meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]))",
+        False,
+    ),
+}
+PACKAGES = (
+    "fastmw",
+    "fastapi",
+    "prometheus-fastapi-instrumentator",
+    "starlette-exporter",
+    "opentelemetry-instrumentation-asgi",
+    "prometheus-client",
+)
+
+DRIVE = "loop = asyncio.new_event_loop()\nloop.run_until_complete(batch(app, int(sys.argv[1])))\n"
+
+
+def _env(pure: bool) -> dict[str, str]:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("FASTMW_NO_EXTENSIONS", None)
+    if pure:
+        env["FASTMW_NO_EXTENSIONS"] = "1"
+    return env
+
+
+def _instructions(code: str, pure: bool, count: int) -> int:
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code, str(count)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=_env(pure),
+        timeout=1800,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the row failed:\n{result.stderr[-3000:]}")
+    return int(re.search(r"Collected : (\d+)", result.stderr).group(1))  # type: ignore[union-attr]
+
+
+def instructions_per_request(key: str) -> float:
+    _, build, pure = ROWS[key]
+    code = f"{APP}\n{build}\n{DRIVE}"
+    warm = _instructions(code, pure, WARMUP)
+    return (_instructions(code, pure, WARMUP + N) - warm) / N
+
+
+def measure_instructions(keys: list[str]) -> dict[str, Any]:
+    per_request: dict[str, float] = {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for key, value in zip(keys, pool.map(instructions_per_request, keys), strict=True):
+            per_request[key] = value
+            print(f"  {ROWS[key][0]:45} {value:12,.0f} instructions/request", flush=True)
+    bare = per_request["bare"]
+    rows = {key: {"label": ROWS[key][0], "over_bare": round(value - bare, 1)} for key, value in per_request.items()}
+    stage = per_request["stack-metrics"] - per_request["stack"]
+    return {"requests": N, "rows": rows, "stage_in_stack": round(stage, 1), "stage_budget": STAGE_BUDGET}
+
+
+def measure_time(keys: list[str], rounds: int = 15, batch: int = 500) -> dict[str, Any]:
+    """Median time per request of each row over ``rounds`` rounds, the rows alternating."""
+    namespace: dict[str, Any] = {}
+    exec(APP, namespace)
+    apps = {}
+    for key in keys:
+        _, build, pure = ROWS[key]
+        if pure:
+            continue  # the pure twin's row is timed by make bench's own groups
+        local = dict(namespace)
+        exec(build, local)
+        apps[key] = local["app"]
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    times: dict[str, list[float]] = {key: [] for key in apps}
+    order = list(apps)
+    for key in order:
+        loop.run_until_complete(namespace["batch"](apps[key], WARMUP))
+    for index in range(rounds):
+        for key in order if index % 2 == 0 else reversed(order):
+            start = time.perf_counter()
+            loop.run_until_complete(namespace["batch"](apps[key], batch))
+            times[key].append((time.perf_counter() - start) / batch)
+    bare = statistics.median(times["bare"])
+    rows = {}
+    for key, values in times.items():
+        median = statistics.median(values)
+        rows[key] = {
+            "label": ROWS[key][0],
+            "us": round(median * 1e6, 2),
+            "over_bare_us": round((median - bare) * 1e6, 2),
+        }
+        print(f"  {ROWS[key][0]:45} {median * 1e6:8.2f} us  (+{(median - bare) * 1e6:.2f} us over bare)", flush=True)
+    return {"rounds": rounds, "batch": batch, "rows": rows}
+
+
+def measure_scrape(repeat: int = 7) -> dict[str, Any]:
+    """Time ``exposition()`` of a store holding SCRAPE_SHAPE series (median of ``repeat``)."""
+    from fastmw import COMPILED, metrics
+
+    routes, methods, statuses = SCRAPE_SHAPE
+    with tempfile.TemporaryDirectory(prefix="fastmw-scrape-") as directory:
+        store = metrics.MetricsStore(directory=directory)
+        for route in range(routes):
+            for method in ("GET", "POST", "PUT", "DELETE", "PATCH")[:methods]:
+                for status in range(200, 200 + statuses):
+                    store.table.record(
+                        method, f"/api/resource{route}/{{item_id}}", status, 0.01 * (status % 7), 10, 100
+                    )
+        series = routes * methods * statuses
+        timings = {}
+        for fmt, openmetrics in (("text", False), ("openmetrics", True)):
+            samples = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                body = store.exposition(openmetrics)
+                samples.append(time.perf_counter() - start)
+            timings[fmt] = {"ms": round(statistics.median(samples) * 1e3, 1), "bytes": len(body)}
+            print(f"  scrape of {series:,} series ({fmt}): {timings[fmt]['ms']} ms, {len(body):,} bytes", flush=True)
+    worst = max(item["ms"] for item in timings.values())
+    return {
+        "series": series,
+        "compiled": COMPILED,
+        **timings,
+        "budget_ms": SCRAPE_BUDGET_MS,
+        "holds": worst <= SCRAPE_BUDGET_MS,
+    }
+
+
+def _write(section: str, data: dict[str, Any]) -> None:
+    """Keep ``data`` as ``section`` of the results file (the other sections stay)."""
+    from importlib import metadata
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[section] = data
+    results.update(revision())
+    results["python"] = f"{platform.python_implementation()} {platform.python_version()}"
+    results["versions"] = {name: metadata.version(name) for name in PACKAGES}
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def table(doc: dict[str, Any]) -> str:
+    """The published summary: each row's instructions and time over the bare app, and the scrape."""
+    instructions = doc.get("instructions", {}).get("rows", {})
+    timed = doc.get("time", {}).get("rows", {})
+    lines = [
+        "| same FastAPI app, one route | instructions per request over the bare app | µs per request over the bare app |",
+        "|---|---:|---:|",
+    ]
+    for key in ROWS:
+        if key == "bare" or (key not in instructions and key not in timed):
+            continue
+        count = f"{instructions[key]['over_bare']:,.0f}" if key in instructions else "-"
+        micros = f"{timed[key]['over_bare_us']:.2f}" if key in timed else "-"
+        lines.append(f"| {ROWS[key][0]} | {count} | {micros} |")
+    if "stage_in_stack" in doc.get("instructions", {}):
+        stage = doc["instructions"]["stage_in_stack"]
+        lines += ["", f"The metrics stage inside `fastmw.stack()` adds {stage:,.0f} instructions per request "
+                  f"(budget {STAGE_BUDGET:,})."]
+    scrape = doc.get("scrape")
+    if scrape:
+        lines += ["", f"A scrape of {scrape['series']:,} series (200 routes x 5 methods x 10 statuses): "
+                  f"{scrape['text']['ms']} ms (text, {scrape['text']['bytes'] / 1e6:.1f} MB), "
+                  f"{scrape['openmetrics']['ms']} ms (OpenMetrics); budget {scrape['budget_ms']:.0f} ms."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.metrics_cost")
+    parser.add_argument("--time", action="store_true", help="time per request instead of instructions")
+    parser.add_argument("--scrape", action="store_true", help="only the scrape benchmark")
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    args = parser.parse_args(argv)
+    keys = ["bare", *[key for key in args.rows if key != "bare"]]
+    failed = False
+    if not args.scrape:
+        if args.time:
+            print("metrics: time per request (same FastAPI app and request)")
+            _write("time", measure_time(keys))
+        else:
+            if shutil.which("valgrind") is None:
+                sys.exit("valgrind is needed: apt-get install valgrind")
+            print(f"metrics: instructions per request over {N} requests (same FastAPI app and request)")
+            result = measure_instructions(keys)
+            _write("instructions", result)
+            if "stack" in result["rows"] and "stack-metrics" in result["rows"]:
+                holds = result["stage_in_stack"] <= STAGE_BUDGET
+                print(
+                    f"  the metrics stage inside fastmw.stack() adds {result['stage_in_stack']:,.0f} "
+                    f"instructions per request (budget {STAGE_BUDGET:,}: {'holds' if holds else 'EXCEEDED'})"
+                )
+                failed = not holds
+    scrape = measure_scrape()
+    _write("scrape", scrape)
+    if not scrape["holds"]:
+        print(f"  the scrape took more than {SCRAPE_BUDGET_MS} ms")
+        failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

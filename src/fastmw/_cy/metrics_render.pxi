@@ -1,0 +1,420 @@
+# The counters files' format and their histograms summed and rendered (a scrape's hot loop).
+# Included by _core.pyx after metrics.pxi; the pure twin is the module of the same name in _core_py/.
+#
+# Series are found in each file's entries, summed in a C hash table keyed by (route bytes,
+# method, status), sorted, and written into one growing buffer: a scrape of ten thousand
+# series is tens of megabytes of text, built here without a Python object per line.
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags, int* type) except NULL
+    int Py_DTSF_ADD_DOT_0
+
+COUNTERS_HEADER = 4096
+W_USED = 4
+ENTRY_ROUTE = 1
+ENTRY_SERIES = 2
+ENTRY_PAD = 3
+
+cdef enum:
+    C_COUNTERS_HEADER = 4096
+    C_W_USED = 4
+    C_ENTRY_ROUTE = 1
+    C_ENTRY_SERIES = 2
+    C_ENTRY_PAD = 3
+
+cdef tuple _HISTOGRAMS = (
+    (b"http_server_request_duration_seconds", b"Duration of HTTP server requests.", b"seconds"),
+    (b"http_server_request_body_size_bytes", b"Size of HTTP server request bodies.", b"bytes"),
+    (b"http_server_response_body_size_bytes", b"Size of HTTP server response bodies.", b"bytes"),
+)
+
+
+cdef struct _Text:
+    char* data
+    Py_ssize_t size, capacity
+
+
+cdef int _grow(_Text* out, Py_ssize_t more) except -1:
+    cdef Py_ssize_t capacity = out.capacity if out.capacity else 1 << 16
+    cdef char* data
+    while capacity < out.size + more:
+        capacity *= 2
+    if capacity != out.capacity:
+        data = <char*>PyMem_Realloc(out.data, capacity)
+        if data == NULL:
+            raise MemoryError()
+        out.data = data
+        out.capacity = capacity
+    return 0
+
+
+cdef inline int _put(_Text* out, const char* data, Py_ssize_t n) except -1:
+    if out.size + n > out.capacity:
+        _grow(out, n)
+    memcpy(out.data + out.size, data, n)
+    out.size += n
+    return 0
+
+
+cdef inline int _put_bytes(_Text* out, bytes data) except -1:
+    return _put(out, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+
+
+cdef int _put_u64(_Text* out, uint64_t value) except -1:
+    cdef char digits[24]
+    cdef int at = 24
+    while True:
+        at -= 1
+        digits[at] = 48 + <int>(value % 10)
+        value //= 10
+        if value == 0:
+            break
+    return _put(out, digits + at, 24 - at)
+
+
+cdef int _put_repr(_Text* out, double value) except -1:
+    """``repr(value)`` of a float."""
+    cdef char* text = PyOS_double_to_string(value, b"r", 0, Py_DTSF_ADD_DOT_0, NULL)
+    try:
+        _put(out, text, <Py_ssize_t>strlen(text))
+    finally:
+        PyMem_Free(text)
+    return 0
+
+
+cdef int _put_escaped(_Text* out, const char* data, Py_ssize_t n) except -1:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if data[i] == 92:
+            _put(out, b"\\\\", 2)
+        elif data[i] == 10:
+            _put(out, b"\\n", 2)
+        elif data[i] == 34:
+            _put(out, b'\\"', 2)
+        else:
+            _put(out, data + i, 1)
+    return 0
+
+
+cdef struct _Summed:
+    const char* route
+    Py_ssize_t route_size
+    int method, status
+    double duration_sum
+    uint64_t request_sum, response_sum
+    Py_ssize_t label_start, label_size
+
+
+# The series being sorted (qsort has no context argument; the GIL is held).
+cdef _Summed* _sorting
+
+
+cdef int _compare_series(const void* a, const void* b) noexcept nogil:
+    cdef _Summed* x = &_sorting[(<Py_ssize_t*>a)[0]]
+    cdef _Summed* y = &_sorting[(<Py_ssize_t*>b)[0]]
+    cdef Py_ssize_t n = x.route_size if x.route_size < y.route_size else y.route_size
+    cdef int order = memcmp(x.route, y.route, n) if n else 0
+    if order:
+        return order
+    if x.route_size != y.route_size:
+        return -1 if x.route_size < y.route_size else 1
+    if x.method != y.method:
+        return x.method - y.method
+    return x.status - y.status
+
+
+cdef inline uint64_t _read_word(const char* data, Py_ssize_t at) noexcept:
+    cdef uint64_t word
+    memcpy(&word, data + at, 8)
+    return word
+
+
+cdef inline double _read_real(const char* data, Py_ssize_t at) noexcept:
+    cdef double value
+    memcpy(&value, data + at, 8)
+    return value
+
+
+cdef inline uint64_t _series_hash(const char* route, Py_ssize_t n, int method, int status) noexcept:
+    cdef uint64_t h = 1469598103934665603ULL
+    cdef Py_ssize_t i
+    for i in range(n):
+        h = (h ^ <unsigned char>route[i]) * 1099511628211ULL
+    return (h ^ <uint64_t>(method << 16 | status)) * 0x9E3779B97F4A7C15ULL
+
+
+cdef bint _hex_ids(const char* data) noexcept:
+    cdef int i
+    cdef unsigned char c
+    for i in range(48):
+        c = <unsigned char>data[i]
+        if not (48 <= c <= 57 or 97 <= c <= 102):
+            return False
+    return True
+
+
+def render_histograms(files, duration_le, size_le, openmetrics):
+    """The three request histograms summed over ``files`` (counters files of one layout:
+    ``len(duration_le)`` and ``len(size_le)`` finite bounds, whose ``le`` texts they are), in
+    Prometheus text 0.0.4 or OpenMetrics 1.0 (with the duration exemplars); and the bit mask
+    of the methods seen. Series sort by route, method, status; a malformed entry ends its file."""
+    cdef list les = []
+    for name, texts in (("duration_le", duration_le), ("size_le", size_le)):
+        if not all(type(text) is str and text.isascii() for text in texts):
+            raise TypeError(f"{name} must hold ASCII str")
+    for data in files:
+        if type(data) is not bytes:
+            raise TypeError(f"files must hold bytes, not {_type_name(data)}")
+    cdef Py_ssize_t nd = len(duration_le) + 1, ns = len(size_le) + 1
+    cdef Py_ssize_t width = nd + 2 * ns, size = series_words(nd - 1, ns - 1) * 8
+    cdef bint om = bool(openmetrics)
+    cdef list file_list = list(files)
+    # Upper bounds: every series entry of every file is a different series.
+    cdef Py_ssize_t total = 0, at, used, length, count, routes_most = 0
+    cdef const char* p
+    cdef uint64_t head
+    for data in file_list:
+        count = _walk(<bytes>data, size, &length)
+        total += count
+        if length > routes_most:
+            routes_most = length
+    cdef Py_ssize_t capacity = 16
+    while capacity < 2 * total + 2:
+        capacity *= 2
+    cdef _Summed* summed = <_Summed*>PyMem_Malloc((total + 1) * sizeof(_Summed))
+    cdef uint64_t* counts = <uint64_t*>PyMem_Malloc((total + 1) * width * sizeof(uint64_t))
+    # Per series and duration bucket: (time, value) and the ids' address.
+    cdef double* exemplar_times = <double*>PyMem_Malloc((total + 1) * nd * 2 * sizeof(double))
+    cdef const char** exemplar_ids = <const char**>PyMem_Malloc((total + 1) * nd * sizeof(char*))
+    cdef Py_ssize_t* table = <Py_ssize_t*>PyMem_Malloc(capacity * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* order = <Py_ssize_t*>PyMem_Malloc((total + 1) * sizeof(Py_ssize_t))
+    cdef const char** route_data = <const char**>PyMem_Malloc((routes_most + 1) * sizeof(char*))
+    cdef Py_ssize_t* route_sizes = <Py_ssize_t*>PyMem_Malloc((routes_most + 1) * sizeof(Py_ssize_t))
+    cdef _Text out, labels
+    out.data = labels.data = NULL
+    out.size = out.capacity = labels.size = labels.capacity = 0
+    cdef Py_ssize_t found = 0, i, j, k, slot, position, start, stop
+    cdef unsigned long long mask = 0
+    cdef uint64_t running
+    cdef _Summed* series
+    try:
+        if (summed == NULL or counts == NULL or exemplar_times == NULL or exemplar_ids == NULL or table == NULL
+                or order == NULL or route_data == NULL or route_sizes == NULL):
+            raise MemoryError()
+        memset(counts, 0, (total + 1) * width * sizeof(uint64_t))
+        memset(exemplar_times, 0, (total + 1) * nd * 2 * sizeof(double))
+        for i in range(capacity):
+            table[i] = -1
+        for data in file_list:
+            found = _sum_file(<bytes>data, size, nd, width, route_data, route_sizes, routes_most, summed, counts,
+                              exemplar_times, exemplar_ids, table, capacity, found)
+        for i in range(found):
+            order[i] = i
+        global _sorting
+        _sorting = summed
+        qsort(order, found, sizeof(Py_ssize_t), _compare_series)
+        les = [text.encode("ascii") for text in duration_le] + [b"+Inf"]
+        size_les = [text.encode("ascii") for text in size_le] + [b"+Inf"]
+        # The label set of each series, written once, copied into each of its lines.
+        try:
+            for i in range(found):
+                series = &summed[order[i]]
+                mask |= 1ULL << series.method
+                series.label_start = labels.size
+                _put(&labels, b'http_request_method="', 21)
+                _put_bytes(&labels, (<str>METRIC_METHODS[series.method]).encode("ascii"))
+                _put(&labels, b'"', 1)
+                if series.status:
+                    _put(&labels, b',http_response_status_code="', 28)
+                    _put_u64(&labels, <uint64_t>series.status)
+                    _put(&labels, b'"', 1)
+                if series.route_size:
+                    _put(&labels, b',http_route="', 13)
+                    _put_escaped(&labels, series.route, series.route_size)
+                    _put(&labels, b'"', 1)
+                series.label_size = labels.size - series.label_start
+            for position in range(3):
+                name, help_text, unit = _HISTOGRAMS[position]
+                _put(&out, b"# TYPE ", 7)
+                _put_bytes(&out, name)
+                _put(&out, b" histogram\n", 11)
+                if om:
+                    _put(&out, b"# UNIT ", 7)
+                    _put_bytes(&out, name)
+                    _put(&out, b" ", 1)
+                    _put_bytes(&out, unit)
+                    _put(&out, b"\n", 1)
+                _put(&out, b"# HELP ", 7)
+                _put_bytes(&out, name)
+                _put(&out, b" ", 1)
+                _put_bytes(&out, help_text)
+                _put(&out, b"\n", 1)
+                start = 0 if position == 0 else nd if position == 1 else nd + ns
+                stop = nd if position == 0 else start + ns
+                bounds = les if position == 0 else size_les
+                for i in range(found):
+                    slot = order[i]
+                    series = &summed[slot]
+                    running = 0
+                    for k in range(stop - start):
+                        running += counts[slot * width + start + k]
+                        _put_bytes(&out, name)
+                        _put(&out, b"_bucket{", 8)
+                        _put(&out, labels.data + series.label_start, series.label_size)
+                        _put(&out, b',le="', 5)
+                        _put_bytes(&out, <bytes>bounds[k])
+                        _put(&out, b'"} ', 3)
+                        _put_u64(&out, running)
+                        j = (slot * nd + k) * 2
+                        if om and position == 0 and exemplar_times[j] > 0:
+                            _put(&out, b' # {trace_id="', 14)
+                            _put(&out, exemplar_ids[slot * nd + k], 32)
+                            _put(&out, b'",span_id="', 11)
+                            _put(&out, exemplar_ids[slot * nd + k] + 32, 16)
+                            _put(&out, b'"} ', 3)
+                            _put_repr(&out, exemplar_times[j + 1])
+                            _put(&out, b" ", 1)
+                            _put_repr(&out, exemplar_times[j])
+                        _put(&out, b"\n", 1)
+                    for k in range(2):
+                        if (k == 0) == om:
+                            _put_bytes(&out, name)
+                            _put(&out, b"_count{", 7)
+                            _put(&out, labels.data + series.label_start, series.label_size)
+                            _put(&out, b"} ", 2)
+                            _put_u64(&out, running)
+                        else:
+                            _put_bytes(&out, name)
+                            _put(&out, b"_sum{", 5)
+                            _put(&out, labels.data + series.label_start, series.label_size)
+                            _put(&out, b"} ", 2)
+                            if position == 0:
+                                _put_repr(&out, series.duration_sum)
+                            else:
+                                _put_u64(&out, series.request_sum if position == 1 else series.response_sum)
+                        _put(&out, b"\n", 1)
+        finally:
+            PyMem_Free(labels.data)
+        return PyBytes_FromStringAndSize(out.data, out.size), mask
+    finally:
+        PyMem_Free(out.data)
+        PyMem_Free(summed)
+        PyMem_Free(counts)
+        PyMem_Free(exemplar_times)
+        PyMem_Free(exemplar_ids)
+        PyMem_Free(table)
+        PyMem_Free(order)
+        PyMem_Free(route_data)
+        PyMem_Free(route_sizes)
+
+
+cdef Py_ssize_t _walk(bytes data, Py_ssize_t size, Py_ssize_t* routes) except -1:
+    """Count one file's series entries (and its routes in ``routes``), up to the first
+    malformed entry, as ``_sum_file`` reads them."""
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), at = C_COUNTERS_HEADER, used, length, series = 0
+    cdef uint64_t head, second
+    cdef int method
+    routes[0] = 0
+    if n < C_COUNTERS_HEADER:
+        return 0
+    head = _read_word(p, C_W_USED * 8)
+    used = n if head > <uint64_t>n else <Py_ssize_t>head
+    while at + 16 <= used:
+        head = _read_word(p, at)
+        second = _read_word(p, at + 8)
+        if head & 0xFF == C_ENTRY_ROUTE:
+            length = <Py_ssize_t>(head >> 32)
+            if at + 16 + length > used or second != <uint64_t>routes[0]:
+                break
+            routes[0] += 1
+            at += 16 + length + ((8 - length % 8) % 8)
+        elif head & 0xFF == C_ENTRY_SERIES:
+            method = <int>((head >> 8) & 0xFF)
+            if at + 16 + size > used or method >= 10 or second >= <uint64_t>routes[0]:
+                break
+            series += 1
+            at += 16 + size
+        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8:
+            at += <Py_ssize_t>(head >> 32)
+        else:
+            break
+    return series
+
+
+cdef Py_ssize_t _sum_file(bytes data, Py_ssize_t size, Py_ssize_t nd, Py_ssize_t width, const char** route_data,
+                          Py_ssize_t* route_sizes, Py_ssize_t routes_most, _Summed* summed, uint64_t* counts,
+                          double* exemplar_times, const char** exemplar_ids, Py_ssize_t* table,
+                          Py_ssize_t capacity, Py_ssize_t found) except -1:
+    """Add one file's series into ``summed``/``counts`` (``found`` so far); the new ``found``."""
+    cdef const char* p = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(data), at = C_COUNTERS_HEADER, used, length, routes = 0
+    cdef Py_ssize_t slot, k, base, word, mask = capacity - 1, route_size, index
+    cdef uint64_t head, second
+    cdef int method, status
+    cdef const char* route
+    cdef _Summed* series
+    cdef double when
+    if n < C_COUNTERS_HEADER:
+        return found
+    head = _read_word(p, C_W_USED * 8)
+    used = n if head > <uint64_t>n else <Py_ssize_t>head
+    while at + 16 <= used:
+        head = _read_word(p, at)
+        second = _read_word(p, at + 8)
+        if head & 0xFF == C_ENTRY_ROUTE:
+            length = <Py_ssize_t>(head >> 32)
+            # Route ids count up from 0 in a file, each written before its series.
+            if at + 16 + length > used or second != <uint64_t>routes or routes >= routes_most:
+                break
+            route_data[routes] = p + at + 16
+            route_sizes[routes] = length
+            routes += 1
+            at += 16 + length + ((8 - length % 8) % 8)
+        elif head & 0xFF == C_ENTRY_SERIES:
+            method = <int>((head >> 8) & 0xFF)
+            status = <int>((head >> 16) & 0xFFFF)
+            if at + 16 + size > used or method >= 10 or second >= <uint64_t>routes:
+                break
+            route = route_data[second]
+            route_size = route_sizes[second]
+            index = <Py_ssize_t>(_series_hash(route, route_size, method, status) >> 20) & mask
+            while True:
+                slot = table[index]
+                if slot < 0:
+                    slot = table[index] = found
+                    found += 1
+                    series = &summed[slot]
+                    series.route = route
+                    series.route_size = route_size
+                    series.method = method
+                    series.status = status
+                    series.duration_sum = 0.0
+                    series.request_sum = series.response_sum = 0
+                    break
+                series = &summed[slot]
+                if (series.method == method and series.status == status and series.route_size == route_size
+                        and memcmp(series.route, route, route_size) == 0):
+                    break
+                index = (index + 1) & mask
+            base = at + 16
+            series.duration_sum += _read_real(p, base)
+            series.request_sum += _read_word(p, base + 8)
+            series.response_sum += _read_word(p, base + 16)
+            for k in range(width):
+                counts[slot * width + k] += _read_word(p, base + (C_SERIES_HEAD + k) * 8)
+            base += (C_SERIES_HEAD + width) * 8
+            for k in range(nd):
+                word = base + k * C_EXEMPLAR_WORDS * 8
+                when = _read_real(p, word + 56)
+                if when > 0 and (exemplar_times[(slot * nd + k) * 2] == 0 or when > exemplar_times[(slot * nd + k) * 2]):
+                    if _hex_ids(p + word):
+                        exemplar_times[(slot * nd + k) * 2] = when
+                        exemplar_times[(slot * nd + k) * 2 + 1] = _read_real(p, word + 48)
+                        exemplar_ids[slot * nd + k] = p + word
+            at += 16 + size
+        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8:
+            at += <Py_ssize_t>(head >> 32)
+        else:
+            break
+    return found
