@@ -87,8 +87,10 @@ test-pure: build test-servers
 
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--quick" or BENCH_ARGS="-k context".
 BENCH_ARGS ?=
+# The metrics group (benchmarks/metrics_cost.py) compares fastmw with the Prometheus exporters on a FastAPI app.
 bench: build $(VENV)/.deps-bench
 	$(PY) -m benchmarks $(BENCH_ARGS)
+	$(PY) -m benchmarks.metrics_cost --time
 
 # The only way the README's benchmark figures change: from the results of the runs above.
 bench-publish: $(VENV)/.deps-bench
@@ -110,6 +112,7 @@ INSTR_ARGS ?=
 bench-instructions: build $(VENV)/.deps-bench
 	command -v valgrind || (apt-get update && apt-get install -y valgrind)
 	$(PY) -m benchmarks.instructions $(INSTR_ARGS)
+	$(PY) -m benchmarks.metrics_cost
 
 # mypy --strict over src/fastmw, benchmarks/ and tests/ (the files in pyproject's [tool.mypy]).
 lint: build $(VENV)/.deps-lint

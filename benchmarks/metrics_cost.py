@@ -102,7 +102,8 @@ ROWS: dict[str, tuple[str, str, bool]] = {
     ),
     "starlette-exporter": (
         "starlette_exporter",
-        "from starlette_exporter import PrometheusMiddleware\napp = make_api()\napp.add_middleware(PrometheusMiddleware)",
+        "from starlette_exporter import PrometheusMiddleware\n"
+        "app = make_api()\napp.add_middleware(PrometheusMiddleware)",
         False,
     ),
     "otel": (
@@ -259,7 +260,7 @@ def table(doc: dict[str, Any]) -> str:
     instructions = doc.get("instructions", {}).get("rows", {})
     timed = doc.get("time", {}).get("rows", {})
     lines = [
-        "| same FastAPI app, one route | instructions per request over the bare app | µs per request over the bare app |",
+        "| same FastAPI app, one route | instructions per request over bare | µs per request over bare |",
         "|---|---:|---:|",
     ]
     for key in ROWS:
@@ -270,13 +271,19 @@ def table(doc: dict[str, Any]) -> str:
         lines.append(f"| {ROWS[key][0]} | {count} | {micros} |")
     if "stage_in_stack" in doc.get("instructions", {}):
         stage = doc["instructions"]["stage_in_stack"]
-        lines += ["", f"The metrics stage inside `fastmw.stack()` adds {stage:,.0f} instructions per request "
-                  f"(budget {STAGE_BUDGET:,})."]
+        lines += [
+            "",
+            f"The metrics stage inside `fastmw.stack()` adds {stage:,.0f} instructions per request "
+            f"(budget {STAGE_BUDGET:,}).",
+        ]
     scrape = doc.get("scrape")
     if scrape:
-        lines += ["", f"A scrape of {scrape['series']:,} series (200 routes x 5 methods x 10 statuses): "
-                  f"{scrape['text']['ms']} ms (text, {scrape['text']['bytes'] / 1e6:.1f} MB), "
-                  f"{scrape['openmetrics']['ms']} ms (OpenMetrics); budget {scrape['budget_ms']:.0f} ms."]
+        lines += [
+            "",
+            f"A scrape of {scrape['series']:,} series (200 routes x 5 methods x 10 statuses): "
+            f"{scrape['text']['ms']} ms (text, {scrape['text']['bytes'] / 1e6:.1f} MB), "
+            f"{scrape['openmetrics']['ms']} ms (OpenMetrics); budget {scrape['budget_ms']:.0f} ms.",
+        ]
     return "\n".join(lines)
 
 

@@ -44,6 +44,10 @@ SOURCES = {
             "floors",
         ),
     ),
+    "metrics": (
+        "metrics.json",
+        ("git_revision", "git_dirty", "python", "versions", "instructions", "time", "scrape"),
+    ),
 }
 
 
@@ -87,10 +91,18 @@ def _instructions_block(doc: dict[str, Any]) -> str:
     ).rstrip()
 
 
+def _metrics_block(doc: dict[str, Any]) -> str:
+    from benchmarks import metrics_cost
+
+    revision = f"{doc['git_revision'][:7]}{' with local changes' if doc['git_dirty'] else ''}"
+    return f"{metrics_cost.table(doc)}\n\nAt {revision}, {doc['python']}."
+
+
 # file -> block name -> its renderer, given the published section of the same name
 BLOCKS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "README.md": {"bench": _bench_block},
     "benchmarks/README.md": {"instructions": _instructions_block},
+    "docs/metrics.md": {"metrics": _metrics_block},
 }
 
 
@@ -140,7 +152,7 @@ def _fresh(section: str, results: Path) -> dict[str, Any] | None:
     if section == "bench" and errors:
         print(f"{path}: rows failed their checks ({', '.join(errors)}), not published", file=sys.stderr)
         return None
-    return {key: doc[key] for key in keys}
+    return {key: doc[key] for key in keys if key in doc}
 
 
 def main(argv: list[str]) -> int:

@@ -42,6 +42,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from fastmw import metrics
 from fastmw._core_py.metrics import METRIC_METHODS
 from fastmw._core_py.metrics_render import sum_files
+from fastmw._metrics_files import read_file
 
 __all__ = ["MetricsBridge"]
 
@@ -55,10 +56,21 @@ HISTOGRAMS = (
 
 
 class MetricsBridge:
-    """Reads ``store`` (default: ``fastmw.metrics.default_store()``) into OpenTelemetry's SDK types."""
+    """Reads ``store`` (default: ``fastmw.metrics.default_store()``) into OpenTelemetry's SDK types.
 
-    def __init__(self, store: metrics.MetricsStore | None = None, *, resource: Resource | None = None) -> None:
+    ``whole_server=False`` (the default, as OpenTelemetry has one resource per process): this
+    process's counts only, each worker exporting its own; True: the sum over the server's
+    processes, as a scrape answers (then export from one process only)."""
+
+    def __init__(
+        self,
+        store: metrics.MetricsStore | None = None,
+        *,
+        resource: Resource | None = None,
+        whole_server: bool = False,
+    ) -> None:
         self._store = store
+        self.whole_server = bool(whole_server)
         self.resource = resource if resource is not None else Resource.create()
         self.start_time_unix_nano = time.time_ns()
 
@@ -69,13 +81,17 @@ class MetricsBridge:
     def metrics_data(self, into: MetricsData | None = None) -> MetricsData:
         """fastmw's metrics now, as SDK ``MetricsData`` (appended to ``into``'s when given)."""
         store = self.store
-        files, active, _, _ = store.collect()
+        files, active = self._read(store)
         nd, ns = len(store.duration_buckets) + 1, len(store.size_buckets) + 1
         summed = sum_files(files, nd - 1, ns - 1)
         now = time.time_ns()
         start = self.start_time_unix_nano
         found: list[Metric] = []
-        slices = ((0, nd, store.duration_buckets), (nd, nd + ns, store.size_buckets), (nd + ns, nd + 2 * ns, store.size_buckets))
+        slices = (
+            (0, nd, store.duration_buckets),
+            (nd, nd + ns, store.size_buckets),
+            (nd + ns, nd + 2 * ns, store.size_buckets),
+        )
         for position, (name, description, unit) in enumerate(HISTOGRAMS):
             first, last, bounds = slices[position]
             points = []
@@ -112,9 +128,16 @@ class MetricsBridge:
             for method, value in enumerate(active)
             if value
         ]
-        active_sum = Sum(data_points=gauge, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=False)
+        active_sum = Sum(
+            data_points=gauge, aggregation_temporality=AggregationTemporality.CUMULATIVE, is_monotonic=False
+        )
         found.append(
-            Metric(name="http.server.active_requests", description="Number of active HTTP server requests.", unit="{request}", data=active_sum)
+            Metric(
+                name="http.server.active_requests",
+                description="Number of active HTTP server requests.",
+                unit="{request}",
+                data=active_sum,
+            )
         )
         ours = ResourceMetrics(
             resource=self.resource,
@@ -123,6 +146,17 @@ class MetricsBridge:
         )
         earlier = list(into.resource_metrics) if into is not None else []
         return MetricsData(resource_metrics=[*earlier, ours])
+
+    def _read(self, store: metrics.MetricsStore) -> tuple[list[bytes], list[int]]:
+        """The counters files to report and the active requests per method."""
+        if self.whole_server:
+            files, active, _, _ = store.collect()
+            return files, active
+        path = store.path
+        snapshot = None if path is None else read_file(path)
+        if snapshot is None:
+            return [], [0] * len(METRIC_METHODS)
+        return [snapshot.data], list(snapshot.counters[: len(METRIC_METHODS)])
 
     def exporter(self, exporter: MetricExporter) -> MetricExporter:
         """``exporter``, each of whose exports also carries fastmw's metrics."""
@@ -133,7 +167,7 @@ class MetricsBridge:
         meter = meter_provider.get_meter("fastmw.metrics")
 
         def active(options: CallbackOptions) -> Iterable[Observation]:
-            _, counts, _, _ = self.store.collect()
+            _, counts = self._read(self.store)
             return [
                 Observation(value, {"http.request.method": METRIC_METHODS[method]})
                 for method, value in enumerate(counts)
@@ -141,7 +175,10 @@ class MetricsBridge:
             ]
 
         meter.create_observable_up_down_counter(
-            "http.server.active_requests", callbacks=[active], unit="{request}", description="Number of active HTTP server requests."
+            "http.server.active_requests",
+            callbacks=[active],
+            unit="{request}",
+            description="Number of active HTTP server requests.",
         )
 
 
