@@ -49,8 +49,9 @@ def render(
     duration_bounds: tuple[float, ...],
     size_bounds: tuple[float, ...],
     openmetrics: bool,
-) -> bytes:
-    """The exposition of the counters ``files`` (one layout) and the gauges, in either format."""
+) -> tuple[bytes, bytes]:
+    """The exposition of the counters ``files`` (one layout) and the gauges, in either format:
+    the histograms, then the rest (two parts, so tens of megabytes are not copied to join them)."""
     duration_le = [_number(bound) for bound in duration_bounds]
     size_le = [_number(bound) for bound in size_bounds]
     histograms, seen = core.render_histograms(files, duration_le, size_le, openmetrics)
@@ -67,4 +68,4 @@ def render(
     out.append(f"{UNREAD} {unread}")
     if openmetrics:
         out.append("# EOF")
-    return histograms + ("\n".join(out) + "\n").encode("ascii")
+    return histograms, ("\n".join(out) + "\n").encode("ascii")

@@ -146,6 +146,10 @@ class MetricsStore:
 
     def exposition(self, openmetrics: bool = False) -> bytes:
         """The server's metrics as Prometheus text 0.0.4, or OpenMetrics 1.0 with exemplars."""
+        return b"".join(self.exposition_parts(openmetrics))
+
+    def exposition_parts(self, openmetrics: bool = False) -> tuple[bytes, bytes]:
+        """``exposition()`` in two parts (the histograms, the rest), as ``asgi_app()`` sends it."""
         data, active, dropped, unread = self.collect()
         return render(data, active, dropped, unread, self.duration_buckets, self.size_buckets, openmetrics)
 
@@ -211,9 +215,16 @@ class MetricsApp:
             return
         accept = b", ".join(value for name, value in scope.get("headers") or () if name.lower() == b"accept")
         openmetrics = wants_openmetrics(accept)
-        body = (self.store or default_store()).exposition(openmetrics)
+        histograms, rest = (self.store or default_store()).exposition_parts(openmetrics)
         content_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
-        await _answer(send, 200, content_type, b"" if scope.get("method") == "HEAD" else body, [], len(body))
+        length = str(len(histograms) + len(rest)).encode()
+        headers = [(b"content-type", content_type), (b"content-length", length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if scope.get("method") == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.body", "body": histograms, "more_body": True})
+        await send({"type": "http.response.body", "body": rest})
 
 
 def asgi_app(store: MetricsStore | None = None) -> MetricsApp:
@@ -223,18 +234,7 @@ def asgi_app(store: MetricsStore | None = None) -> MetricsApp:
     return MetricsApp(store)
 
 
-async def _answer(
-    send: Send,
-    status: int,
-    content_type: bytes,
-    body: bytes,
-    extra: list[tuple[bytes, bytes]],
-    length: int | None = None,
-) -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(body) if length is None else length).encode()),
-        *extra,
-    ]
+async def _answer(send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

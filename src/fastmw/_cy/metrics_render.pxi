@@ -32,9 +32,15 @@ cdef tuple _HISTOGRAMS = (
 cdef struct _Text:
     char* data
     Py_ssize_t size, capacity
+    # Only measure: sizes add up, nothing is written.
+    bint counting
+    # The buffer is a bytes object's, sized beforehand: it never grows.
+    bint fixed
 
 
 cdef int _grow(_Text* out, Py_ssize_t more) except -1:
+    if out.fixed:
+        raise SystemError("fastmw metrics: the exposition outgrew its measured size")
     cdef Py_ssize_t capacity = out.capacity if out.capacity else 1 << 16
     cdef char* data
     while capacity < out.size + more:
@@ -49,9 +55,10 @@ cdef int _grow(_Text* out, Py_ssize_t more) except -1:
 
 
 cdef inline int _put(_Text* out, const char* data, Py_ssize_t n) except -1:
-    if out.size + n > out.capacity:
-        _grow(out, n)
-    memcpy(out.data + out.size, data, n)
+    if not out.counting:
+        if out.size + n > out.capacity:
+            _grow(out, n)
+        memcpy(out.data + out.size, data, n)
     out.size += n
     return 0
 
@@ -60,7 +67,7 @@ cdef inline int _put_bytes(_Text* out, bytes data) except -1:
     return _put(out, PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
 
 
-cdef int _put_u64(_Text* out, uint64_t value) except -1:
+cdef inline int _put_u64(_Text* out, uint64_t value) except -1:
     cdef char digits[24]
     cdef int at = 24
     while True:
@@ -153,26 +160,41 @@ cdef bint _hex_ids(const char* data) noexcept:
     return True
 
 
+cdef struct _Layout:
+    Py_ssize_t nd, ns, width, found
+    bint openmetrics
+    _Summed* summed
+    uint64_t* counts
+    double* exemplar_times
+    const char** exemplar_ids
+    Py_ssize_t* order
+    char* labels
+    const char* le[65]
+    Py_ssize_t le_size[65]
+    const char* size_le[65]
+    Py_ssize_t size_le_size[65]
+
+
 def render_histograms(files, duration_le, size_le, openmetrics):
     """The three request histograms summed over ``files`` (counters files of one layout:
     ``len(duration_le)`` and ``len(size_le)`` finite bounds, whose ``le`` texts they are), in
     Prometheus text 0.0.4 or OpenMetrics 1.0 (with the duration exemplars); and the bit mask
     of the methods seen. Series sort by route, method, status; a malformed entry ends its file."""
-    cdef list les = []
     for name, texts in (("duration_le", duration_le), ("size_le", size_le)):
         if not all(type(text) is str and text.isascii() for text in texts):
             raise TypeError(f"{name} must hold ASCII str")
     for data in files:
         if type(data) is not bytes:
             raise TypeError(f"files must hold bytes, not {_type_name(data)}")
-    cdef Py_ssize_t nd = len(duration_le) + 1, ns = len(size_le) + 1
-    cdef Py_ssize_t width = nd + 2 * ns, size = series_words(nd - 1, ns - 1) * 8
-    cdef bint om = bool(openmetrics)
+    cdef _Layout layout
+    layout.nd = len(duration_le) + 1
+    layout.ns = len(size_le) + 1
+    layout.width = layout.nd + 2 * layout.ns
+    layout.openmetrics = bool(openmetrics)
+    cdef Py_ssize_t size = series_words(layout.nd - 1, layout.ns - 1) * 8
     cdef list file_list = list(files)
     # Upper bounds: every series entry of every file is a different series.
-    cdef Py_ssize_t total = 0, at, used, length, count, routes_most = 0
-    cdef const char* p
-    cdef uint64_t head
+    cdef Py_ssize_t total = 0, length, count, routes_most = 0, i
     for data in file_list:
         count = _walk(<bytes>data, size, &length)
         total += count
@@ -181,131 +203,168 @@ def render_histograms(files, duration_le, size_le, openmetrics):
     cdef Py_ssize_t capacity = 16
     while capacity < 2 * total + 2:
         capacity *= 2
-    cdef _Summed* summed = <_Summed*>PyMem_Malloc((total + 1) * sizeof(_Summed))
-    cdef uint64_t* counts = <uint64_t*>PyMem_Malloc((total + 1) * width * sizeof(uint64_t))
+    cdef Py_ssize_t nd = layout.nd, width = layout.width
+    layout.summed = <_Summed*>PyMem_Malloc((total + 1) * sizeof(_Summed))
+    layout.counts = <uint64_t*>PyMem_Malloc((total + 1) * width * sizeof(uint64_t))
     # Per series and duration bucket: (time, value) and the ids' address.
-    cdef double* exemplar_times = <double*>PyMem_Malloc((total + 1) * nd * 2 * sizeof(double))
-    cdef const char** exemplar_ids = <const char**>PyMem_Malloc((total + 1) * nd * sizeof(char*))
+    layout.exemplar_times = <double*>PyMem_Malloc((total + 1) * nd * 2 * sizeof(double))
+    layout.exemplar_ids = <const char**>PyMem_Malloc((total + 1) * nd * sizeof(char*))
+    layout.order = <Py_ssize_t*>PyMem_Malloc((total + 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* table = <Py_ssize_t*>PyMem_Malloc(capacity * sizeof(Py_ssize_t))
-    cdef Py_ssize_t* order = <Py_ssize_t*>PyMem_Malloc((total + 1) * sizeof(Py_ssize_t))
     cdef const char** route_data = <const char**>PyMem_Malloc((routes_most + 1) * sizeof(char*))
     cdef Py_ssize_t* route_sizes = <Py_ssize_t*>PyMem_Malloc((routes_most + 1) * sizeof(Py_ssize_t))
-    cdef _Text out, labels
-    out.data = labels.data = NULL
-    out.size = out.capacity = labels.size = labels.capacity = 0
-    cdef Py_ssize_t found = 0, i, j, k, slot, position, start, stop
+    cdef _Text labels, out
+    labels.data = NULL
+    labels.size = labels.capacity = 0
+    labels.counting = labels.fixed = False
     cdef unsigned long long mask = 0
-    cdef uint64_t running
     cdef _Summed* series
+    cdef list les = [text.encode("ascii") for text in duration_le] + [b"+Inf"]
+    cdef list size_les = [text.encode("ascii") for text in size_le] + [b"+Inf"]
+    for i in range(layout.nd):
+        layout.le[i] = PyBytes_AS_STRING(les[i])
+        layout.le_size[i] = PyBytes_GET_SIZE(les[i])
+    for i in range(layout.ns):
+        layout.size_le[i] = PyBytes_AS_STRING(size_les[i])
+        layout.size_le_size[i] = PyBytes_GET_SIZE(size_les[i])
     try:
-        if (summed == NULL or counts == NULL or exemplar_times == NULL or exemplar_ids == NULL or table == NULL
-                or order == NULL or route_data == NULL or route_sizes == NULL):
+        if (layout.summed == NULL or layout.counts == NULL or layout.exemplar_times == NULL
+                or layout.exemplar_ids == NULL or table == NULL or layout.order == NULL or route_data == NULL
+                or route_sizes == NULL):
             raise MemoryError()
-        memset(counts, 0, (total + 1) * width * sizeof(uint64_t))
-        memset(exemplar_times, 0, (total + 1) * nd * 2 * sizeof(double))
+        memset(layout.counts, 0, (total + 1) * width * sizeof(uint64_t))
+        memset(layout.exemplar_times, 0, (total + 1) * nd * 2 * sizeof(double))
         for i in range(capacity):
             table[i] = -1
+        layout.found = 0
         for data in file_list:
-            found = _sum_file(<bytes>data, size, nd, width, route_data, route_sizes, routes_most, summed, counts,
-                              exemplar_times, exemplar_ids, table, capacity, found)
-        for i in range(found):
-            order[i] = i
+            layout.found = _sum_file(<bytes>data, size, nd, width, route_data, route_sizes, routes_most,
+                                     layout.summed, layout.counts, layout.exemplar_times, layout.exemplar_ids,
+                                     table, capacity, layout.found)
+        for i in range(layout.found):
+            layout.order[i] = i
         global _sorting
-        _sorting = summed
-        qsort(order, found, sizeof(Py_ssize_t), _compare_series)
-        les = [text.encode("ascii") for text in duration_le] + [b"+Inf"]
-        size_les = [text.encode("ascii") for text in size_le] + [b"+Inf"]
+        _sorting = layout.summed
+        qsort(layout.order, layout.found, sizeof(Py_ssize_t), _compare_series)
         # The label set of each series, written once, copied into each of its lines.
-        try:
-            for i in range(found):
-                series = &summed[order[i]]
-                mask |= 1ULL << series.method
-                series.label_start = labels.size
-                _put(&labels, b'http_request_method="', 21)
-                _put_bytes(&labels, (<str>METRIC_METHODS[series.method]).encode("ascii"))
+        for i in range(layout.found):
+            series = &layout.summed[layout.order[i]]
+            mask |= 1ULL << series.method
+            series.label_start = labels.size
+            _put(&labels, b'http_request_method="', 21)
+            _put_bytes(&labels, (<str>METRIC_METHODS[series.method]).encode("ascii"))
+            _put(&labels, b'"', 1)
+            if series.status:
+                _put(&labels, b',http_response_status_code="', 28)
+                _put_u64(&labels, <uint64_t>series.status)
                 _put(&labels, b'"', 1)
-                if series.status:
-                    _put(&labels, b',http_response_status_code="', 28)
-                    _put_u64(&labels, <uint64_t>series.status)
-                    _put(&labels, b'"', 1)
-                if series.route_size:
-                    _put(&labels, b',http_route="', 13)
-                    _put_escaped(&labels, series.route, series.route_size)
-                    _put(&labels, b'"', 1)
-                series.label_size = labels.size - series.label_start
-            for position in range(3):
-                name, help_text, unit = _HISTOGRAMS[position]
-                _put(&out, b"# TYPE ", 7)
-                _put_bytes(&out, name)
-                _put(&out, b" histogram\n", 11)
-                if om:
-                    _put(&out, b"# UNIT ", 7)
-                    _put_bytes(&out, name)
-                    _put(&out, b" ", 1)
-                    _put_bytes(&out, unit)
-                    _put(&out, b"\n", 1)
-                _put(&out, b"# HELP ", 7)
-                _put_bytes(&out, name)
-                _put(&out, b" ", 1)
-                _put_bytes(&out, help_text)
-                _put(&out, b"\n", 1)
-                start = 0 if position == 0 else nd if position == 1 else nd + ns
-                stop = nd if position == 0 else start + ns
-                bounds = les if position == 0 else size_les
-                for i in range(found):
-                    slot = order[i]
-                    series = &summed[slot]
-                    running = 0
-                    for k in range(stop - start):
-                        running += counts[slot * width + start + k]
-                        _put_bytes(&out, name)
-                        _put(&out, b"_bucket{", 8)
-                        _put(&out, labels.data + series.label_start, series.label_size)
-                        _put(&out, b',le="', 5)
-                        _put_bytes(&out, <bytes>bounds[k])
-                        _put(&out, b'"} ', 3)
-                        _put_u64(&out, running)
-                        j = (slot * nd + k) * 2
-                        if om and position == 0 and exemplar_times[j] > 0:
-                            _put(&out, b' # {trace_id="', 14)
-                            _put(&out, exemplar_ids[slot * nd + k], 32)
-                            _put(&out, b'",span_id="', 11)
-                            _put(&out, exemplar_ids[slot * nd + k] + 32, 16)
-                            _put(&out, b'"} ', 3)
-                            _put_repr(&out, exemplar_times[j + 1])
-                            _put(&out, b" ", 1)
-                            _put_repr(&out, exemplar_times[j])
-                        _put(&out, b"\n", 1)
-                    for k in range(2):
-                        if (k == 0) == om:
-                            _put_bytes(&out, name)
-                            _put(&out, b"_count{", 7)
-                            _put(&out, labels.data + series.label_start, series.label_size)
-                            _put(&out, b"} ", 2)
-                            _put_u64(&out, running)
-                        else:
-                            _put_bytes(&out, name)
-                            _put(&out, b"_sum{", 5)
-                            _put(&out, labels.data + series.label_start, series.label_size)
-                            _put(&out, b"} ", 2)
-                            if position == 0:
-                                _put_repr(&out, series.duration_sum)
-                            else:
-                                _put_u64(&out, series.request_sum if position == 1 else series.response_sum)
-                        _put(&out, b"\n", 1)
-        finally:
-            PyMem_Free(labels.data)
-        return PyBytes_FromStringAndSize(out.data, out.size), mask
+            if series.route_size:
+                _put(&labels, b',http_route="', 13)
+                _put_escaped(&labels, series.route, series.route_size)
+                _put(&labels, b'"', 1)
+            series.label_size = labels.size - series.label_start
+        layout.labels = labels.data
+        # Measured first (nothing written), then written into a bytes object of that size.
+        out.data = NULL
+        out.size = out.capacity = 0
+        out.counting = True
+        out.fixed = True
+        _write_histograms(&out, &layout)
+        result = PyBytes_FromStringAndSize(NULL, out.size)
+        out.data = PyBytes_AS_STRING(result)
+        out.capacity = out.size
+        out.size = 0
+        out.counting = False
+        _write_histograms(&out, &layout)
+        return result, mask
     finally:
-        PyMem_Free(out.data)
-        PyMem_Free(summed)
-        PyMem_Free(counts)
-        PyMem_Free(exemplar_times)
-        PyMem_Free(exemplar_ids)
+        PyMem_Free(labels.data)
+        PyMem_Free(layout.summed)
+        PyMem_Free(layout.counts)
+        PyMem_Free(layout.exemplar_times)
+        PyMem_Free(layout.exemplar_ids)
+        PyMem_Free(layout.order)
         PyMem_Free(table)
-        PyMem_Free(order)
         PyMem_Free(route_data)
         PyMem_Free(route_sizes)
+
+
+cdef int _write_histograms(_Text* out, _Layout* layout) except -1:
+    """The three histograms of every series, in order, into ``out`` (sized beforehand)."""
+    cdef Py_ssize_t position, i, k, slot, start, stop, j, nd = layout.nd, width = layout.width, name_size
+    cdef const char** bounds
+    cdef Py_ssize_t* bound_sizes
+    cdef const char* name
+    cdef _Summed* series
+    cdef uint64_t running
+    cdef bint om = layout.openmetrics
+    for position in range(3):
+        family = <tuple>_HISTOGRAMS[position]
+        name = PyBytes_AS_STRING(family[0])
+        name_size = PyBytes_GET_SIZE(family[0])
+        _put(out, b"# TYPE ", 7)
+        _put(out, name, name_size)
+        _put(out, b" histogram\n", 11)
+        if om:
+            _put(out, b"# UNIT ", 7)
+            _put(out, name, name_size)
+            _put(out, b" ", 1)
+            _put_bytes(out, family[2])
+            _put(out, b"\n", 1)
+        _put(out, b"# HELP ", 7)
+        _put(out, name, name_size)
+        _put(out, b" ", 1)
+        _put_bytes(out, family[1])
+        _put(out, b"\n", 1)
+        start = 0 if position == 0 else nd if position == 1 else nd + layout.ns
+        stop = nd if position == 0 else start + layout.ns
+        if position == 0:
+            bounds = &layout.le[0]
+            bound_sizes = &layout.le_size[0]
+        else:
+            bounds = &layout.size_le[0]
+            bound_sizes = &layout.size_le_size[0]
+        for i in range(layout.found):
+            slot = layout.order[i]
+            series = &layout.summed[slot]
+            running = 0
+            for k in range(stop - start):
+                running += layout.counts[slot * width + start + k]
+                _put(out, name, name_size)
+                _put(out, b"_bucket{", 8)
+                _put(out, layout.labels + series.label_start, series.label_size)
+                _put(out, b',le="', 5)
+                _put(out, bounds[k], bound_sizes[k])
+                _put(out, b'"} ', 3)
+                _put_u64(out, running)
+                j = (slot * nd + k) * 2
+                if om and position == 0 and layout.exemplar_times[j] > 0:
+                    _put(out, b' # {trace_id="', 14)
+                    _put(out, layout.exemplar_ids[slot * nd + k], 32)
+                    _put(out, b'",span_id="', 11)
+                    _put(out, layout.exemplar_ids[slot * nd + k] + 32, 16)
+                    _put(out, b'"} ', 3)
+                    _put_repr(out, layout.exemplar_times[j + 1])
+                    _put(out, b" ", 1)
+                    _put_repr(out, layout.exemplar_times[j])
+                _put(out, b"\n", 1)
+            for k in range(2):
+                _put(out, name, name_size)
+                if (k == 0) == om:
+                    _put(out, b"_count{", 7)
+                    _put(out, layout.labels + series.label_start, series.label_size)
+                    _put(out, b"} ", 2)
+                    _put_u64(out, running)
+                else:
+                    _put(out, b"_sum{", 5)
+                    _put(out, layout.labels + series.label_start, series.label_size)
+                    _put(out, b"} ", 2)
+                    if position == 0:
+                        _put_repr(out, series.duration_sum)
+                    else:
+                        _put_u64(out, series.request_sum if position == 1 else series.response_sum)
+                _put(out, b"\n", 1)
+    return 0
 
 
 cdef Py_ssize_t _walk(bytes data, Py_ssize_t size, Py_ssize_t* routes) except -1:
