@@ -245,7 +245,8 @@ def measure_scrape(repeat: int = 7) -> dict[str, Any]:
         timings = {}
         app = metrics.asgi_app(store)
         for fmt, accept in (("text", b"text/plain"), ("openmetrics", b"application/openmetrics-text")):
-            samples, sizes = [], []
+            samples: list[float] = []
+            sizes: list[int] = []
             for _ in range(repeat):
                 # The ASGI app answering one scrape, its body sent to a send that keeps the sizes.
                 start = time.process_time()

@@ -35,7 +35,7 @@ def value(found: dict[Any, Any], name: str, **labels: str) -> float:
 
 
 def scrape(store: metrics.MetricsStore, *headers: tuple[bytes, bytes], method: str = "GET") -> Recorder:
-    return run(call_app(metrics.asgi_app(store), http_scope("/metrics", method=method, headers=headers)))  # type: ignore[no-any-return]
+    return run(call_app(metrics.asgi_app(store), http_scope("/metrics", method=method, headers=headers)))
 
 
 @pytest.fixture

@@ -195,7 +195,8 @@ def test_uvicorn_workers_answer_the_sum_without_set_up(tmp_path: Path) -> None:
     server += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     env = {"FASTMW_METRICS_DIR": ""}  # the default: the server's own directory, found by the workers
     with process(server, tmp_path / "uvicorn.log", base + "/health", **env):
-        workers, deadline = set(), time.monotonic() + STARTUP_TIMEOUT
+        workers: set[str] = set()
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while len(workers) < 2 and time.monotonic() < deadline:  # both workers up (not counted)
             workers.add(send(base, "/health").text)
         assert len(workers) == 2, "uvicorn's second worker never answered"

@@ -571,7 +571,7 @@ class MetricsStage(Stage):
         *,
         route_label: Callable[[Any], Any] | None = None,
         exemplars: str | None = "sampled",
-        paths: _PathFilterLike | None = None,
+        paths: _PathFilter | None = None,
     ) -> None: ...
 
 COUNTERS_HEADER: int

@@ -26,7 +26,7 @@ def points(data: MetricsData, name: str) -> dict[tuple[Any, ...], Any]:
             for metric in scope.metrics:
                 if metric.name == name:
                     for point in metric.data.data_points:
-                        found[tuple(sorted(point.attributes.items()))] = point
+                        found[tuple(sorted((point.attributes or {}).items()))] = point
     return found
 
 
