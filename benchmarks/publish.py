@@ -60,8 +60,10 @@ def _bench_block(doc: dict[str, Any]) -> str:
         [
             report.comparison_table(doc["comparison"], markdown=True),
             "",
-            f"Median of {config['rounds']} rounds of {config['requests_per_round']:,} requests, the rows of a line "
-            f"alternating; {machine['python']}, {machine['cpu']} x{machine['cpus']} (load average "
+            f"The process's CPU time per request, the median of {config['rounds']} rounds of "
+            f"{config['requests_per_round']:,} requests, the rows of a line alternating; the last column is the "
+            f"cheapest alternative's overhead over fastmw compiled's. {machine['python']}, "
+            f"{machine['cpu']} x{machine['cpus']} (load average "
             f"{' to '.join(str(value) for value in doc['load_average'])}), fastmw at "
             f"{doc['git_revision'][:7]}{' with local changes' if doc['git_dirty'] else ''}, {peers}; "
             f"{doc['generated'][:10]}. The machine is shared and noisy: read the ratios within a line, not the "
