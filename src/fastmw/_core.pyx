@@ -47,6 +47,7 @@ cdef extern from "Python.h":
 
 cdef extern from "fastmw.h":
     bint fastmw_ascii_printable(const char* data, Py_ssize_t n)
+    bint fastmw_regular_entry(object entry)
     PyObject* fastmw_find_header(object headers, const char* key, Py_ssize_t size, int* irregular)
     Py_ssize_t fastmw_header_index(object headers, const char* key, Py_ssize_t size, Py_ssize_t start,
                                    int* irregular)
@@ -184,6 +185,13 @@ cdef bytes SERVER_TIMING = b"server-timing"
 cdef bytes TRACERESPONSE = b"traceresponse"
 cdef bytes SERVER_TIMING_PREFIX = b"app;dur="
 cdef str ERROR_CODE = "internal_error"
+# What a request's recorders raise when called after its pipeline finished.
+cdef str SEND_AFTER_END = (
+    "ASGI send called after the request finished: the app, or a task it started, kept send past its end"
+)
+cdef str RECEIVE_AFTER_END = (
+    "ASGI receive called after the request finished: the app, or a task it started, kept receive past its end"
+)
 ACCESS_FIELDS = (
     "method", "path", "query", "http_version", "status", "duration_ms", "ttfb_ms",
     "response_bytes", "request_bytes", "client_addr", "user_agent", "request_id",

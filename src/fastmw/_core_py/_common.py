@@ -14,6 +14,11 @@ RESPONSE_BODY_TYPES = ("http.response.body", "websocket.http.response.body")
 # A UUID header longer than this is refused before it is parsed (8 KiB).
 MAX_UUID_HEADER = 8 * 1024
 _MISSING = object()
+# What a request's recorders raise when called after its pipeline finished.
+SEND_AFTER_END = "ASGI send called after the request finished: the app, or a task it started, kept send past its end"
+RECEIVE_AFTER_END = (
+    "ASGI receive called after the request finished: the app, or a task it started, kept receive past its end"
+)
 
 
 # --------------------------------------------------------------------------- errors
@@ -27,3 +32,8 @@ def _shown(value: str | bytes) -> str:
 
 def _type_name(value: object) -> str:
     return type(value).__name__
+
+
+def _exact_bytes(value: bytes) -> bytes:
+    """The bytes a ``bytes`` (or subclass) object holds, as an exact ``bytes``, calling none of its methods."""
+    return value if type(value) is bytes else bytes.__getitem__(value, slice(None))

@@ -282,8 +282,12 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Sen
     if token is not None:
         REQUEST_STATE.reset(token)
         ex._published = None
+    # Past this point the request's state is gone: its recorders refuse further calls.
+    ex._finished = True
     ex._states = None
     ex._refusal = None
+    if rx is not None:
+        rx._finished = True
     if exc is not None:
         try:
             raise exc

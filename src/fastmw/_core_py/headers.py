@@ -7,18 +7,30 @@ from typing import Any
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
-from fastmw._core_py._common import _MISSING, TOKEN_CHARS, VALUE_FORBIDDEN, RawHeaders, _shown, _type_name
+from fastmw._core_py._common import (
+    _MISSING,
+    TOKEN_CHARS,
+    VALUE_FORBIDDEN,
+    RawHeaders,
+    _exact_bytes,
+    _shown,
+    _type_name,
+)
 
 # --------------------------------------------------------------------------- header names and values
 
 
 def _lookup_key(name: object) -> bytes:
-    """The lower-cased latin-1 bytes a lookup compares against."""
-    if isinstance(name, bytes):
+    """The lower-cased latin-1 bytes a lookup compares against.
+
+    A ``bytes`` or ``str`` subclass is read for what it holds: none of its own methods is called."""
+    if type(name) is bytes:
         return name.lower()
+    if isinstance(name, bytes):
+        return bytes.lower(name)
     if isinstance(name, str):
         try:
-            return name.encode("latin-1").lower()
+            return str.encode(name, "latin-1").lower()
         except UnicodeEncodeError:
             raise ValueError(f"HTTP header name {_shown(name)} is not latin-1 encodable") from None
     raise TypeError(f"header name must be str or bytes, not {_type_name(name)}")
@@ -34,13 +46,15 @@ def encode_header_name(name: str | bytes) -> bytes:
 
 def encode_header_value(value: str | bytes) -> bytes:
     """Latin-1 bytes of ``value``; refuses CR, LF, NUL and other control characters."""
-    if isinstance(value, bytes):
+    if type(value) is bytes:
         raw = value
     elif isinstance(value, str):
         try:
-            raw = value.encode("latin-1")
+            raw = str.encode(value, "latin-1")
         except UnicodeEncodeError:
             raise ValueError(f"HTTP header value {_shown(value)} is not latin-1 encodable") from None
+    elif isinstance(value, bytes):
+        raw = _exact_bytes(value)
     else:
         raise TypeError(f"header value must be str or bytes, not {_type_name(value)}")
     if not VALUE_FORBIDDEN.isdisjoint(raw):
@@ -60,19 +74,23 @@ def is_header_value(value: object) -> bool:
 
 
 def _entry(entry: object) -> tuple[bytes, bytes]:
-    """Check one raw header entry and return it as a (name, value) pair."""
+    """Check one raw header entry and return it as a (name, value) pair.
+
+    Any other shape than what servers send is a tuple or list (or subclass) of len() 2
+    whose items [0] and [1] are bytes, returned as exact bytes."""
     if type(entry) is tuple and len(entry) == 2 and type(entry[0]) is bytes and type(entry[1]) is bytes:
         return entry  # what servers send, checked in one line
     if not isinstance(entry, (tuple, list)):
         raise TypeError(f"ASGI header entry must be a (name, value) pair, not {_type_name(entry)}")
     if len(entry) != 2:
         raise TypeError(f"ASGI header entry must have 2 items, not {len(entry)}")
-    name, value = entry
+    name = entry[0]
+    value = entry[1]
     if not isinstance(name, bytes):
         raise TypeError(f"ASGI header name must be bytes, not {_type_name(name)}")
     if not isinstance(value, bytes):
         raise TypeError(f"ASGI header value must be bytes, not {_type_name(value)}")
-    return name, value
+    return _exact_bytes(name), _exact_bytes(value)
 
 
 def _mutable(headers: object) -> list[Any]:
@@ -182,8 +200,21 @@ def header_update(headers: RawHeaders, other: Mapping[Any, Any] | Iterable[tuple
     """``header_set`` each pair of a mapping or an iterable of pairs."""
     _mutable(headers)
     pairs = other.items() if isinstance(other, Mapping) else other
-    for name, value in pairs:
+    for pair in pairs:
+        name, value = _update_pair(pair)
         header_set(headers, name, value)
+
+
+def _update_pair(pair: object) -> tuple[Any, Any]:
+    """A (name, value) pair of ``header_update``: a tuple or list of len() 2 (its own
+    messages, not the interpreter's unpacking ones, so both twins say the same)."""
+    if type(pair) is tuple and len(pair) == 2:
+        return pair
+    if not isinstance(pair, (tuple, list)):
+        raise TypeError(f"header_update takes (name, value) pairs, not {_type_name(pair)}")
+    if len(pair) != 2:
+        raise TypeError(f"header_update takes (name, value) pairs, not {len(pair)} items")
+    return pair[0], pair[1]
 
 
 def header_items(headers: Iterable[Any]) -> list[tuple[str, str]]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from fastmw._core_py._common import RESPONSE_BODY_TYPES, RESPONSE_START_TYPES, RawHeaders, _type_name
+from fastmw._core_py._common import (
+    RECEIVE_AFTER_END,
+    RESPONSE_BODY_TYPES,
+    RESPONSE_START_TYPES,
+    SEND_AFTER_END,
+    RawHeaders,
+    _type_name,
+)
 from fastmw._core_py.headers import _entry, _owned_headers, message_headers
 from fastmw._core_py.ids import monotonic
 from fastmw.types import ASGIApp, Message, Receive, Send
@@ -27,6 +34,7 @@ class SendRecorder:
     __slots__ = (
         "_edits",
         "_entered",
+        "_finished",
         "_live",
         "_published",
         "_refusal",
@@ -64,6 +72,8 @@ class SendRecorder:
         self._live = 0
         self._entered = 0
         self._edits = False
+        # Set by the engine when the request's pipeline finished: the state above is gone.
+        self._finished = False
         self._refusal: ASGIApp | None = None
         # The request's Published holder when this pipeline's stages publish, else None.
         self._published: Published | None = None
@@ -85,6 +95,8 @@ class SendRecorder:
         return headers
 
     def __call__(self, message: Message) -> Awaitable[None]:
+        if self._finished:
+            raise RuntimeError(SEND_AFTER_END)
         # Typed as any ASGI ``send`` takes; only a dict is a message on the wire.
         if not isinstance(message, dict):
             raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
@@ -121,7 +133,7 @@ class ReceiveRecorder:
     """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
     and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
 
-    __slots__ = ("_copy", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
+    __slots__ = ("_copy", "_finished", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
 
     def __init__(self, receive: Receive, body_limit: int = 0) -> None:
         if type(body_limit) is not int or body_limit < 0:
@@ -132,6 +144,8 @@ class ReceiveRecorder:
         self.body_truncated = False
         self.disconnected = False
         self._copy = bytearray()
+        # Set by the engine when the request's pipeline finished.
+        self._finished = False
 
     @property
     def body(self) -> bytes:
@@ -143,6 +157,8 @@ class ReceiveRecorder:
         self._copy = bytearray()
 
     async def __call__(self) -> Message:
+        if self._finished:
+            raise RuntimeError(RECEIVE_AFTER_END)
         message = await self.receive()
         kind = message.get("type")
         if kind == "http.request":

@@ -216,7 +216,10 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     ex = SendRecorder.__new__(SendRecorder)
     _recorder_init(ex, send)
     ex._stages = plan.stages
-    ex._states = [None] * plan.size
+    # Held here too: the unwind below reads it after Python code ran (the recorder's copy
+    # is dropped at the end). Its size is plan.size and never changes.
+    cdef list states = [None] * plan.size
+    ex._states = states
     ex._edits = plan.edits
     if plan.wraps_receive:
         rx = ReceiveRecorder.__new__(ReceiveRecorder)
@@ -262,7 +265,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
                     raised.__context__ = exc
                 exc = raised
         try:
-            exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(ex._states, i), exc)
+            exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(states, i), exc)
         except BaseException as raised:
             # A failing finally block replaces the exception (chained to it), in nested layers too.
             if exc is not None and raised is not exc and raised.__context__ is None:
@@ -272,8 +275,12 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     if token is not None:
         PyContextVar_Reset(REQUEST_STATE, token)
         ex._published = None
+    # Past this point the request's state is gone: its recorders refuse further calls.
+    ex._finished = True
     ex._states = None
     ex._refusal = None
+    if rx is not None:
+        rx._finished = True
     if exc is not None:
         try:
             raise exc

@@ -38,16 +38,23 @@ static inline int fastmw_same_name(PyObject* name, const char* key, Py_ssize_t s
     return 1;
 }
 
-/* The name of entry `i` of a header list when the entry is a (bytes, bytes) tuple, else NULL. */
+/* Whether a header entry is what servers send, an exact tuple of two exact bytes: the only
+   shape read without running Python code (a subclass's __len__, __getitem__ or __eq__). */
+static inline int fastmw_regular_entry(PyObject* entry) {
+    return PyTuple_CheckExact(entry) && PyTuple_GET_SIZE(entry) == 2 && PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))
+           && PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 1));
+}
+
+/* The name of entry `i` (< the list's size, read with no Python code run since) of an exact
+   list when the entry is a (bytes, bytes) tuple, else NULL. */
 static inline PyObject* fastmw_regular_name(PyObject* list, Py_ssize_t i) {
     PyObject* entry = PyList_GET_ITEM(list, i);
-    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2) return NULL;
-    if (!PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0)) || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 1))) return NULL;
-    return PyTuple_GET_ITEM(entry, 0);
+    return fastmw_regular_entry(entry) ? PyTuple_GET_ITEM(entry, 0) : NULL;
 }
 
 /* The index of the first header at or after `start` whose name is `key` (lower-case) in
-   any case; -1 when there is none. Sets *irregular, and stops, at an entry that is not a
+   any case; -1 when there is none. `list` is an exact list: its size is read once, and nothing
+   in the loop runs Python code or changes the list. Sets *irregular, and stops, at an entry that is not a
    (bytes, bytes) tuple: the caller then runs its checked loop. */
 static Py_ssize_t fastmw_header_index(PyObject* list, const char* key, Py_ssize_t size, Py_ssize_t start,
                                       int* irregular) {

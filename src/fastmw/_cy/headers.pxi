@@ -48,6 +48,13 @@ cdef inline str _type_name(value):
 # --------------------------------------------------------------------------- header names and values
 
 
+cdef inline bytes _exact_bytes(value):
+    """The bytes a ``bytes`` (or subclass) object holds, as an exact ``bytes``, running no Python code."""
+    if PyBytes_CheckExact(value):
+        return <bytes>value
+    return PyBytes_FromStringAndSize(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+
+
 cdef bytes _ascii_lower(bytes raw):
     """``raw.lower()`` that returns ``raw`` itself when it has no upper-case byte."""
     cdef Py_ssize_t n = PyBytes_GET_SIZE(raw), i
@@ -67,7 +74,8 @@ cdef bytes _ascii_lower(bytes raw):
 
 cdef bytes _lookup_key(name):
     if PyBytes_Check(name):
-        return _ascii_lower(<bytes>name)
+        # A subclass is read for its bytes (its own methods are not called), as in the pure twin.
+        return _ascii_lower(_exact_bytes(name))
     if isinstance(name, str):
         try:
             return _ascii_lower(PyUnicode_AsLatin1String(name))
@@ -94,7 +102,7 @@ cpdef bytes encode_header_value(value):
     """Latin-1 bytes of ``value``; refuses CR, LF, NUL and other control characters."""
     cdef bytes raw
     if PyBytes_Check(value):
-        raw = <bytes>value
+        raw = _exact_bytes(value)
     elif PyUnicode_CheckExact(value) and PyUnicode_IS_ASCII(value):
         # The common case (ids, numbers, tokens): the ASCII data is the latin-1 encoding,
         # and a word-at-a-time check clears it of control characters.
@@ -129,33 +137,34 @@ cpdef bint is_header_value(value) except -1:
     return True
 
 
-cdef int _entry(object entry, PyObject** name, PyObject** value) except -1:
-    """Borrow the name and value of a raw header entry after checking its shape."""
-    cdef Py_ssize_t size
-    if type(entry) is tuple:
-        size = PyTuple_GET_SIZE(entry)
-        if size == 2:
-            name[0] = PyTuple_GET_ITEM(entry, 0)
-            value[0] = PyTuple_GET_ITEM(entry, 1)
-        else:
-            raise TypeError(f"ASGI header entry must have 2 items, not {size}")
-    elif isinstance(entry, (tuple, list)):
-        size = len(entry)
-        if size != 2:
-            raise TypeError(f"ASGI header entry must have 2 items, not {size}")
-        if isinstance(entry, list):
-            name[0] = PyList_GET_ITEM(entry, 0)
-            value[0] = PyList_GET_ITEM(entry, 1)
-        else:
-            name[0] = PyTuple_GET_ITEM(entry, 0)
-            value[0] = PyTuple_GET_ITEM(entry, 1)
-    else:
+cdef object _entry(object entry, PyObject** name, PyObject** value):
+    """Borrow the name and value of a raw header entry after checking its shape.
+
+    Returns the object that owns them (the entry itself, or the (bytes, bytes) tuple read
+    from an entry of any other shape): the caller holds it while it uses them."""
+    if not fastmw_regular_entry(entry):
+        entry = _entry_pair(entry)
+    name[0] = PyTuple_GET_ITEM(entry, 0)
+    value[0] = PyTuple_GET_ITEM(entry, 1)
+    return entry
+
+
+@cython.boundscheck(True)
+cdef tuple _entry_pair(object entry):
+    """The pure twin's read of an entry that is not a (bytes, bytes) tuple: a tuple or list
+    (or subclass) of len() 2 whose items [0] and [1] are bytes, copied as exact bytes.
+    A subclass's own methods run here, so nothing read before them is trusted after."""
+    if not isinstance(entry, (tuple, list)):
         raise TypeError(f"ASGI header entry must be a (name, value) pair, not {_type_name(entry)}")
-    if not PyBytes_Check(<object>name[0]):
-        raise TypeError(f"ASGI header name must be bytes, not {_type_name(<object>name[0])}")
-    if not PyBytes_Check(<object>value[0]):
-        raise TypeError(f"ASGI header value must be bytes, not {_type_name(<object>value[0])}")
-    return 0
+    if len(entry) != 2:
+        raise TypeError(f"ASGI header entry must have 2 items, not {len(entry)}")
+    name = entry[0]
+    value = entry[1]
+    if not PyBytes_Check(name):
+        raise TypeError(f"ASGI header name must be bytes, not {_type_name(name)}")
+    if not PyBytes_Check(value):
+        raise TypeError(f"ASGI header value must be bytes, not {_type_name(value)}")
+    return (_exact_bytes(name), _exact_bytes(value))
 
 
 cdef inline bint _same_name(PyObject* name, bytes key):
@@ -185,7 +194,6 @@ cdef object _find(headers, bytes key, object default):
     cdef PyObject* found
     cdef PyObject* name
     cdef PyObject* value
-    cdef Py_ssize_t i
     cdef int irregular = 0
     if type(headers) is list:
         # What servers send, a list of (bytes, bytes) tuples, is searched in plain C;
@@ -193,14 +201,10 @@ cdef object _find(headers, bytes key, object default):
         found = fastmw_find_header(headers, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key), &irregular)
         if not irregular:
             return <object>found if found != NULL else default
-        # No Python code runs inside this loop, so the list cannot change under it.
-        for i in range(PyList_GET_SIZE(headers)):
-            _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
-            if _same_name(name, key):
-                return <object>value
-        return default
+    # An entry's own methods may run here (and change the list): the loop holds each entry
+    # and re-reads the list's size at every step, as the pure twin's iteration does.
     for item in headers:
-        _entry(item, &name, &value)
+        owner = _entry(item, &name, &value)
         if _same_name(name, key):
             return <object>value
     return default
@@ -218,7 +222,7 @@ cpdef list header_getlist(headers, name):
     cdef PyObject* item_value
     cdef list found = []
     for entry in headers:
-        _entry(entry, &item_name, &item_value)
+        owner = _entry(entry, &item_name, &item_value)
         if _same_name(item_name, key):
             found.append(<object>item_value)
     return found
@@ -242,21 +246,32 @@ cdef Py_ssize_t _only_header(list items, bytes key, int* irregular) noexcept:
 
 
 cdef int _set(list items, bytes key, bytes raw) except -1:
+    cdef int irregular = 0
+    cdef Py_ssize_t first
+    cdef tuple pair = (key, raw)
+    if type(items) is list:
+        # The usual list, (bytes, bytes) tuples with the name at most once, is searched in
+        # plain C. Nothing runs between the scan and the write, so ``first`` is in bounds.
+        first = _only_header(items, key, &irregular)
+        if first != HEADER_REPEATED and not irregular:
+            if first < 0:
+                items.append(pair)
+            else:
+                items[first] = pair
+            return 0
+    # Duplicates to drop, an entry to check (the first bad one raises), or a list subclass.
+    return _set_checked(items, key, pair)
+
+
+@cython.boundscheck(True)
+cdef int _set_checked(object items, bytes key, tuple pair) except -1:
+    """``_set`` as the pure twin's header_set runs it: ``len``, indexing, ``del`` and
+    ``append`` through the list's own methods, every index checked (they may change it)."""
     cdef PyObject* item_name
     cdef PyObject* item_value
-    cdef int irregular = 0
-    # The usual list, (bytes, bytes) tuples with the name at most once, is searched in plain C.
-    cdef Py_ssize_t first = _only_header(items, key, &irregular), index = 0
-    if first != HEADER_REPEATED and not irregular:
-        if first < 0:
-            items.append((key, raw))
-        else:
-            items[first] = (key, raw)
-        return 0
-    # Duplicates to drop, or an entry to check (the first bad one raises).
-    first = -1
-    while index < PyList_GET_SIZE(items):
-        _entry(<object>PyList_GET_ITEM(items, index), &item_name, &item_value)
+    cdef Py_ssize_t first = -1, index = 0
+    while index < len(items):
+        owner = _entry(items[index], &item_name, &item_value)
         if _same_name(item_name, key):
             if first < 0:
                 first = index
@@ -265,9 +280,9 @@ cdef int _set(list items, bytes key, bytes raw) except -1:
                 continue
         index += 1
     if first < 0:
-        items.append((key, raw))
+        items.append(pair)
     else:
-        items[first] = (key, raw)
+        items[first] = pair
     return 0
 
 
@@ -297,15 +312,17 @@ cpdef header_append(headers, name, value):
     items.append((key, encode_header_value(value)))
 
 
+@cython.boundscheck(True)
 cpdef Py_ssize_t header_delete(headers, name) except -1:
     """Remove every ``name`` header; return how many were removed."""
-    cdef list items = _mutable(headers)
+    cdef object items = _mutable(headers)
     cdef bytes key = _lookup_key(name)
     cdef PyObject* item_name
     cdef PyObject* item_value
     cdef Py_ssize_t index = 0, removed = 0
-    while index < PyList_GET_SIZE(items):
-        _entry(<object>PyList_GET_ITEM(items, index), &item_name, &item_value)
+    # len(), indexing and del through the list's own methods (a subclass's may change it).
+    while index < len(items):
+        owner = _entry(items[index], &item_name, &item_value)
         if _same_name(item_name, key):
             del items[index]
             removed += 1
@@ -318,8 +335,24 @@ cpdef header_update(headers, other):
     """``header_set`` each pair of a mapping or an iterable of pairs."""
     cdef list items = _mutable(headers)
     pairs = other.items() if isinstance(other, Mapping) else other
-    for name, value in pairs:
+    for pair in pairs:
+        name, value = _update_pair(pair)
         header_set(items, name, value)
+
+
+@cython.boundscheck(True)
+cdef tuple _update_pair(pair):
+    """A (name, value) pair of ``header_update``: a tuple or list of len() 2 (its own
+    messages, not the interpreter's unpacking ones, so both twins say the same)."""
+    if type(pair) is tuple and PyTuple_GET_SIZE(pair) == 2:
+        return <tuple>pair
+    if not isinstance(pair, (tuple, list)):
+        raise TypeError(f"header_update takes (name, value) pairs, not {_type_name(pair)}")
+    if len(pair) != 2:
+        raise TypeError(f"header_update takes (name, value) pairs, not {len(pair)} items")
+    name = pair[0]
+    value = pair[1]
+    return (name, value)
 
 
 cpdef list header_items(headers):
@@ -328,7 +361,7 @@ cpdef list header_items(headers):
     cdef PyObject* value
     cdef list pairs = []
     for entry in headers:
-        _entry(entry, &name, &value)
+        owner = _entry(entry, &name, &value)
         pairs.append(((<bytes>name).decode("latin-1"), (<bytes>value).decode("latin-1")))
     return pairs
 
@@ -339,7 +372,7 @@ cpdef list header_keys(headers):
     cdef PyObject* value
     cdef list keys = []
     for entry in headers:
-        _entry(entry, &name, &value)
+        owner = _entry(entry, &name, &value)
         keys.append((<bytes>name).decode("latin-1"))
     return keys
 
@@ -350,7 +383,7 @@ cpdef list header_values(headers):
     cdef PyObject* value
     cdef list values = []
     for entry in headers:
-        _entry(entry, &name, &value)
+        owner = _entry(entry, &name, &value)
         values.append((<bytes>value).decode("latin-1"))
     return values
 
@@ -374,14 +407,25 @@ cpdef list message_headers(message):
     cdef PyObject* found = PyDict_GetItemWithError(message, "headers")
     if found != NULL and type(<object>found) is list:
         return <list>found
-    if found == NULL or <object>found is None:
+    # Held, not borrowed: list() below may run a subclass's methods, which may change the message.
+    headers = None if found == NULL else <object>found
+    if headers is None:
         headers = []
-    elif isinstance(<object>found, (list, tuple)):
-        headers = list(<object>found)
+    elif isinstance(headers, (list, tuple)):
+        headers = list(headers)
     else:
-        raise TypeError(f"ASGI 'headers' must be a list or tuple, not {_type_name(<object>found)}")
-    PyDict_SetItem(message, "headers", headers)
+        raise TypeError(f"ASGI 'headers' must be a list or tuple, not {_type_name(headers)}")
+    _store_headers(message, headers)
     return headers
+
+
+cdef inline int _store_headers(message, list headers) except -1:
+    """``message["headers"] = headers`` (a dict subclass's own __setitem__ runs, as in the pure twin)."""
+    if type(message) is dict:
+        PyDict_SetItem(message, "headers", headers)
+    else:
+        message["headers"] = headers
+    return 0
 
 
 cdef list _owned_headers(message):
@@ -393,10 +437,7 @@ cdef list _owned_headers(message):
     """
     cdef list found = message_headers(message)
     cdef list headers = PyList_GetSlice(found, 0, PyList_GET_SIZE(found))
-    if type(message) is dict:
-        PyDict_SetItem(message, "headers", headers)
-    else:
-        message["headers"] = headers
+    _store_headers(message, headers)
     return headers
 
 

@@ -24,6 +24,8 @@ cdef class SendRecorder:
     cdef list _states
     cdef Py_ssize_t _live, _entered
     cdef bint _edits
+    # Set by the engine when the request's pipeline finished: the state above is gone.
+    cdef bint _finished
     cdef object _refusal
     # The request's Published holder when this pipeline's stages publish, else None.
     cdef object _published
@@ -46,17 +48,23 @@ cdef class SendRecorder:
         # loop looks at the rest.
         fastmw_header_index(headers, NULL, -1, 0, &irregular)
         if irregular:
-            for i in range(PyList_GET_SIZE(headers)):
-                _entry(<object>PyList_GET_ITEM(headers, i), &name, &value)
+            for entry in headers:
+                _entry(entry, &name, &value)
+        # Held here: the stages' start steps run Python code. Both have the plan's size,
+        # and _live <= that size, so every index below is in bounds.
+        cdef tuple stages = self._stages
+        cdef list states = self._states
         i = self._live - 1
         while i >= 0:
-            stage = <Stage>PyTuple_GET_ITEM(self._stages, i)
+            stage = <Stage>PyTuple_GET_ITEM(stages, i)
             if stage.starts:
-                stage.start(self, <object>PyList_GET_ITEM(self._states, i), message, headers)
+                stage.start(self, <object>PyList_GET_ITEM(states, i), message, headers)
             i -= 1
         return headers
 
     def __call__(self, message):
+        if self._finished:
+            raise RuntimeError(SEND_AFTER_END)
         if not isinstance(message, dict):
             raise TypeError(f"ASGI message must be a dict, not {_type_name(message)}")
         cdef dict msg = <dict>message
@@ -64,10 +72,11 @@ cdef class SendRecorder:
         cdef int sort = _message_sort(kind)
         if sort == MESSAGE_BODY:
             body = msg.get("body", b"")
-            if PyBytes_Check(body):
+            if PyBytes_CheckExact(body):
                 self.body_bytes += PyBytes_GET_SIZE(body)
-            elif isinstance(body, bytearray):
-                self.body_bytes += len(body)
+            elif isinstance(body, (bytes, bytearray)):
+                # A subclass's own __len__, as in the pure twin.
+                _count_bytes(&self.body_bytes, len(body))
             else:
                 raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
             if not msg.get("more_body", False):
@@ -91,6 +100,15 @@ cdef class SendRecorder:
             self.close_code = msg.get("code", 1000)
             self.t_last_byte = monotonic()
         return self.send(message)
+
+
+cdef inline int _count_bytes(Py_ssize_t* total, Py_ssize_t size) except -1:
+    """``total[0] += size`` (size from len(), so >= 0), refused rather than overflowed: only
+    a __len__ that lies can come near it."""
+    if size > PY_SSIZE_T_MAX - total[0]:
+        raise OverflowError("body size does not fit in a C ssize_t")
+    total[0] += size
+    return 0
 
 
 cdef enum:
@@ -133,6 +151,7 @@ cdef int _message_sort(kind) except -1:
 
 cdef inline int _recorder_init(SendRecorder self, send) except -1:
     self.send = send
+    self._finished = False
     self.started = False
     self.complete = False
     self.accepted = False
@@ -156,6 +175,8 @@ cdef class ReceiveRecorder:
     cdef readonly bint body_truncated, disconnected
     # The body kept so far; None until a byte is kept (most requests keep none).
     cdef bytearray _copy
+    # Set by the engine when the request's pipeline finished.
+    cdef bint _finished
 
     def __init__(self, receive, body_limit=0):
         if type(body_limit) is not int or body_limit < 0:
@@ -172,13 +193,15 @@ cdef class ReceiveRecorder:
         self._copy = None
 
     async def __call__(self):
+        if self._finished:
+            raise RuntimeError(RECEIVE_AFTER_END)
         message = await self.receive()
         kind = message.get("type")
         cdef Py_ssize_t size, room
         if kind == "http.request":
             body = message.get("body", b"")
             size = len(body)
-            self.body_bytes += size
+            _count_bytes(&self.body_bytes, size)
             room = self.body_limit - (0 if self._copy is None else PyByteArray_GET_SIZE(self._copy))
             if size > room:
                 self.body_truncated = True
@@ -199,4 +222,5 @@ cdef inline int _receiver_init(ReceiveRecorder self, receive, Py_ssize_t body_li
     self.body_truncated = False
     self.disconnected = False
     self._copy = None
+    self._finished = False
     return 0

@@ -136,69 +136,54 @@ cdef bytes _traceparent_bytes(TraceContext ctx):
 # --------------------------------------------------------------------------- the kernel
 
 
-cdef inline int _header_pair(object entry, PyObject** name, PyObject** value) except -1:
-    """``_entry`` with the servers' (bytes, bytes) tuple checked inline."""
-    if type(entry) is tuple and PyTuple_GET_SIZE(entry) == 2:
+cdef inline object _header_pair(object entry, PyObject** name, PyObject** value):
+    """``_entry`` with the servers' (bytes, bytes) tuple checked inline; returns the owner of
+    ``name`` and ``value``, to be held while they are used."""
+    if fastmw_regular_entry(entry):
         name[0] = PyTuple_GET_ITEM(entry, 0)
         value[0] = PyTuple_GET_ITEM(entry, 1)
-        if PyBytes_CheckExact(<object>name[0]) and PyBytes_CheckExact(<object>value[0]):
-            return 0
+        return entry
     return _entry(entry, name, value)
-
-
-cdef list _entries_of(headers):
-    """``headers`` itself when a list, else its entries (each checked as it comes, as the
-    pure twin's loop does, so an error is the same one)."""
-    if type(headers) is list:
-        return <list>headers
-    cdef PyObject* name
-    cdef PyObject* value
-    cdef list entries = []
-    for entry in headers:
-        _header_pair(entry, &name, &value)
-        entries.append(entry)
-    return entries
 
 
 cdef TraceContext _trace_from_headers(object headers, bint sample_new):
     """The trace context of a request: its valid traceparent continued, or a new trace.
 
-    Every entry of ``headers`` is checked (TypeError as in header_get); the values kept
-    are held as references, and the list's size is re-read at every step.
-    """
-    cdef list entries = _entries_of(headers)
+    Every entry of ``headers`` is checked (TypeError as in header_get), in one pass as the
+    pure twin's loop does; the values kept are held as references."""
     cdef PyObject* name
     cdef PyObject* value
     cdef object traceparent = None, tracestate = None
     cdef list more = None
-    cdef Py_ssize_t i = 0, size, count = 0
+    cdef Py_ssize_t size, count = 0
     cdef int flags = -1
     cdef const unsigned char* p
-    # The usual list, (bytes, bytes) tuples with each name at most once, is searched in plain C;
-    # anything else (a repeated name, an entry to check) takes the loop below.
+    # The usual list, (bytes, bytes) tuples with each name at most once, is searched in plain C
+    # (nothing runs between the scan and the reads, so the indexes are in bounds); anything
+    # else (a repeated name, an entry to check, another iterable) takes the loop below.
     cdef Py_ssize_t parent_at, state_at
-    if fastmw_two_headers(entries, b"traceparent", 11, b"tracestate", 10, &parent_at, &state_at) == 0:
-        i = PyList_GET_SIZE(entries)  # nothing left for the loop
+    if type(headers) is list and fastmw_two_headers(
+        headers, b"traceparent", 11, b"tracestate", 10, &parent_at, &state_at
+    ) == 0:
         if parent_at >= 0:
             count = 1
-            traceparent = <object>PyTuple_GET_ITEM(<object>PyList_GET_ITEM(entries, parent_at), 1)
+            traceparent = <object>PyTuple_GET_ITEM(<object>PyList_GET_ITEM(headers, parent_at), 1)
         if state_at >= 0:
-            tracestate = <object>PyTuple_GET_ITEM(<object>PyList_GET_ITEM(entries, state_at), 1)
-    while i < PyList_GET_SIZE(entries):
-        entry = <object>PyList_GET_ITEM(entries, i)
-        i += 1
-        _header_pair(entry, &name, &value)
-        size = PyBytes_GET_SIZE(<object>name)
-        if size == 11 and _same_name(name, _TRACEPARENT):
-            count += 1
-            traceparent = <object>value
-        elif size == 10 and _same_name(name, _TRACESTATE):
-            if tracestate is None:
-                tracestate = <object>value
-            else:
-                if more is None:
-                    more = [tracestate]
-                more.append(<object>value)
+            tracestate = <object>PyTuple_GET_ITEM(<object>PyList_GET_ITEM(headers, state_at), 1)
+    else:
+        for entry in headers:
+            owner = _header_pair(entry, &name, &value)
+            size = PyBytes_GET_SIZE(<object>name)
+            if size == 11 and _same_name(name, _TRACEPARENT):
+                count += 1
+                traceparent = <object>value
+            elif size == 10 and _same_name(name, _TRACESTATE):
+                if tracestate is None:
+                    tracestate = <object>value
+                else:
+                    if more is None:
+                        more = [tracestate]
+                    more.append(<object>value)
     cdef TraceContext ctx = TraceContext.__new__(TraceContext)
     if count == 1:
         size = PyBytes_GET_SIZE(traceparent)
@@ -237,15 +222,12 @@ cpdef list replace_trace_headers(headers, context):
     if type(context) is not TraceContext:
         raise TypeError(f"context must be a TraceContext, not {_type_name(context)}")
     cdef TraceContext ctx = <TraceContext>context
-    cdef list entries = _entries_of(headers)
     cdef list result = []
     cdef PyObject* name
     cdef PyObject* value
-    cdef Py_ssize_t i = 0, size
-    while i < PyList_GET_SIZE(entries):
-        entry = <object>PyList_GET_ITEM(entries, i)
-        i += 1
-        _header_pair(entry, &name, &value)
+    cdef Py_ssize_t size
+    for entry in headers:
+        owner = _header_pair(entry, &name, &value)
         size = PyBytes_GET_SIZE(<object>name)
         if not ((size == 11 and _same_name(name, _TRACEPARENT)) or (size == 10 and _same_name(name, _TRACESTATE))):
             result.append(entry)
