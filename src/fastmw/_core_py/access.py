@@ -61,8 +61,9 @@ def round_decimals(value: float, digits: int) -> float:
 
 def _printable(text: object) -> str:
     """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
-    if not isinstance(text, str):
-        text = str(text)
+    if type(text) is not str:
+        # A str subclass (or what str() returned) is read for its text, not its own methods.
+        text = str.__str__(text if isinstance(text, str) else str(text))
     return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
@@ -70,7 +71,7 @@ def _text_or_none(raw: object) -> str | None:
     """Header or query bytes as printable text (latin-1, control characters escaped: no log
     injection); anything else is None."""
     if isinstance(raw, bytes):
-        return _printable(raw.decode("latin-1"))
+        return _printable(bytes.decode(raw, "latin-1"))
     return None
 
 

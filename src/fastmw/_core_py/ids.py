@@ -21,8 +21,10 @@ def new_request_id() -> str:
 
 def _uuid_version(value: object) -> int:
     """The UUID's version (0 when not RFC 4122), or -1 if ``uuid.UUID`` refuses it."""
-    if not isinstance(value, str):
-        return -1
+    if type(value) is not str:
+        if not isinstance(value, str):
+            return -1
+        value = str.__str__(value)  # a subclass is read for its text, not its own methods
     try:
         parsed = uuid.UUID(value)
     except (ValueError, TypeError):
@@ -42,6 +44,10 @@ def is_uuid4(value: object) -> bool:
 
 def is_visible_ascii(value: object, max_length: int) -> bool:
     """Whether ``value`` is a non-empty str of printable ASCII (0x21-0x7E) no longer than ``max_length``."""
-    if not isinstance(value, str) or not value or len(value) > max_length:
+    if type(value) is not str:
+        if not isinstance(value, str):
+            return False
+        value = str.__str__(value)  # a subclass is read for its text, not its own methods
+    if not value or len(value) > max_length:
         return False
     return all("!" <= char <= "~" for char in value)

@@ -33,9 +33,12 @@ def _json_value(key: str, value: object) -> str:
         return float.__repr__(value) if math.isfinite(value) else "null"
     if isinstance(value, str):
         return _json_string(value)
-    if isinstance(value, (bytes, bytearray)):
-        # Header bytes are latin-1 by ASGI; every byte maps to one code point.
-        return _json_string(bytes(value).decode("latin-1"))
+    if isinstance(value, bytes):
+        # Header bytes are latin-1 by ASGI; every byte maps to one code point. A subclass
+        # is read for its bytes (bytes.decode, not its own methods), as the compiled twin does.
+        return _json_string(bytes.decode(value, "latin-1"))
+    if isinstance(value, bytearray):
+        return _json_string(bytearray.decode(value, "latin-1"))
     raise TypeError(
         f"access record value for {key!r} must be None, bool, int, float, str or bytes, not {_type_name(value)}"
     )

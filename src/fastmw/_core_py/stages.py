@@ -240,7 +240,11 @@ def _safe_id_bytes(raw: bytes, max_length: int) -> bool:
 def is_safe_id(value: object) -> bool:
     """Whether ``value`` is a str of 1-128 characters from ``[A-Za-z0-9._~+/=:@-]``:
     the ids proxies and platforms send (nginx, UUIDs of any version, AWS, Heroku, Cloudflare)."""
-    return isinstance(value, str) and 0 < len(value) <= DEFAULT_ID_LENGTH and SAFE_ID_CHARS.issuperset(value)
+    if type(value) is not str:
+        if not isinstance(value, str):
+            return False
+        value = str.__str__(value)  # a subclass is read for its text, not its own methods
+    return 0 < len(value) <= DEFAULT_ID_LENGTH and SAFE_ID_CHARS.issuperset(value)
 
 
 # --------------------------------------------------------------------------- timing

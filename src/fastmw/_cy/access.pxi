@@ -4,8 +4,9 @@
 
 cdef str _printable(text):
     """``text`` (``str()`` of it) with control and other non-printable characters escaped (no log injection)."""
-    if not isinstance(text, str):
-        text = str(text)
+    if not PyUnicode_CheckExact(text):
+        # A str subclass (or what str() returned) is read for its text, not its own methods.
+        text = str.__str__(text if isinstance(text, str) else str(text))
     cdef Py_ssize_t size = PyUnicode_GET_LENGTH(text)
     if PyUnicode_IS_ASCII(text) and fastmw_ascii_printable(<const char*>PyUnicode_DATA(text), size):
         return text  # the usual text: ASCII without a control character is printable

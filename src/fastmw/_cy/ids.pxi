@@ -100,8 +100,10 @@ cdef int _uuid_text_version(const unsigned char* p, Py_ssize_t n) noexcept:
 
 
 cdef int _uuid_version(value):
-    if not isinstance(value, str):
-        return -1
+    if not PyUnicode_CheckExact(value):
+        if not isinstance(value, str):
+            return -1
+        value = str.__str__(value)  # a subclass is read for its text, not its own methods
     cdef int version = _fast_uuid_version(<str>value)
     if version >= 0:
         return version

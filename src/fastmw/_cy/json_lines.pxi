@@ -217,30 +217,42 @@ cdef int _jb_value(_JsonBuf* buf, key, value) except -1:
     return 0
 
 
+cdef int _jb_pair(_JsonBuf* buf, Py_ssize_t i, key, value) except -1:
+    if not isinstance(key, str):
+        raise TypeError(f"access record key must be str, not {_type_name(key)}")
+    if i:
+        _jb_put(buf, b",", 1)
+    _jb_str(buf, <str>key)
+    _jb_put(buf, b":", 1)
+    return _jb_value(buf, key, value)
+
+
 cpdef bytes encode_access_record(keys, values):
     """One JSON object (ASCII bytes ending in a newline) pairing ``keys`` with ``values``."""
     if not isinstance(keys, (tuple, list)):
         raise TypeError(f"keys must be a tuple or list, not {_type_name(keys)}")
     if not isinstance(values, (tuple, list)):
         raise TypeError(f"values must be a tuple or list, not {_type_name(values)}")
+    if len(keys) != len(values):
+        raise ValueError(f"{len(values)} values for {len(keys)} keys")
     cdef Py_ssize_t i, n = len(keys)
-    if n != len(values):
-        raise ValueError(f"{len(values)} values for {n} keys")
     cdef _JsonBuf buf
     buf.data = NULL
     buf.size = 0
     buf.capacity = 0
     try:
         _jb_put(&buf, b"{", 1)
-        for i in range(n):
-            key = keys[i]
-            if not isinstance(key, str):
-                raise TypeError(f"access record key must be str, not {_type_name(key)}")
-            if i:
-                _jb_put(&buf, b",", 1)
-            _jb_str(&buf, <str>key)
-            _jb_put(&buf, b":", 1)
-            _jb_value(&buf, key, values[i])
+        if (type(keys) is tuple or type(keys) is list) and (type(values) is tuple or type(values) is list):
+            # Exact sequences of the same size: nothing below runs Python code, so every index
+            # is in bounds (an int, str or float subclass is read for its value, not its methods).
+            for i in range(n):
+                _jb_pair(&buf, i, keys[i], values[i])
+        else:
+            # A subclass's own iteration (and whatever it changes), as the pure twin's zip.
+            i = 0
+            for key, value in zip(keys, values, strict=True):
+                _jb_pair(&buf, i, key, value)
+                i += 1
         _jb_put(&buf, b"}\n", 2)
         return PyBytes_FromStringAndSize(buf.data, buf.size)
     finally:

@@ -109,7 +109,8 @@ cdef class RequestIdStage(Stage):
         encoded = None
         trace = _published_trace(ex) if raw is None and self.fallback_to_trace_id else None
         if trace is not None:
-            value = (<TraceContext>trace).trace_id  # the trace stage outside made one current
+            # The trace stage outside made one current (the other twin's, in a mixed stack).
+            value = (<TraceContext>trace).trace_id if type(trace) is TraceContext else trace.trace_id
         elif raw is None and self._core_ids:
             value = new_request_id()
         elif raw is not None and self._safe_ids and _safe_id_bytes(<bytes>raw, self.max_length):
@@ -166,8 +167,11 @@ cdef class RequestIdStage(Stage):
 cdef inline int _context_put(key, value) except -1:
     """``context[key] = value`` when a request context is active."""
     data = _current_or_none()
-    if data is not None:
-        (<dict>data)[key] = value
+    if type(data) is dict:
+        PyDict_SetItem(data, key, value)
+    elif data is not None:
+        # Anything else set in the context variable: its own __setitem__, as in the pure twin.
+        data[key] = value
     return 0
 
 
@@ -327,7 +331,11 @@ cdef class BodyCacheStage(Stage):
         published.body = rx
         state = _scope_get(scope, "state", None)
         if isinstance(state, dict):
-            (<dict>state)[BODY_STATE_KEY] = rx
+            # A dict subclass's own __setitem__ (and pop on leave), as in the pure twin.
+            if type(state) is dict:
+                PyDict_SetItem(state, BODY_STATE_KEY, rx)
+            else:
+                state[BODY_STATE_KEY] = rx
             ex._states[index] = (outer, state)
         else:
             ex._states[index] = (outer, None)
@@ -335,7 +343,10 @@ cdef class BodyCacheStage(Stage):
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
         (<Published>ex._published).body = (<tuple>state)[0]
-        if (<tuple>state)[1] is not None:
-            (<dict>(<tuple>state)[1]).pop(BODY_STATE_KEY, None)
+        scope_state = (<tuple>state)[1]
+        if type(scope_state) is dict:
+            (<dict>scope_state).pop(BODY_STATE_KEY, None)
+        elif scope_state is not None:
+            scope_state.pop(BODY_STATE_KEY, None)
         rx.release()
         return exc
