@@ -183,35 +183,34 @@ def _message(kind: str, body: str, found: Any, cls: type) -> dict[str, Any]:
 def test_recorders_read_hostile_messages_alike(
     twins: tuple[ModuleType, ModuleType], kind: str, body: str, found: Any, cls: type
 ) -> None:
-    results = []
-    for twin in twins:
-        message = _message(kind, body, found, cls)
-        sent: list[Any] = []
-
-        async def send(message: Any) -> None:
-            sent.append(message)
-
-        async def receive(message: Any = message) -> Any:
-            return message
-
-        async def run(twin: ModuleType = twin, message: Any = message) -> Any:
-            recorder = twin.SendRecorder(send)
-            try:
-                await recorder(message)
-                result: Any = ("ok", len(sent))
-            except Exception as error:  # compared
-                result = ("error", type(error).__name__, str(error))
-            state = [recorder.started, recorder.complete, recorder.body_bytes, shape(recorder.headers)]
-            wrapped = twin.ReceiveRecorder(receive, 4)
-            try:
-                await wrapped()
-                got: Any = ("ok", wrapped.body_bytes, wrapped.body, wrapped.body_truncated)
-            except Exception as error:  # compared
-                got = ("error", type(error).__name__, str(error))
-            return [result, state, got, shape(message), outcome(twin.message_headers, message)]
-
-        results.append(asyncio.run(run()))
+    results = [asyncio.run(_record(twin, _message(kind, body, found, cls))) for twin in twins]
     assert results[0] == results[1]
+
+
+async def _record(twin: ModuleType, message: Any) -> list[Any]:
+    """What a standalone SendRecorder and ReceiveRecorder make of ``message``."""
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return message
+
+    recorder = twin.SendRecorder(send)
+    try:
+        await recorder(message)
+        result: Any = ("ok", len(sent))
+    except Exception as error:  # compared
+        result = ("error", type(error).__name__, str(error))
+    state = [recorder.started, recorder.complete, recorder.body_bytes, shape(recorder.headers)]
+    wrapped = twin.ReceiveRecorder(receive, 4)
+    try:
+        await wrapped()
+        got: Any = ("ok", wrapped.body_bytes, wrapped.body, wrapped.body_truncated)
+    except Exception as error:  # compared
+        got = ("error", type(error).__name__, str(error))
+    return [result, state, got, shape(message), outcome(twin.message_headers, message)]
 
 
 def test_memoryview_and_raising_objects_are_refused_alike(twins: tuple[ModuleType, ModuleType]) -> None:
@@ -230,9 +229,7 @@ def test_memoryview_and_raising_objects_are_refused_alike(twins: tuple[ModuleTyp
     keys=st.sampled_from(["tuple", "list", "ListSub", "ListLen1", "RaisingLen"]),
     values=st.lists(st.sampled_from(["b", "Bytes", "LyingBytes", "bytearray", "Text", "LyingText", "int"]), max_size=3),
 )
-def test_access_records_of_subclasses_agree(
-    twins: tuple[ModuleType, ModuleType], keys: str, values: list[str]
-) -> None:
+def test_access_records_of_subclasses_agree(twins: tuple[ModuleType, ModuleType], keys: str, values: list[str]) -> None:
     made = {"b": b"a\x01", "Bytes": Bytes(b"\xff"), "LyingBytes": LyingBytes(b"ok"), "bytearray": bytearray(b"x")}
     made.update({"Text": Text("t\n"), "LyingText": LyingText("x"), "int": True})
     names = [f"k{i}" for i in range(len(values))]
@@ -244,8 +241,7 @@ def test_access_records_of_subclasses_agree(
         "RaisingLen": type("RaisingLen", (list,), {"__len__": lambda self: 1 // 0}),
     }
     results = [
-        outcome(twin.encode_access_record, containers[keys](names), [made[value] for value in values])
-        for twin in twins
+        outcome(twin.encode_access_record, containers[keys](names), [made[value] for value in values]) for twin in twins
     ]
     assert results[0] == results[1]
     assert shape(LyingText("x")) == ("LyingText", "x")

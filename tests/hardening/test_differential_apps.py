@@ -160,7 +160,7 @@ def test_misbehaving_apps_agree(steps: list[str], cancel_at: int | None) -> None
 )
 def test_calls_after_the_request_raise_a_clear_runtime_error(steps: list[str], late: str) -> None:
     for mw in (fastmw, pure_copy()):
-        sent, _, after, _ = asyncio.run(run_app(mw, steps, None))
+        _, _, after, _ = asyncio.run(run_app(mw, steps, None))
         assert after[-1][1][0] == "RuntimeError", after
         assert after[-1][1][1].startswith(late), after
 
