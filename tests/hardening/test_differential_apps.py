@@ -9,16 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from types import ModuleType
 from typing import Any
 
 import pytest
-from benchmarks._twins import pure_copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastmw
-from tests.conftest import PURE_RUN, http_scope
+from tests.conftest import PURE_RUN, http_scope, twin_named
 from tests.hardening._stack import full_stack
 
 pytestmark = pytest.mark.skipif(PURE_RUN or not fastmw.COMPILED, reason="differential tests need the compiled core")
@@ -50,7 +48,7 @@ def caught(error: BaseException) -> tuple[str, str]:
     return (type(error).__name__, str(error))
 
 
-async def run_app(mw: ModuleType, steps: list[str], cancel_at: int | None) -> list[Any]:
+async def run_app(mw: Any, steps: list[str], cancel_at: int | None) -> list[Any]:
     """Run an app doing ``steps`` through the full stack; ``cancel_at``: cancel the request at
     the server's n-th send/receive await. Returns everything observable."""
     logger = logging.getLogger(f"fastmw.hardening.apps.{mw.COMPILED}")
@@ -140,7 +138,9 @@ async def run_app(mw: ModuleType, steps: list[str], cancel_at: int | None) -> li
 
 
 def outcomes(steps: list[str], cancel_at: int | None) -> list[str]:
-    return [normalise(asyncio.run(run_app(mw, steps, cancel_at))) for mw in (fastmw, pure_copy())]
+    return [
+        normalise(asyncio.run(run_app(mw, steps, cancel_at))) for mw in (twin_named("compiled"), twin_named("pure"))
+    ]
 
 
 @settings(max_examples=150)
@@ -159,14 +159,14 @@ def test_misbehaving_apps_agree(steps: list[str], cancel_at: int | None) -> None
     ],
 )
 def test_calls_after_the_request_raise_a_clear_runtime_error(steps: list[str], late: str) -> None:
-    for mw in (fastmw, pure_copy()):
+    for mw in (twin_named("compiled"), twin_named("pure")):
         _, _, after, _ = asyncio.run(run_app(mw, steps, None))
         assert after[-1][1][0] == "RuntimeError", after
         assert after[-1][1][1].startswith(late), after
 
 
 def test_a_task_sending_after_the_request_gets_the_error() -> None:
-    for mw in (fastmw, pure_copy()):
+    for mw in (twin_named("compiled"), twin_named("pure")):
         _, _, after, _ = asyncio.run(run_app(mw, ["start", "body", "spawn-late-send"], None))
         assert after == [("task", ("RuntimeError", after[0][1][1]))]
         assert "after the request finished" in after[0][1][1]
