@@ -163,10 +163,16 @@ KINDS = st.sampled_from(
 
 
 def _message(kind: str, body: str, found: Any, cls: type) -> dict[str, Any]:
-    message = cls()
+    message: dict[str, Any] = cls()
     dict.__setitem__(message, "type", Text("http.response.start") if kind == "Text-start" else kind)
     dict.__setitem__(message, "status", 200)
-    bodies = {"b": b"abc", "Bytes": Bytes(b"abcd"), "LyingBytes": LyingBytes(b"abcde"), "str": "s", "None": None}
+    bodies: dict[str, Any] = {
+        "b": b"abc",
+        "Bytes": Bytes(b"abcd"),
+        "LyingBytes": LyingBytes(b"abcde"),
+        "str": "s",
+        "None": None,
+    }
     bodies.update({"bytearray": bytearray(b"ab"), "memoryview": memoryview(b"abcdef")})
     if body != "missing":
         dict.__setitem__(message, "body", bodies[body])
@@ -230,7 +236,12 @@ def test_memoryview_and_raising_objects_are_refused_alike(twins: tuple[ModuleTyp
     values=st.lists(st.sampled_from(["b", "Bytes", "LyingBytes", "bytearray", "Text", "LyingText", "int"]), max_size=3),
 )
 def test_access_records_of_subclasses_agree(twins: tuple[ModuleType, ModuleType], keys: str, values: list[str]) -> None:
-    made = {"b": b"a\x01", "Bytes": Bytes(b"\xff"), "LyingBytes": LyingBytes(b"ok"), "bytearray": bytearray(b"x")}
+    made: dict[str, Any] = {
+        "b": b"a\x01",
+        "Bytes": Bytes(b"\xff"),
+        "LyingBytes": LyingBytes(b"ok"),
+        "bytearray": bytearray(b"x"),
+    }
     made.update({"Text": Text("t\n"), "LyingText": LyingText("x"), "int": True})
     names = [f"k{i}" for i in range(len(values))]
     containers: dict[str, Any] = {

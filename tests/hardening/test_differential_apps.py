@@ -54,7 +54,7 @@ async def run_app(mw: Any, steps: list[str], cancel_at: int | None) -> list[Any]
     logger = logging.getLogger(f"fastmw.hardening.apps.{mw.COMPILED}")
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler.emit = records.append  # type: ignore[method-assign, assignment]
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO)
