@@ -256,3 +256,18 @@ def test_access_records_of_subclasses_agree(twins: tuple[ModuleType, ModuleType]
     ]
     assert results[0] == results[1]
     assert shape(LyingText("x")) == ("LyingText", "x")
+
+
+def test_metrics_render_takes_what_it_checked(twins: tuple[ModuleType, ModuleType]) -> None:
+    # More bounds than the layout holds, and sequences whose len()/iteration disagree.
+    lying = type("Lying", (list,), {"__len__": lambda self: 1})
+    cases: list[Any] = [
+        lambda: ([], ["1"] * 100, ["1"]),
+        lambda: ([], ["1"], ["2"] * 65),
+        lambda: (lying([b"x", 5]), ["1"], ["2"]),
+        lambda: ([], lying(["1"] * 80), ["2"]),
+        lambda: (iter([b""]), iter(["1"]), ("2",)),
+    ]
+    for case in cases:
+        results = [outcome(twin.render_histograms, *case(), False) for twin in twins]
+        assert results[0] == results[1], case()

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Sequence
 
 from fastmw._core_py._common import _type_name
-from fastmw._core_py.metrics import EXEMPLAR_WORDS, METRIC_METHODS, SERIES_HEAD, series_words
+from fastmw._core_py.metrics import EXEMPLAR_WORDS, MAX_BUCKETS, METRIC_METHODS, SERIES_HEAD, series_words
 
 COUNTERS_HEADER = 4096
 W_USED = 4
@@ -91,7 +91,11 @@ def render_histograms(
     ``len(duration_le)`` and ``len(size_le)`` finite bounds, whose ``le`` texts they are), in
     Prometheus text 0.0.4 or OpenMetrics 1.0 (with the duration exemplars); and the bit mask
     of the methods seen. Series sort by route, method, status; a malformed entry ends its file."""
+    # Read once, as tuples, as the compiled twin does (its layout holds at most MAX_BUCKETS bounds).
+    files, duration_le, size_le = tuple(files), tuple(duration_le), tuple(size_le)
     for name, texts in (("duration_le", duration_le), ("size_le", size_le)):
+        if len(texts) > MAX_BUCKETS:
+            raise ValueError(f"{name} must have at most {MAX_BUCKETS} bounds, got {len(texts)}")
         if not all(type(text) is str and text.isascii() for text in texts):
             raise TypeError(f"{name} must hold ASCII str")
     for data in files:

@@ -180,7 +180,12 @@ def render_histograms(files, duration_le, size_le, openmetrics):
     ``len(duration_le)`` and ``len(size_le)`` finite bounds, whose ``le`` texts they are), in
     Prometheus text 0.0.4 or OpenMetrics 1.0 (with the duration exemplars); and the bit mask
     of the methods seen. Series sort by route, method, status; a malformed entry ends its file."""
+    # Read once, as tuples: what is checked is what is used (a list subclass's __len__ or
+    # __iter__ cannot give other sizes later), and the bounds fit the layout's arrays.
+    files, duration_le, size_le = tuple(files), tuple(duration_le), tuple(size_le)
     for name, texts in (("duration_le", duration_le), ("size_le", size_le)):
+        if len(texts) > MAX_BUCKETS:
+            raise ValueError(f"{name} must have at most {MAX_BUCKETS} bounds, got {len(texts)}")
         if not all(type(text) is str and text.isascii() for text in texts):
             raise TypeError(f"{name} must hold ASCII str")
     for data in files:
