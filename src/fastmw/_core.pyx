@@ -8,7 +8,7 @@ cimport cython
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_Check, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContextVar_Set
-from cpython.dict cimport PyDict_GetItemWithError, PyDict_SetItem
+from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
@@ -33,6 +33,7 @@ from urllib.parse import quote as _quote
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
+from fastmw._route import overridden as _overridden
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT, REQUEST_STATE
 from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
 
@@ -165,6 +166,8 @@ cdef enum:
     # Readers whose header bytes the context stage keeps for the echo; echo entries at most.
     KEPT_READERS = 8
     MAX_ECHO = 64
+    # Where a context stage's request state holds its echo entries.
+    STATE_ECHO = 4
     # _only_header's answer for a name that is there more than once.
     HEADER_REPEATED = -2
     ERROR_STATUS = 500

@@ -1,17 +1,17 @@
 """What a middleware works out once, at construction: which hooks are the user's and which
 path its requests take (``docs/middleware.md`` has the table of what each override changes).
 
-``overridden()`` is the one place that compares a class's methods with the defaults; every
+``overridden()`` (and ``defines()``) is the one place that compares a class's methods with the defaults; every
 middleware and plugin reads its answer from the ``Route`` (or ``PluginRoute``) it built in
 ``__init__``, never from a method-identity check of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["AWAITED", "CORE", "ENGINE", "OWN_CALL", "SYNC", "PluginRoute", "Route", "overridden"]
+__all__ = ["AWAITED", "CORE", "ENGINE", "OWN_CALL", "SYNC", "PluginRoute", "Route", "defines", "overridden"]
 
 # The paths a request can take through one middleware.
 ENGINE = "engine"  # its core stage runs in the engine, fused with adjacent fastmw middlewares
@@ -26,6 +26,12 @@ SYNC = "sync"  # the plugin's own synchronous steps, from the raw headers (no re
 def overridden(cls: type, base: type, names: Iterable[str]) -> frozenset[str]:
     """The names among ``names`` that ``cls`` defines differently from ``base``."""
     return frozenset(name for name in names if getattr(cls, name, None) is not getattr(base, name, None))
+
+
+def defines(cls: type, name: str, skip: Callable[[type], bool]) -> bool:
+    """Whether a class of ``cls``'s MRO, other than those ``skip`` names, defines ``name`` itself
+    (a method a library patched onto the class counts)."""
+    return any(name in vars(klass) for klass in cls.__mro__ if not skip(klass))
 
 
 @dataclass(frozen=True)

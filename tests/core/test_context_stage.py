@@ -414,3 +414,65 @@ def test_a_request_id_that_is_not_a_str_decides_nothing_and_echoes_nothing(core:
     run(core.Pipeline(app, [id_stage(core, lambda headers: None)])(http_scope(), feeder([]), downstream))
     assert seen == [("unset", None, {"cid": None, "rid": None})]
     assert downstream.headers == APP_HEADERS
+
+
+# --------------------------------------------------------------------------- echoed when the response starts
+
+
+class Meddling:
+    """A context value whose ``str()`` rewrites the context (runs while the echo is built)."""
+
+    def __init__(self, data: dict[Any, Any]) -> None:
+        self.data = data
+
+    def __str__(self) -> str:
+        self.data.clear()
+        self.data.update({f"k{n}": n for n in range(40)})
+        return "meddled"
+
+
+@pytest.mark.parametrize("edit", ["none", "replace", "readd", "delete", "none_value", "many", "meddle", "bad"])
+def test_echo_reads_the_context_the_app_left(core: ModuleType, edit: str) -> None:
+    # The echoed values are the ones the stage's context holds when the response starts,
+    # whatever the app did to it; both twins agree (the compiled one scans small contexts
+    # and reuses the header bytes it read while the value is unchanged).
+    readers = [("id", core.UUIDHeaderReader("x-request-id")), ("b", lambda headers: "from-b"), ("c", lambda h: 7)]
+    echo = [("id", "x-request-id"), ("b", "x-b"), ("c", "x-c")]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        data = core.context_get()
+        if edit == "replace":
+            data["id"] = "replaced"
+        elif edit == "readd":
+            value = data.pop("b")
+            data["".join(["b"])] = value + "!"  # an equal key, not the stage's own object
+        elif edit == "delete":
+            del data["c"]
+        elif edit == "none_value":
+            data["id"] = None
+        elif edit == "many":
+            data.update({f"extra{n}": n for n in range(30)})
+            data["c"] = 8
+        elif edit == "meddle":
+            data["id"] = Meddling(data)
+        elif edit == "bad":
+            data["b"] = "a\r\nSet-Cookie: x=1"
+        await start_app(scope, receive, send)
+
+    downstream = Recorder()
+    pipeline = core.Pipeline(app, [core.ContextStage(readers, echo)])
+    run(pipeline(http_scope(headers=[(b"x-request-id", RID.encode())]), feeder([]), downstream))
+    echoed = [(name, value) for name, value in downstream.headers if name.startswith(b"x-") and name != b"x-request-id"]
+    expected = {
+        "none": [(b"x-b", b"from-b"), (b"x-c", b"7")],
+        "replace": [(b"x-b", b"from-b"), (b"x-c", b"7")],
+        "readd": [(b"x-b", b"from-b!"), (b"x-c", b"7")],
+        "delete": [(b"x-b", b"from-b")],
+        "none_value": [(b"x-b", b"from-b"), (b"x-c", b"7")],
+        "many": [(b"x-b", b"from-b"), (b"x-c", b"8")],
+        "meddle": [],
+        "bad": [(b"x-c", b"7")],
+    }[edit]
+    assert echoed == expected
+    ids = [value for name, value in downstream.headers if name == b"x-request-id" and value != b"app"]
+    assert ids == {"replace": [b"replaced"], "none_value": [], "meddle": [b"meddled"]}.get(edit, [RID.encode()])

@@ -13,6 +13,7 @@ from fastmw._core_py.engine import Stage, _published_of, _published_trace
 from fastmw._core_py.headers import header_get
 from fastmw._core_py.ids import monotonic
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
+from fastmw._route import overridden
 from fastmw._storage import CORRELATION_ID
 from fastmw.types import PathFilter, Scope
 
@@ -164,8 +165,7 @@ def _makes_own_records(logger: Any) -> bool:
     override how a call becomes a record (``log``, ``_log``, ``findCaller``, ``makeRecord``)."""
     if not isinstance(logger, logging.Logger):
         return False
-    cls = type(logger)
-    return all(getattr(cls, name) is getattr(logging.Logger, name) for name in RECORD_MAKING_METHODS)
+    return not overridden(type(logger), logging.Logger, RECORD_MAKING_METHODS)
 
 
 def access_status(scope: Scope, ex: SendRecorder, rx: ReceiveRecorder | None, raised: BaseException | None) -> int:

@@ -148,8 +148,7 @@ cdef bint _makes_own_records(logger) except -1:
     override how a call becomes a record (``log``, ``_log``, ``findCaller``, ``makeRecord``)."""
     if not isinstance(logger, logging.Logger):
         return False
-    cls = type(logger)
-    return all(getattr(cls, name) is getattr(logging.Logger, name) for name in RECORD_MAKING_METHODS)
+    return not _overridden(type(logger), logging.Logger, RECORD_MAKING_METHODS)
 
 
 cpdef object access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised):

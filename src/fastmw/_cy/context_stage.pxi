@@ -26,6 +26,9 @@ cdef class ContextStage(Stage):
     # it echoes the request id (skipped when an outer component resolved the id).
     cdef Py_ssize_t _source[MAX_ECHO]
     cdef bint _is_request_id[MAX_ECHO]
+    # Per echo entry: the position of its key in the context dict the stage builds (keys are
+    # inserted in reader order), where the response start looks first.
+    cdef Py_ssize_t _slot[MAX_ECHO]
 
     def __init__(self, readers, echo=(), *, replace=False, refuse=None, request_id=-1, paths=None):
         Stage.__init__(self, paths=paths)
@@ -48,17 +51,22 @@ cdef class ContextStage(Stage):
             source = len(keys) - 1 - keys[::-1].index(key) if key in keys else -1
             self._source[j] = source if 0 <= source < KEPT_READERS else -1
             self._is_request_id[j] = request_id >= 0 and key == keys[request_id]
+            self._slot[j] = _first_position(keys, key)
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
         cdef dict data = {}
         cdef tuple pair
         cdef Py_ssize_t position = 0
         cdef PyObject* found
+        # Per reader below KEPT_READERS: the header bytes it echoes as they came (a new
+        # reference, or NULL) and the value it read (borrowed from ``data``).
         cdef PyObject* kept[KEPT_READERS]
+        cdef PyObject* got[KEPT_READERS]
         cdef dict mapping = <dict>scope if type(scope) is dict else None
         owned = None
         headers = _scope_get(scope, "headers", None) or ()
         memset(kept, 0, sizeof(kept))
+        memset(got, 0, sizeof(got))
         try:
             try:
                 for pair in self.readers:
@@ -80,6 +88,8 @@ cdef class ContextStage(Stage):
                     if position == self.request_id and type(value) is str:
                         owned = value
                     PyDict_SetItem(data, pair[0], value)
+                    if position < KEPT_READERS:
+                        got[position] = <PyObject*>value
                     position += 1
             except MiddleWareValidationError as exc:
                 if self.refuse is None:
@@ -90,63 +100,77 @@ cdef class ContextStage(Stage):
             if owned is not None:
                 scope[ID_SCOPE_KEY] = owned
                 id_token = PyContextVar_Set(CORRELATION_ID, owned)
-            kept_raw = self._kept(data, kept) if self.echo else None
+            # (context token, request id token, echo the request id?, the context, then per
+            # echo entry the value read and its header entry from the bytes as they came, or
+            # None twice): at the response start the entry is echoed as it is if the context
+            # still holds that very value.
+            state = self._state(PyContextVar_Set(_context_var, data), id_token, owned is not None or self.request_id < 0, data, kept, got)
         finally:
             for position in range(KEPT_READERS):
                 Py_XDECREF(kept[position])
-        # (context token, request id token, echo the request id?, kept header bytes, the context)
-        ex._states[index] = (
-            PyContextVar_Set(_context_var, data), id_token, owned is not None or self.request_id < 0, kept_raw, data
-        )
+        ex._states[index] = state
         return 0
 
-    cdef object _kept(self, dict data, PyObject** kept):
-        """Per echo entry, (the value read, its header bytes as they came) when the reader kept
-        them, else None; None when no entry has any. Echoed as they are if the context still
-        holds that value when the response starts."""
+    cdef tuple _state(self, token, id_token, bint with_request_id, dict data, PyObject** kept, PyObject** got):
         cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), j, source
-        cdef tuple entries = None
-        cdef PyObject* found
+        cdef tuple state = PyTuple_New(STATE_ECHO + 2 * count)
+        flag = True if with_request_id else False
+        Py_INCREF(token)
+        PyTuple_SET_ITEM(state, 0, token)
+        Py_INCREF(id_token)
+        PyTuple_SET_ITEM(state, 1, id_token)
+        Py_INCREF(flag)
+        PyTuple_SET_ITEM(state, 2, flag)
+        Py_INCREF(data)
+        PyTuple_SET_ITEM(state, 3, data)
         for j in range(count):
             source = self._source[j]
-            if source < 0 or kept[source] == NULL:
+            if source < 0 or kept[source] == NULL or got[source] == NULL:
+                Py_INCREF(None)
+                PyTuple_SET_ITEM(state, STATE_ECHO + 2 * j, None)
+                Py_INCREF(None)
+                PyTuple_SET_ITEM(state, STATE_ECHO + 2 * j + 1, None)
                 continue
-            found = PyDict_GetItemWithError(data, (<tuple>PyTuple_GET_ITEM(self.echo, j))[0])
-            if found == NULL:
-                continue
-            if entries is None:
-                entries = _nones(count)
-            entry = (<object>found, <object>kept[source])
+            entry = ((<tuple>PyTuple_GET_ITEM(self.echo, j))[1], <object>kept[source])
+            Py_INCREF(<object>got[source])
+            PyTuple_SET_ITEM(state, STATE_ECHO + 2 * j, <object>got[source])
             Py_INCREF(entry)
-            Py_XDECREF(PyTuple_GET_ITEM(entries, j))
-            PyTuple_SET_ITEM(entries, j, entry)
-        return entries
+            PyTuple_SET_ITEM(state, STATE_ECHO + 2 * j + 1, entry)
+        return state
 
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
         cdef tuple pair, saved = <tuple>state
-        cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), j
-        cdef bint with_request_id = saved[2]
-        kept_raw = saved[3]
+        cdef Py_ssize_t count = PyTuple_GET_SIZE(self.echo), j, position
+        cdef bint with_request_id = saved[2] is True
         # The context this stage set, as the app left it (values it stored are echoed).
-        cdef dict data = <dict>saved[4]
+        cdef dict data = <dict>PyTuple_GET_ITEM(saved, 3)
+        cdef PyObject* key
         cdef PyObject* found
         for j in range(count):
             if self._is_request_id[j] and not with_request_id:
                 continue  # the component that resolved the id echoes it
             pair = <tuple>PyTuple_GET_ITEM(self.echo, j)
-            found = PyDict_GetItemWithError(data, pair[0])
-            if found == NULL or <object>found is None:
-                continue
-            item = None if kept_raw is None else <object>PyTuple_GET_ITEM(<tuple>kept_raw, j)
-            if item is not None and (<tuple>item)[0] is <object>found:
-                # The header's own bytes, already checked by the reader.
-                raw = (<tuple>item)[1]
-            else:
-                value_now = <object>found
-                try:
-                    raw = encode_header_value(value_now if type(value_now) is str else str(value_now))
-                except ValueError:
+            # Where the stage put the key, unless the app removed it since: no hashing.
+            position = self._slot[j]
+            if not PyDict_Next(data, &position, &key, &found) or key != PyTuple_GET_ITEM(pair, 0):
+                found = PyDict_GetItemWithError(data, pair[0])
+                if found == NULL:
                     continue
+            if <object>found is None:
+                continue
+            if PyTuple_GET_ITEM(saved, STATE_ECHO + 2 * j) == found:
+                # The header's own bytes, already checked by the reader, in their entry.
+                entry = <tuple>PyTuple_GET_ITEM(saved, STATE_ECHO + 2 * j + 1)
+                if self.replace:
+                    _set(headers, <bytes>entry[0], <bytes>entry[1])
+                else:
+                    headers.append(entry)
+                continue
+            value_now = <object>found
+            try:
+                raw = encode_header_value(value_now if type(value_now) is str else str(value_now))
+            except ValueError:
+                continue
             if self.replace:
                 _set(headers, <bytes>pair[1], <bytes>raw)
             else:
@@ -162,14 +186,13 @@ cdef class ContextStage(Stage):
         return exc
 
 
-cdef tuple _nones(Py_ssize_t count):
-    """A new tuple of ``count`` Nones (its items may be replaced: nobody else holds it)."""
-    cdef tuple result = PyTuple_New(count)
-    cdef Py_ssize_t j
-    for j in range(count):
-        Py_INCREF(None)
-        PyTuple_SET_ITEM(result, j, None)
-    return result
+cdef Py_ssize_t _first_position(list keys, key):
+    """The position ``key`` gets among the distinct ``keys`` inserted in order into a dict
+    (0 if that cannot be told: the echo then looks the key up)."""
+    try:
+        return list(dict.fromkeys(keys)).index(key)
+    except (TypeError, ValueError):
+        return 0
 
 
 cdef inline object _read(reader, headers):

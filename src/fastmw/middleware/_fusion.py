@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastmw import _impl
 from fastmw._impl import env_flag
-from fastmw._route import ENGINE, OWN_CALL, Route
+from fastmw._route import ENGINE, OWN_CALL, Route, defines
 from fastmw.types import Stage
 
 if TYPE_CHECKING:
@@ -62,11 +62,7 @@ def _is_bound_or_core(klass: type) -> bool:
 def _own_call(cls: type) -> bool:
     """Whether the user's classes (not FusableMiddleware nor a core's Pipeline) define ``__call__``
     (a subclass's, or one a library patched in, as sentry-sdk's Starlette integration does)."""
-    return any(
-        "__call__" in vars(klass)
-        for klass in cls.__mro__
-        if klass is not FusableMiddleware and not _is_bound_or_core(klass)
-    )
+    return defines(cls, "__call__", lambda klass: klass is FusableMiddleware or _is_bound_or_core(klass))
 
 
 def _bound(cls: type[FusableMiddleware], core: ModuleType) -> type[FusableMiddleware]:
