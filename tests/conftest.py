@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import warnings
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
@@ -214,6 +215,14 @@ async def call_app(
     recorder = send if send is not None else Recorder()
     await app(scope, feeder(receive_messages, then), recorder)
     return recorder
+
+
+def asyncio_sees_a_coroutine_function(func: Any) -> bool:
+    """``asyncio.iscoroutinefunction(func)``, as servers before inspect's check asked it
+    (uvicorn up to 0.3x); deprecated since CPython 3.14, but still what those servers run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return asyncio.iscoroutinefunction(func)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

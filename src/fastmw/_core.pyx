@@ -18,7 +18,7 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
 from cpython.unicode cimport PyUnicode_AsLatin1String
 from libc.math cimport fabs, floor, isfinite, llround, rint, signbit
-from libc.stdint cimport uint8_t
+from libc.stdint cimport int64_t, uint8_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset, strlen
 
@@ -33,6 +33,7 @@ from urllib.parse import quote as _quote
 
 from starlette.datastructures import MutableHeaders as _StarletteMutableHeaders
 
+from fastmw._await import interpreter_await as _interpreter_await
 from fastmw._route import overridden as _overridden
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT, REQUEST_STATE
 from fastmw.errors import ConfigurationError, ContextDoesNotExistError, MiddleWareValidationError
@@ -45,6 +46,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object)
     object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
     bint PyUnicode_CheckExact(object)
+    bint PyCoro_CheckExact(object)
 
 cdef extern from "fastmw.h":
     bint fastmw_ascii_printable(const char* data, Py_ssize_t n)
@@ -54,18 +56,11 @@ cdef extern from "fastmw.h":
                                    int* irregular)
     int fastmw_two_headers(object headers, const char* a, Py_ssize_t size_a, const char* b, Py_ssize_t size_b,
                            Py_ssize_t* at_a, Py_ssize_t* at_b)
-
-cdef extern from "<time.h>" nogil:
-    ctypedef int clockid_t
-    cdef struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(clockid_t, timespec*)
-    clockid_t CLOCK_MONOTONIC
-    clockid_t CLOCK_REALTIME
-
-cdef extern from "<pthread.h>" nogil:
-    int pthread_atfork(void (*prepare)(), void (*parent)(), void (*child)())
+    int fastmw_monotonic_ns(int64_t* out) except -1
+    int fastmw_wall_ns(int64_t* out) except -1
+    void fastmw_pool_lock() noexcept nogil
+    void fastmw_pool_unlock() noexcept nogil
+    void fastmw_pool_lock_reset() noexcept nogil
 
 __all__ = [
     "ACCESS_FIELDS",

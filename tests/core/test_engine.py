@@ -14,7 +14,7 @@ import pytest
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.errors import MiddleWareValidationError
 from fastmw.types import Message, Scope
-from tests.helpers import Recorder, call_app, feeder, http_scope, run
+from tests.helpers import Recorder, asyncio_sees_a_coroutine_function, call_app, feeder, http_scope, run
 
 RID = "6f3b1a4e2c5d4e8f9a0b1c2d3e4f5a6b"
 START: Message = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
@@ -114,7 +114,7 @@ def test_run_pipeline_is_a_coroutine_function_servers_detect(core: ModuleType) -
         __call__ = core.run_pipeline
 
     app = Middleware(OK_APP, [core.TimingStage("x-time")])
-    assert asyncio.iscoroutinefunction(app.__call__) and inspect.iscoroutinefunction(core.run_pipeline)
+    assert asyncio_sees_a_coroutine_function(app.__call__) and inspect.iscoroutinefunction(core.run_pipeline)
     assert serve(app).header(b"x-time") is not None
     assert serve(core.Pipeline(OK_APP, app.stages)).header(b"x-time") is not None
 

@@ -15,7 +15,7 @@ from fastmw.middleware.context_middleware import ContextMiddleware as ByModulePa
 from fastmw.middleware.raw_middleware import RawContextMiddleware as RawByModulePath
 from fastmw.plugins import Plugin, RequestIdPlugin
 from fastmw.types import Scope
-from tests.helpers import Recorder, call_app, feeder, http_scope, plain_app, run
+from tests.helpers import Recorder, asyncio_sees_a_coroutine_function, call_app, feeder, http_scope, plain_app, run
 
 HEX = "4d4b7a3e2f7c4e0b9a1c2b3d4e5f6a7b"
 
@@ -135,14 +135,13 @@ def _both_styles() -> list[Any]:
 
 def test_servers_detect_asgi3() -> None:
     # uvicorn (asyncio.iscoroutinefunction), hypercorn and asgiref (inspect) look at __call__.
-    import asyncio
     import inspect
 
     for middleware in _both_styles():
         assert middleware._stage is not None  # the core stage serves it
         assert inspect.iscoroutinefunction(middleware.__call__)
         assert inspect.iscoroutinefunction(type(middleware).__call__)
-        assert asyncio.iscoroutinefunction(middleware.__call__)
+        assert asyncio_sees_a_coroutine_function(middleware.__call__)
         assert list(inspect.signature(middleware).parameters) == ["scope", "receive", "send"]
 
 

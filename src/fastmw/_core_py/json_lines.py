@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,7 +68,7 @@ class JsonLinesWriter:
     propagate to the caller; the failed batch is dropped, not retried.
     """
 
-    __slots__ = ("_buffer", "_lines", "batch_lines", "stream")
+    __slots__ = ("_buffer", "_lines", "_lock", "batch_lines", "stream")
 
     def __init__(self, stream: Any, batch_lines: int = 64) -> None:
         if type(batch_lines) is not int or batch_lines < 1:
@@ -78,6 +79,7 @@ class JsonLinesWriter:
         self.batch_lines = batch_lines
         self._buffer = bytearray()
         self._lines = 0
+        self._lock = threading.Lock()
 
     @property
     def pending(self) -> int:
@@ -88,22 +90,37 @@ class JsonLinesWriter:
         """Buffer one encoded line; write the batch out once it is full."""
         if not isinstance(line, bytes):
             raise TypeError(f"line must be bytes, not {_type_name(line)}")
-        self._buffer += line
-        self._lines += 1
-        if self._lines >= self.batch_lines:
-            self.flush()
+        batch = None
+        # Loops in several threads may share a writer: the buffer changes hands under
+        # the lock, the stream is written outside it.
+        with self._lock:
+            self._buffer += line
+            self._lines += 1
+            if self._lines >= self.batch_lines:
+                batch = self._take_batch()
+        if batch is not None:
+            _write_batch(self.stream, batch)
 
     def flush(self) -> None:
         """Write out the buffered lines and flush the stream."""
-        if not self._lines:
-            return
+        with self._lock:
+            batch = self._take_batch() if self._lines else None
+        if batch is not None:
+            _write_batch(self.stream, batch)
+
+    def _take_batch(self) -> bytes:
         data = bytes(self._buffer)
         self._buffer = bytearray()
         self._lines = 0
-        _write_all(self.stream, data)
-        flush = getattr(self.stream, "flush", None)
-        if flush is not None:
-            flush()
+        return data
+
+
+def _write_batch(stream: Any, data: bytes) -> None:
+    """Write a batch out, then flush the stream (when it can be flushed)."""
+    _write_all(stream, data)
+    flush = getattr(stream, "flush", None)
+    if flush is not None:
+        flush()
 
 
 def _write_all(stream: Any, data: bytes) -> None:

@@ -188,6 +188,24 @@ cdef class Pipeline:
         return run_pipeline(self, scope, receive, send)
 
 
+async def _cython_coroutine():
+    pass
+
+
+_probe = _cython_coroutine()
+cdef type _CYTHON_COROUTINE = type(_probe)
+_probe.close()
+del _probe
+
+
+cdef inline object _awaitable(result):
+    """What the engine awaits for an app's ``result``: a coroutine itself; anything else
+    through the interpreter's own ``await`` (fastmw._await), whose errors are the pure twin's."""
+    if PyCoro_CheckExact(result) or type(result) is _CYTHON_COROUTINE:
+        return result
+    return _interpreter_await(result)
+
+
 async def run_pipeline(Pipeline self, scope, receive, send):
     """``pipeline(scope, receive, send)``: one request through the pipeline's stages.
 
@@ -206,12 +224,12 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     elif kind == SCOPE_WEBSOCKET:
         plan = self._websocket
     else:
-        await self.other(scope, receive, send)
+        await _awaitable(self.other(scope, receive, send))
         return
     if self._filtered and plan is not None:
         plan = self._select(plan, scope)
     if plan is None:
-        await self.terminal(scope, receive, send)
+        await _awaitable(self.terminal(scope, receive, send))
         return
     ex = SendRecorder.__new__(SendRecorder)
     _recorder_init(ex, send)
@@ -246,7 +264,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
         if _enter_all(plan, ex, rx, scope):
             await ex._refusal(scope, receive, ex)
         else:
-            await self.terminal(scope, receive, ex)
+            await _awaitable(self.terminal(scope, receive, ex))
     except BaseException as raised:
         exc = raised
     # Unwind inner -> outer, as the except/finally blocks of nested layers would.

@@ -98,4 +98,44 @@ static PyObject* fastmw_find_header(PyObject* list, const char* key, Py_ssize_t 
     return i < 0 ? NULL : PyTuple_GET_ITEM(PyList_GET_ITEM(list, i), 1);
 }
 
+/* Clocks through the C API, so the core needs no OS header: PyTime_* from 3.13, before
+   that the private clocks they made public. Same clocks as time.monotonic()/time.time(). */
+#if PY_VERSION_HEX >= 0x030D0000
+static inline int fastmw_monotonic_ns(int64_t* out) {
+    PyTime_t t;
+    if (PyTime_Monotonic(&t) < 0) return -1;
+    *out = (int64_t)t;
+    return 0;
+}
+static inline int fastmw_wall_ns(int64_t* out) {
+    PyTime_t t;
+    if (PyTime_Time(&t) < 0) return -1;
+    *out = (int64_t)t;
+    return 0;
+}
+#else
+static inline int fastmw_monotonic_ns(int64_t* out) {
+    *out = (int64_t)_PyTime_GetMonotonicClock();
+    return 0;
+}
+static inline int fastmw_wall_ns(int64_t* out) {
+    *out = (int64_t)_PyTime_GetSystemClock();
+    return 0;
+}
+#endif
+
+/* The lock of the random pool (ids.pxi). With the GIL the pool is read and refilled only by
+   C code that calls no Python in between, so the GIL serialises it; a free-threaded build
+   takes a PyMutex around the same few lines. A forked child starts with it unlocked. */
+#ifdef Py_GIL_DISABLED
+static PyMutex fastmw_pool_mutex;
+static inline void fastmw_pool_lock(void) { PyMutex_Lock(&fastmw_pool_mutex); }
+static inline void fastmw_pool_unlock(void) { PyMutex_Unlock(&fastmw_pool_mutex); }
+static inline void fastmw_pool_lock_reset(void) { memset(&fastmw_pool_mutex, 0, sizeof fastmw_pool_mutex); }
+#else
+static inline void fastmw_pool_lock(void) {}
+static inline void fastmw_pool_unlock(void) {}
+static inline void fastmw_pool_lock_reset(void) {}
+#endif
+
 #endif /* FASTMW_H */

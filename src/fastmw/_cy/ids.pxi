@@ -4,47 +4,63 @@
 # --------------------------------------------------------------------------- ids and clock
 
 
-cpdef double monotonic():
+cpdef double monotonic() except? -1:
     """Seconds on the monotonic clock (``time.monotonic``'s clock)."""
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
+    cdef int64_t ns
+    fastmw_monotonic_ns(&ns)
+    return <double>ns / 1e9
 
 
-cdef double _wall_time_micros() noexcept:
+cdef double _wall_time_micros() except? -1:
     """``round(time.time(), 6)``: the wall clock (``time.time``'s) in whole microseconds,
     as the float nearest to that decimal (exact integer arithmetic, one division)."""
-    cdef timespec ts
-    clock_gettime(CLOCK_REALTIME, &ts)
-    return (<long long>ts.tv_sec * 1000000 + (ts.tv_nsec + 500) // 1000) / 1e6
+    cdef int64_t ns
+    fastmw_wall_ns(&ns)
+    return ((ns + 500) // 1000) / 1e6
 
 
-# A pool of CSPRNG bytes (os.urandom) consumed 16 at a time; emptied in a forked
-# child so parent and child never hand out the same ids.
+# A pool of CSPRNG bytes (os.urandom) handed out a few at a time, shared by every thread
+# (fastmw_pool_lock guards it on free-threaded builds); emptied in a forked child so
+# parent and child never hand out the same ids.
 cdef unsigned char _random_pool[RANDOM_POOL]
 cdef Py_ssize_t _random_used = RANDOM_POOL
 
 
-cdef void _forget_random_pool() noexcept nogil:
+def _forget_random_pool():
     global _random_used
+    fastmw_pool_lock_reset()
     _random_used = RANDOM_POOL
 
 
-pthread_atfork(NULL, NULL, _forget_random_pool)
+# os.register_at_fork is POSIX-only: where there is no fork there is nothing to forget.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_random_pool)
+
+
+cdef int _random_take(unsigned char* out, Py_ssize_t n) except -1:
+    """``n`` (at most 16) bytes from the pool, each handed out once. The refill calls
+    Python (os.urandom) outside the lock, so the lock is never held across Python code."""
+    global _random_used
+    cdef bytes fresh = None
+    while True:
+        fastmw_pool_lock()
+        if _random_used + n > RANDOM_POOL and fresh is not None:
+            memcpy(_random_pool, PyBytes_AS_STRING(fresh), RANDOM_POOL)
+            _random_used = 0
+        if _random_used + n <= RANDOM_POOL:
+            memcpy(out, _random_pool + _random_used, n)
+            _random_used += n
+            fastmw_pool_unlock()
+            return 0
+        fastmw_pool_unlock()
+        fresh = os.urandom(RANDOM_POOL)
 
 
 cpdef str new_request_id():
     """A random (CSPRNG) uuid4 as 32 lower-case hex characters."""
-    global _random_used
-    cdef bytes fresh
     cdef unsigned char raw[16]
     cdef Py_ssize_t i
-    if _random_used + 16 > RANDOM_POOL:
-        fresh = os.urandom(RANDOM_POOL)
-        memcpy(_random_pool, PyBytes_AS_STRING(fresh), RANDOM_POOL)
-        _random_used = 0
-    memcpy(raw, _random_pool + _random_used, 16)
-    _random_used += 16
+    _random_take(raw, 16)
     raw[6] = (raw[6] & 0x0F) | 0x40
     raw[8] = (raw[8] & 0x3F) | 0x80
     result = PyUnicode_New(32, 127)

@@ -290,22 +290,40 @@ cdef class JsonLinesWriter:
         """Buffer one encoded line; write the batch out once it is full."""
         if not PyBytes_Check(line):
             raise TypeError(f"line must be bytes, not {_type_name(line)}")
-        self._buffer += <bytes>line
-        self._lines += 1
-        if self._lines >= self.batch_lines:
-            self.flush()
+        batch = None
+        # Loops in several threads may share a writer: the buffer changes hands under the
+        # object's critical section (a no-op with the GIL), the stream is written outside it.
+        with cython.critical_section(self):
+            self._buffer += <bytes>line
+            self._lines += 1
+            if self._lines >= self.batch_lines:
+                batch = self._take_batch()
+        if batch is not None:
+            _write_batch(self.stream, <bytes>batch)
 
     def flush(self):
         """Write out the buffered lines and flush the stream."""
-        if not self._lines:
-            return
+        batch = None
+        with cython.critical_section(self):
+            if self._lines:
+                batch = self._take_batch()
+        if batch is not None:
+            _write_batch(self.stream, <bytes>batch)
+
+    cdef bytes _take_batch(self):
         data = bytes(self._buffer)
         self._buffer = bytearray()
         self._lines = 0
-        _write_all(self.stream, data)
-        flush = getattr(self.stream, "flush", None)
-        if flush is not None:
-            flush()
+        return data
+
+
+cdef int _write_batch(stream, bytes data) except -1:
+    """Write a batch out, then flush the stream (when it can be flushed)."""
+    _write_all(stream, data)
+    flush = getattr(stream, "flush", None)
+    if flush is not None:
+        flush()
+    return 0
 
 
 cdef int _write_all(stream, bytes data) except -1:

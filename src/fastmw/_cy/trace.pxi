@@ -37,17 +37,10 @@ _init_trace_tables()
 
 cdef int _random_fill(unsigned char* out, Py_ssize_t n) except -1:
     """``n`` (at most 16) CSPRNG bytes from ids.pxi's pool, never all zero."""
-    global _random_used
-    cdef bytes fresh
     cdef Py_ssize_t i
     cdef unsigned char seen = 0
     while not seen:
-        if _random_used + n > RANDOM_POOL:
-            fresh = os.urandom(RANDOM_POOL)
-            memcpy(_random_pool, PyBytes_AS_STRING(fresh), RANDOM_POOL)
-            _random_used = 0
-        memcpy(out, _random_pool + _random_used, n)
-        _random_used += n
+        _random_take(out, n)
         for i in range(n):
             seen |= out[i]
     return 0
