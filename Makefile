@@ -8,9 +8,11 @@ PYTEST_ARGS ?=
 EXT_STAMP := $(VENV)/.ext-built
 # wheel-check's scratch output (gitignored under build/).
 WHEEL_CHECK_DIR ?= build/wheel-check
+# CPython 3.14 and 3.15 from Debian sid's packages, in a debootstrap chroot (make chroot-pythons).
+CHROOT ?= build/chroot/sid
 
 .PHONY: help venv build build-trace test test-servers test-compiled test-pure bench bench-publish bench-e2e bench-e2e-instructions bench-instructions lint annotate clean asan asan-build fuzz \
-	wheels wheels-test wheel-check
+	wheels wheels-test wheel-check chroot-pythons clean-chroot
 
 help:
 	@echo "make bench     build, run the benchmarks, print the comparison table (results in build/bench/)"
@@ -22,8 +24,9 @@ help:
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make annotate  Cython HTML annotation of the core (src/fastmw/_core.html)"
 	@echo "make build-trace  in-place core with Cython line tracing (coverage); make build restores"
-	@echo "make wheels    sdist + manylinux wheel per CPython 3.10-3.13 found + pure wheel, into dist/"
+	@echo "make wheels    sdist + manylinux wheel per CPython 3.10-3.15 (3.14/3.15 in the chroot) + pure wheel, into dist/"
 	@echo "make wheels-test  install each dist/ artifact alone in a fresh venv, run the suite on it"
+	@echo "make chroot-pythons  CPython 3.14 and 3.15 from Debian sid in a debootstrap chroot under build/ (root)"
 	@echo "make wheel-check  default-Python wheel built, checked and tested in isolation (CI)"
 	@echo "make asan      core built with ASan+UBSan, core/middleware tests run on it"
 	@echo "make fuzz      coverage-guided fuzzing of the core against its pure twin (FUZZ_SECONDS=300)"
@@ -125,23 +128,36 @@ annotate: $(VENV)/.installed
 	FASTMW_ANNOTATE=1 $(PY) setup.py -q build_ext --inplace --force
 	@echo "wrote src/fastmw/_core.html"
 
-wheels: $(VENV)/.deps-wheels
-	$(PY) tools/build_dists.py --out dist
+# About five minutes the first time (debootstrap + apt), then reused (its stamp file).
+chroot-pythons:
+	timeout 1800 tools/provision_chroot.sh $(CHROOT)
+
+wheels: $(VENV)/.deps-wheels chroot-pythons
+	$(PY) tools/build_dists.py --out dist --chroot $(CHROOT)
 	$(PY) tools/check_dists.py dist
 
-wheels-test: $(VENV)/.deps-wheels
+wheels-test: $(VENV)/.deps-wheels chroot-pythons
 	@ls dist/fastmw-*.tar.gz dist/fastmw-*.whl >/dev/null 2>&1 || { echo "dist/ is empty: run make wheels first"; exit 1; }
-	$(PY) tools/test_dists.py --python $(PYTHON) dist/fastmw-*.whl dist/fastmw-*.tar.gz
+	$(PY) tools/test_dists.py --python $(PYTHON) --chroot $(CHROOT) dist/fastmw-*.whl dist/fastmw-*.tar.gz
 
 # The packaging gate CI runs after `make test`: sdist -> default-Python wheel -> auditwheel,
-# content + twine checks, then the suite against that wheel alone in a fresh venv.
+# content + twine checks, then the suite against that wheel alone in a fresh venv, and
+# the sdist installed with CC=/bin/false (refused, then pure with FASTMW_NO_EXTENSIONS=1).
 wheel-check: $(VENV)/.deps-wheels
 	$(PY) tools/build_dists.py --out $(WHEEL_CHECK_DIR) --python $(PYTHON) --no-pure
 	$(PY) tools/check_dists.py $(WHEEL_CHECK_DIR)
 	$(PY) tools/test_dists.py --python $(PYTHON) $(WHEEL_CHECK_DIR)/fastmw-*.whl
+	$(PY) tools/test_dists.py --python $(PYTHON) --no-compiler $(WHEEL_CHECK_DIR)/fastmw-*.tar.gz
 
+# The chroot under build/ is kept (minutes to remake): make clean-chroot removes it.
 clean:
-	rm -rf $(VENV) build dist wheelhouse src/*.egg-info src/fastmw/_core.c src/fastmw/*.html src/fastmw/*.so .pytest_cache .hypothesis
+	[ ! -d build ] || find build -mindepth 1 -maxdepth 1 ! -name chroot -exec rm -rf {} +
+	rm -rf $(VENV) dist wheelhouse src/*.egg-info src/fastmw/_core.c src/fastmw/*.html src/fastmw/*.so .pytest_cache .hypothesis
+
+# Refuses while anything is mounted in the chroot: a bind mount there is this checkout.
+clean-chroot:
+	! grep -q " $$(realpath -m $(CHROOT))/" /proc/mounts || { echo "$(CHROOT) has mounts: not removing"; exit 1; }
+	rm -rf --one-file-system $(CHROOT)
 
 # The compiled core built with AddressSanitizer + UBSan into build/asan, then the core and
 # middleware tests run against it (the interpreter itself is not instrumented: libasan is preloaded

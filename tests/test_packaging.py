@@ -7,6 +7,9 @@ what proves the release files, not just the editable install, are right.
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import re
+import sys
 from importlib import resources
 from pathlib import Path
 from types import ModuleType
@@ -50,3 +53,26 @@ def test_installed_package_ships_no_sources_or_tests() -> None:
     shipped = {p.name for p in PACKAGE_DIR.iterdir()}
     assert not {n for n in shipped if n.endswith((".pyx", ".c", ".html"))}
     assert not (PACKAGE_DIR.parent / "tests" / "test_packaging.py").exists()
+
+
+@pytest.mark.skipif(not FROM_SOURCE_TREE, reason="reads pyproject.toml and tools/ of the work tree")
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is 3.11+")
+def test_classifiers_release_matrix_and_local_wheels_name_the_same_pythons() -> None:
+    import tomllib
+
+    root = PACKAGE_DIR.parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    classified = {
+        c.rsplit(" :: ", 1)[1]
+        for c in project["project"]["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
+    released = {f"3.{selector[3:].split('-')[0]}" for selector in project["tool"]["cibuildwheel"]["build"]}
+    spec = importlib.util.spec_from_file_location("_distutil", root / "tools" / "_distutil.py")
+    assert spec is not None and spec.loader is not None
+    distutil = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(distutil)
+    built_here = {*distutil.MINORS, *distutil.CHROOT_MINORS}
+    assert classified == released == built_here
+    floor = project["project"]["requires-python"].removeprefix(">=")
+    assert min(classified, key=lambda version: int(version.split(".")[1])) == floor

@@ -11,8 +11,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# CPython minors we publish compiled wheels for from this machine (cibuildwheel adds 3.14).
+# CPython minors with compiled wheels: from pyenv (or PATH) on this machine, and from
+# Debian's packages in the sid chroot (tools/provision_chroot.sh, `make chroot-pythons`).
 MINORS = ("3.10", "3.11", "3.12", "3.13")
+CHROOT_MINORS = ("3.14", "3.15")
+IN_CHROOT = ROOT / "tools" / "in_chroot.sh"
+# Where a chroot keeps a build venv per minor (pip there builds the wheel).
+CHROOT_VENV = "/opt/fastmw-build-{minor}"
 # Build switches that must not leak from the caller's shell into release builds.
 BUILD_SWITCHES = ("FASTMW_NO_EXTENSIONS", "FASTMW_CYTHON_TRACE", "FASTMW_ANNOTATE", "FASTMW_CFLAGS", "PYTHONPATH")
 WHEEL_RE = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
@@ -26,9 +31,10 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run(cmd: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """Run a command, echoing it; raise on failure."""
+    """Run a command, echoing it; raise on failure (unless ``check=False``)."""
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    return subprocess.run([str(c) for c in cmd], check=True, text=True, **kwargs)  # type: ignore[call-overload]
+    kwargs.setdefault("check", True)
+    return subprocess.run([str(c) for c in cmd], text=True, **kwargs)  # type: ignore[call-overload]
 
 
 def project_version() -> str:
@@ -86,6 +92,17 @@ def find_pythons() -> dict[str, Path]:
             print(f"note: no CPython {minor} found, skipping its wheel", flush=True)
         else:
             found["cp" + minor.replace(".", "")] = python
+    return found
+
+
+def chroot_pythons(chroot: Path) -> dict[str, list[str]]:
+    """Tag -> command running that CPython's build venv inside ``chroot`` (made on first use)."""
+    found = {}
+    for minor in CHROOT_MINORS:
+        venv = CHROOT_VENV.format(minor=minor)
+        if not (chroot / venv.lstrip("/") / "bin" / "python").exists():
+            run([IN_CHROOT, chroot, f"python{minor}", "-m", "venv", venv])
+        found["cp" + minor.replace(".", "")] = [str(IN_CHROOT), str(chroot), f"{venv}/bin/python"]
     return found
 
 

@@ -1,11 +1,12 @@
 """Build fastmw's release artifacts into one directory.
 
 One sdist; from it, a compiled wheel per CPython found (repaired by auditwheel into a
-manylinux wheel on Linux) and one pure ``py3-none-any`` wheel (FASTMW_NO_EXTENSIONS=1).
+manylinux wheel on Linux; with ``--chroot DIR`` also for the CPythons of the sid chroot)
+and one pure ``py3-none-any`` wheel (FASTMW_NO_EXTENSIONS=1).
 Wheels are built from the unpacked sdist, not the work tree, so a file missing from
 the sdist breaks the build here instead of on a user's machine.
 
-    python tools/build_dists.py [--out dist] [--python PATH ...] [--no-pure]
+    python tools/build_dists.py [--out dist] [--python PATH ...] [--chroot DIR] [--no-pure]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _distutil import ROOT, Timer, clean_env, find_pythons, interpreter_tag, run
+from _distutil import ROOT, Timer, chroot_pythons, clean_env, find_pythons, interpreter_tag, run
 
 
 def build_sdist(out: Path, timer: Timer) -> Path:
@@ -38,16 +39,20 @@ def unpack(sdist: Path, where: Path) -> Path:
     return top
 
 
-def build_wheel(python: Path, sdist: Path, out: Path, timer: Timer, *, pure: bool = False) -> Path:
-    """pip-build one wheel from a fresh copy of the sdist, repair it, move it to ``out``."""
+def build_wheel(python: list[str], label: str, sdist: Path, out: Path, timer: Timer, *, pure: bool = False) -> Path:
+    """pip-build one wheel from a fresh copy of the sdist, repair it, move it to ``out``.
+
+    ``python`` is the command running the interpreter (in the chroot, tools/in_chroot.sh
+    and the chroot's venv python), ``label`` its tag (cp312) or ``pure``."""
     start = time.monotonic()
-    label = "pure" if pure else interpreter_tag(python)
-    with tempfile.TemporaryDirectory(prefix=f"fastmw-{label}-") as tmp:
+    # Under build/ rather than /tmp: the checkout is what the chroot sees of the host.
+    (ROOT / "build").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"fastmw-{label}-", dir=ROOT / "build") as tmp:
         src = unpack(sdist, Path(tmp) / "src")
         raw = Path(tmp) / "raw"
         # A local directory is never served from pip's wheel cache, so every run compiles anew.
         env = clean_env(FASTMW_NO_EXTENSIONS="1") if pure else clean_env()
-        run([python, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", raw, src], env=env)
+        run([*python, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", raw, src], env=env)
         (wheel,) = raw.glob("*.whl")
         if pure or not sys.platform.startswith("linux"):
             final = out / wheel.name
@@ -68,10 +73,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist")
     parser.add_argument("--python", action="append", type=Path, help="build only for these interpreters")
+    parser.add_argument("--chroot", type=Path, help="also build for the CPythons of this sid chroot")
     parser.add_argument("--no-pure", action="store_true", help="skip the py3-none-any wheel")
     args = parser.parse_args()
 
-    pythons = {interpreter_tag(p): p for p in args.python} if args.python else find_pythons()
+    hosts = {interpreter_tag(p): p for p in args.python} if args.python else find_pythons()
+    pythons = {tag: [str(p)] for tag, p in hosts.items()}
+    if args.chroot:
+        pythons.update(chroot_pythons(args.chroot.resolve()))
     if not pythons:
         sys.exit("no supported CPython interpreter found")
     out = args.out.resolve()
@@ -80,10 +89,10 @@ def main() -> None:
     timer = Timer()
     total = time.monotonic()
     sdist = build_sdist(out, timer)
-    for python in pythons.values():
-        build_wheel(python, sdist, out, timer)
+    for tag, python in pythons.items():
+        build_wheel(python, tag, sdist, out, timer)
     if not args.no_pure:
-        build_wheel(Path(sys.executable), sdist, out, timer, pure=True)
+        build_wheel([sys.executable], "pure", sdist, out, timer, pure=True)
     timer("total", total)
     timer.report(f"built into {out}:")
     for path in sorted(out.iterdir()):

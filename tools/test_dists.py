@@ -5,7 +5,15 @@ one); the sdist goes into a default-Python venv without Cython, so build isolati
 to fetch it, and must still come out compiled. The suite runs from a temporary copy of
 tests/ with the project's pytest settings, so src/ is never on sys.path.
 
-    python tools/test_dists.py [--python DEFAULT] ARTIFACT...
+A wheel for a CPython of the sid chroot (``--chroot DIR``) is tested by this same script
+run inside the chroot, with that CPython.
+
+With ``--no-compiler``, each sdist is instead installed with ``CC=/bin/false``: the
+install must stop with setup.py's explanation naming FASTMW_NO_EXTENSIONS=1, and with
+that switch set must give the pure package.
+
+    python tools/test_dists.py [--python DEFAULT] [--chroot DIR] ARTIFACT...
+    python tools/test_dists.py --no-compiler [--python DEFAULT] SDIST...
 """
 
 from __future__ import annotations
@@ -20,7 +28,18 @@ import time
 from pathlib import Path
 
 import tomllib
-from _distutil import ROOT, Timer, clean_env, find_python, is_pure, project_version, run, wheel_tags
+from _distutil import (
+    CHROOT_MINORS,
+    IN_CHROOT,
+    ROOT,
+    Timer,
+    clean_env,
+    find_python,
+    is_pure,
+    project_version,
+    run,
+    wheel_tags,
+)
 
 # Asked from inside the venv, from the test directory: what would the tests import?
 PROBE = (
@@ -60,6 +79,22 @@ def python_for(artifact: Path, default: Path) -> Path:
     if python is None:
         sys.exit(f"no interpreter for {artifact.name}")
     return python
+
+
+def chroot_minor(artifact: Path) -> str | None:
+    """``3.14`` for a compiled wheel of a chroot CPython this interpreter is not."""
+    if artifact.suffix != ".whl" or is_pure(artifact):
+        return None
+    py = wheel_tags(artifact)[0]
+    minor = f"{py[2]}.{py[3:]}"
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    return minor if minor in CHROOT_MINORS and minor != here and find_python(minor) is None else None
+
+
+def test_in_chroot(chroot: Path, minor: str, artifact: Path) -> None:
+    """This script, run by the chroot's CPython ``minor`` on ``artifact``."""
+    pytest_args = os.environ.get("PYTEST_ARGS", "")
+    run([IN_CHROOT, chroot, "env", f"PYTEST_ARGS={pytest_args}", f"python{minor}", Path(__file__).resolve(), artifact])
 
 
 def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None:
@@ -111,6 +146,31 @@ def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None
         run([vpy, "-m", "pytest", "-p", "no:cacheprovider", "-q", *pytest_args], cwd=run_dir, env=env)
 
 
+def test_without_compiler(sdist: Path, python: Path) -> None:
+    """The sdist installed where the C compiler fails: a refusal that names the way out."""
+    env = {**clean_env(), "CC": "/bin/false", "PYTHONNOUSERSITE": "1"}
+    with tempfile.TemporaryDirectory(prefix="fastmw-nocc-") as tmp_name:
+        venv = Path(tmp_name) / "venv"
+        run([python, "-m", "venv", venv])
+        vpy = venv / "bin" / "python"
+        # The build requirements preinstalled, without isolation: what is tested is setup.py
+        # meeting a compiler that fails, not pip fetching setuptools and Cython twice.
+        install = [vpy, "-m", "pip", "install", "--disable-pip-version-check"]
+        run([*install, "-q", "-r", ROOT / "requirements" / "build.txt"])
+        pip = [*install, "--no-cache-dir", "--no-build-isolation", sdist]
+        refused = run(pip, env=env, capture_output=True, check=False)
+        output = refused.stdout + refused.stderr
+        expected = ("cannot build the compiled core", "FASTMW_NO_EXTENSIONS=1 pip install")
+        if refused.returncode == 0 or not all(text in output for text in expected):
+            sys.exit(f"{sdist.name} without a compiler: exit {refused.returncode}, expected the refusal\n{output}")
+        print("  refused, naming FASTMW_NO_EXTENSIONS=1", flush=True)
+        run(pip, env={**env, "FASTMW_NO_EXTENSIONS": "1"})
+        facts = json.loads(run([vpy, "-c", PROBE], cwd=tmp_name, env=env, capture_output=True).stdout)
+        if facts["compiled"] or facts["version"] != project_version():
+            sys.exit(f"{sdist.name} with FASTMW_NO_EXTENSIONS=1 and no compiler: {facts}")
+        print(f"  FASTMW_NO_EXTENSIONS=1: installed the pure package {facts['version']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -119,6 +179,8 @@ def main() -> None:
         default=Path(shutil.which("python3") or sys.executable),
         help="interpreter for the sdist and the pure wheel (default: python3 on PATH)",
     )
+    parser.add_argument("--chroot", type=Path, help="sid chroot whose CPythons test their wheels")
+    parser.add_argument("--no-compiler", action="store_true", help="install each sdist with CC=/bin/false")
     parser.add_argument("artifacts", nargs="+", type=Path)
     args = parser.parse_args()
     pytest_args = os.environ.get("PYTEST_ARGS", "").split()
@@ -127,7 +189,17 @@ def main() -> None:
     for artifact in args.artifacts:
         start = time.monotonic()
         print(f"\n=== {artifact.name}", flush=True)
-        test_artifact(artifact.resolve(), args.python, pytest_args)
+        minor = chroot_minor(artifact)
+        if args.no_compiler:
+            if artifact.suffix == ".whl":
+                sys.exit(f"--no-compiler takes sdists, not {artifact.name}")
+            test_without_compiler(artifact.resolve(), args.python)
+        elif minor is None:
+            test_artifact(artifact.resolve(), args.python, pytest_args)
+        elif args.chroot is None:
+            sys.exit(f"{artifact.name}: no CPython {minor} here; its wheel is tested in the chroot (--chroot DIR)")
+        else:
+            test_in_chroot(args.chroot.resolve(), minor, artifact.resolve())
         timer(artifact.name, start)
     timer("total", total)
     timer.report("tested:")
