@@ -18,7 +18,7 @@ C_API = re.compile(r"^_?Py[A-Z_a-z]")
 # ISO C (C11) library functions a Cython module and fastmw's own C may call, by header.
 ISO_C_BY_HEADER = {
     "string.h": "memcpy memmove memset memcmp memchr strlen strcmp strncmp strchr strrchr strstr strcpy strncpy",
-    "stdlib.h": "malloc calloc realloc free abort strtol strtoul strtod",
+    "stdlib.h": "malloc calloc realloc free abort strtol strtoul strtod qsort bsearch",
     "stdio.h": "printf fprintf snprintf sprintf vsnprintf fputs puts putchar fflush stderr stdout",
     "math.h": "floor ceil fabs fmod rint round lround llround trunc modf frexp ldexp pow sqrt exp log log10",
     "assert.h": "__assert_fail",  # glibc's implementation of assert()
