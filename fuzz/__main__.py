@@ -108,6 +108,7 @@ def run_all(targets: list[str], seconds: int, build: Path, work: Path) -> int:
             failed.append(target)
             log = work / "logs" / f"{target}.log"
             print(f"--- {target}: exit status {status}; the end of {log}:\n{tail}\n---", flush=True)
+    print(f"fuzz: {len(targets) - len(failed)} passed, {len(failed)} failed")
     if failed:
         print(f"fuzzing failed: {', '.join(failed)} (reproduce: python -m fuzz --target NAME --reproduce FILE)")
         return 1
