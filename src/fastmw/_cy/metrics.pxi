@@ -9,6 +9,7 @@
 # then one exemplar per duration bucket (trace and span id as hex, the value, the wall time).
 
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_WRITABLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.dict cimport PyDict_Contains
 from libc.stdint cimport int64_t, uint64_t
 
 METRIC_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE", "_OTHER")
@@ -419,7 +420,8 @@ cdef class MetricsStage(Stage):
                 status = _status_key(access_status(scope, ex, rx, exc))
             rid = self._route_id(scope)
             if self._exemplar_mode != EXEMPLARS_NONE:
-                trace = _published_trace(ex)
+                # The pipeline's own holder read as the C struct it is (no attribute lookup).
+                trace = (<Published>ex._published).trace if ex._published is not None else _published_trace(ex)
                 if trace is not None:
                     context = <TraceContext>trace
                     if self._exemplar_mode == EXEMPLARS_ALL or context.flags & 1:
@@ -450,7 +452,7 @@ cdef class MetricsStage(Stage):
             return table._label_id(label)
         route = _scope_get(scope, _ROUTE, None)
         if route is not None:
-            if _APP_ROOT_PATH in scope:
+            if PyDict_Contains(scope, _APP_ROOT_PATH) if type(scope) is dict else _APP_ROOT_PATH in scope:
                 label = _mounted_route(scope, route)
             else:
                 label = getattr(route, _PATH, None)
