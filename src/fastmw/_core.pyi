@@ -77,6 +77,7 @@ __all__ = [
     "new_request_id",
     "new_span_id",
     "new_trace_id",
+    "note_request_id",
     "parse_traceparent",
     "parse_tracestate",
     "render_histograms",
@@ -342,6 +343,7 @@ class BodyCacheStage(Stage):
     def max_bytes(self) -> int: ...
 
 def error_body(request_id: object) -> bytes: ...
+def note_request_id(exc: object, request_id: object) -> None: ...
 
 @final
 class ErrorStage(Stage):

@@ -139,6 +139,7 @@ __all__ = [
     "new_request_id",
     "new_span_id",
     "new_trace_id",
+    "note_request_id",
     "parse_traceparent",
     "parse_tracestate",
     "render_histograms",
@@ -190,6 +191,9 @@ cdef str SEND_AFTER_END = (
 cdef str RECEIVE_AFTER_END = (
     "ASGI receive called after the request finished: the app, or a task it started, kept receive past its end"
 )
+cdef str REQUEST_ID_ATTRIBUTE = "fastmw_request_id"
+cdef str REQUEST_ID_NOTE = "request id: "
+cdef tuple CLOSE_HEADER = (b"connection", b"close")
 ACCESS_FIELDS = (
     "method", "path", "query", "http_version", "status", "duration_ms", "ttfb_ms",
     "response_bytes", "request_bytes", "client_addr", "user_agent", "request_id",

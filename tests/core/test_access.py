@@ -212,7 +212,9 @@ LAST = {"type": "http.response.body", "body": b"y"}
     ("kind", "sent", "received", "raised", "status"),
     [
         ("http", [START, LAST], [], None, 204),
-        ("http", [START, LAST], ["http.disconnect"], OSError(), 204),  # complete wins
+        # Told the client went away (a ReceiveRecorder used alone cannot tell whether before the
+        # response completed; inside the engine it can: tests/test_disconnects.py).
+        ("http", [START, LAST], ["http.disconnect"], OSError(), 499),
         ("http", [START, MORE], [], None, 204),  # cut short by the app: the status line went out
         ("http", [START, MORE], [], OSError(), 499),  # the send failed mid-response
         ("http", [START, MORE], ["http.disconnect"], None, 499),
@@ -254,3 +256,33 @@ def test_only_a_host_port_client_and_a_bytes_query_are_recorded(core: ModuleType
     values = core.access_values({"type": "http", "client": client, "query_string": query}, ex, None, None)
     assert values[2] is None and values[9] is None
     assert core.access_values({"type": "http", "client": ("h", 1)}, ex, None, None)[9] == "h:1"
+
+
+def _statuses(core: ModuleType, app: Any, received: list[str]) -> list[Any]:
+    """The access status the engine records for ``app`` when ``receive`` yields ``received``."""
+    statuses: list[Any] = []
+
+    class Sink:
+        def write_record(self, keys: Any, values: Any) -> None:
+            statuses.append(dict(zip(keys, values, strict=True))["status"])
+
+    stage = core.AccessLogStage(logging.getLogger("x"), 0, sink=Sink())
+    run(call_app(core.Pipeline(app, [stage]), http_scope(), [{"type": kind} for kind in received]))
+    return statuses
+
+
+async def _told_then_answers(scope: Any, receive: Any, send: Any) -> None:
+    assert (await receive())["type"] == "http.disconnect"
+    await send(dict(START))
+    await send(dict(LAST))
+
+
+async def _answers_then_told(scope: Any, receive: Any, send: Any) -> None:
+    await send(dict(START))
+    await send(dict(LAST))
+    assert (await receive())["type"] == "http.disconnect"  # how servers end a finished request
+
+
+def test_499_when_told_before_the_response_completed_even_if_all_of_it_was_sent(core: ModuleType) -> None:
+    assert _statuses(core, _told_then_answers, ["http.disconnect"]) == [499]
+    assert _statuses(core, _answers_then_told, ["http.disconnect"]) == [204]

@@ -47,6 +47,7 @@ def unhandled(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str, Any]]:
 
 
 START = {"type": "http.response.start", "status": 201, "headers": []}
+RERAISED = "; re-raised (the server logs the traceback)"
 
 
 def test_configuration_and_errors(core: ModuleType) -> None:
@@ -73,12 +74,59 @@ def test_an_exception_before_the_response_is_a_json_500(
     assert (type(exc), str(exc)) == ((ValueError, "boom") if reraise else (type(None), "None"))
     body = core.error_body(RID)
     assert downstream.status == 500 and downstream.body == body
+    # Re-raised: the server will close the connection, so the 500 says so.
+    closing = [(b"connection", b"close")] if reraise else []
     assert downstream.headers == [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *closing,
         (b"x-request-id", RID.encode()),
     ]
-    assert unhandled(caplog) == [("ERROR", f"unhandled ValueError in GET / (request id {RID}); sent 500", ValueError)]
+    # One traceback: the server logs it when the exception goes on to it, fastmw otherwise.
+    if reraise:
+        assert unhandled(caplog) == [
+            ("ERROR", f"unhandled ValueError in GET / (request id {RID}); sent 500{RERAISED}", None)
+        ]
+        assert exc.fastmw_request_id == RID  # type: ignore[union-attr]
+        if hasattr(exc, "add_note"):
+            assert exc.__notes__ == [f"request id: {RID}"]  # type: ignore[union-attr]
+    else:
+        assert unhandled(caplog) == [
+            ("ERROR", f"unhandled ValueError in GET / (request id {RID}); sent 500", ValueError)
+        ]
+
+
+def test_no_connection_header_over_http2(core: ModuleType) -> None:
+    scope = http_scope(headers=[(b"x-request-id", RID.encode())])
+    scope["http_version"] = "2"
+    downstream, exc = serve(core, failing(), core.ErrorStage(), scope)
+    assert type(exc) is ValueError and downstream.status == 500
+    assert b"connection" not in [name for name, _ in downstream.headers]
+
+
+def test_a_handlers_response_says_connection_close_when_re_raised(core: ModuleType) -> None:
+    async def response(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": [(b"x-h", b"1")]})
+        await send({"type": "http.response.body", "body": b"sorry"})
+
+    downstream, exc = serve(core, failing(), core.ErrorStage(handler=lambda scope, exc: response))
+    assert type(exc) is ValueError and downstream.status == 503
+    assert downstream.headers == [(b"x-h", b"1"), (b"connection", b"close"), (b"x-request-id", RID.encode())]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "shown"),
+    [("GET\r\nX", "/a\u2028b", "GET\\r\\nX /a\\u2028b"), ("G\x1bT", "/\x85", "G\\x1bT /\\x85")],
+)
+def test_the_error_line_escapes_what_the_client_sent(
+    core: ModuleType, method: str, path: str, shown: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    scope = http_scope(method=method, path=path, headers=[(b"x-request-id", RID.encode())])
+    with caplog.at_level(logging.ERROR, logger="fastmw.error"):
+        serve(core, failing(), core.ErrorStage(reraise=False), scope)
+    ((_, message, _),) = unhandled(caplog)
+    assert message == f"unhandled ValueError in {shown} (request id {RID}); sent 500"
+    assert len(message.splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -96,7 +144,9 @@ def test_after_the_response_started_nothing_more_is_sent(
     # Never a second start: the exception propagates (even with reraise=False) and the server closes.
     assert type(exc) is ValueError
     assert [m["type"] for m in downstream.messages] == ["http.response.start", "http.response.body"]
-    assert unhandled(caplog) == [("ERROR", f"unhandled ValueError in GET / (request id {RID}); {outcome}", ValueError)]
+    assert unhandled(caplog) == [
+        ("ERROR", f"unhandled ValueError in GET / (request id {RID}); {outcome}{RERAISED}", None)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -114,8 +164,8 @@ def test_a_websocket_is_closed_with_1011_unless_it_was_answered(
     with caplog.at_level(logging.ERROR, logger="fastmw.error"):
         downstream, exc = serve(core, failing(*sent), core.ErrorStage(), scope)
     assert type(exc) is ValueError and downstream.messages == expected
-    message = "unhandled ValueError in WEBSOCKET / (request id w); closed the websocket (1011)"
-    assert unhandled(caplog) == [("ERROR", message, ValueError)]
+    message = f"unhandled ValueError in WEBSOCKET / (request id w); closed the websocket (1011){RERAISED}"
+    assert unhandled(caplog) == [("ERROR", message, None)]
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -158,7 +208,8 @@ def test_a_failing_handler_is_logged_and_the_default_answer_sent(
     assert downstream.body == (b"" if started else core.error_body(RID))
     messages = [message for _, message, _ in unhandled(caplog)]
     assert messages[0].startswith("error handler ") and messages[0].endswith(" failed")
-    assert messages[1] == f"unhandled ValueError in GET / (request id {RID}); sent {502 if started else 500}"
+    sent = 502 if started else 500
+    assert messages[1] == f"unhandled ValueError in GET / (request id {RID}); sent {sent}{RERAISED}"
 
 
 def test_answer_needs_the_engines_send_recorder(core: ModuleType) -> None:

@@ -18,7 +18,7 @@ from fastmw._core_py.access import (
 from fastmw._core_py.context import _Context, context_get, context_reset, context_set
 from fastmw._core_py.context_stage import ContextStage
 from fastmw._core_py.engine import Pipeline, Published, Stage, current_body, current_timing, current_trace, run_pipeline
-from fastmw._core_py.error_stage import ErrorStage, error_body
+from fastmw._core_py.error_stage import ErrorStage, error_body, note_request_id
 from fastmw._core_py.headers import (
     MutableHeaders,
     add_vary_header,
@@ -149,6 +149,7 @@ __all__ = [
     "new_request_id",
     "new_span_id",
     "new_trace_id",
+    "note_request_id",
     "parse_traceparent",
     "parse_tracestate",
     "render_histograms",

@@ -77,10 +77,16 @@ def _text_or_none(raw: object) -> str | None:
 
 
 def _client_text(client: object) -> str | None:
-    """``"host:port"`` of a scope's ``client`` pair, or None."""
+    """``"host:port"`` of a scope's ``client`` pair (printable-escaped: a proxy header may
+    have set the host), or None."""
     if isinstance(client, (tuple, list)) and len(client) == 2:
-        return f"{client[0]}:{client[1]}"
+        return _printable(f"{client[0]}:{client[1]}")
     return None
+
+
+def _id_text(request_id: object) -> str | None:
+    """The request id, printable-escaped (a validator may let anything through), or None."""
+    return None if request_id is None else _printable(request_id)
 
 
 class AccessLogStage(Stage):
@@ -175,15 +181,15 @@ def access_status(scope: Scope, ex: SendRecorder, rx: ReceiveRecorder | None, ra
         if ex.accepted:
             return STATUS_WEBSOCKET_ACCEPTED
         return ex.status if ex.started else STATUS_WEBSOCKET_DENIED  # type: ignore[return-value]
+    # Told the client went away before the response was complete: 499, even if the app
+    # then sent all of it (nobody was there to read it).
+    if rx is not None and rx.disconnected:
+        return STATUS_CLIENT_GONE
     if ex.complete and ex.started:
         return ex.status  # type: ignore[return-value]
     # A send failing mid-response (OSError) or a server cancelling the task means the
     # client went away; an OSError before any start is the app's own failure.
-    if (
-        (rx is not None and rx.disconnected)
-        or isinstance(raised, asyncio.CancelledError)
-        or (ex.started and isinstance(raised, OSError))
-    ):
+    if isinstance(raised, asyncio.CancelledError) or (ex.started and isinstance(raised, OSError)):
         return STATUS_CLIENT_GONE
     # Started but cut short by the app: the client got this status line.
     if ex.started:
@@ -210,10 +216,10 @@ def access_values(
     user_agent = _text_or_none(header_get(headers, b"user-agent")) if include_user_agent else None
     query = _text_or_none(scope.get("query_string", b"")) if include_query else None
     return [
-        scope.get("method", "WEBSOCKET"),
+        _printable(scope.get("method", "WEBSOCKET")),
         _printable(scope.get("path", "")),
         query,
-        scope.get("http_version", "1.1"),
+        _printable(scope.get("http_version", "1.1")),
         access_status(scope, ex, rx, raised),
         round((end - start) * 1000.0, 3),
         ttfb,
@@ -221,5 +227,5 @@ def access_values(
         rx.body_bytes if rx is not None else 0,
         _client_text(scope.get("client")),
         user_agent,
-        CORRELATION_ID.get(),
+        _id_text(CORRELATION_ID.get()),
     ]

@@ -241,6 +241,7 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Sen
     rx = None
     if plan.wraps_receive:
         rx = receive = ReceiveRecorder(receive, plan.body_limit)
+        rx._response = ex
     token = None
     if plan.publishes:
         # One holder per request for what its stages publish, the outer request's values

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from fastmw._core_py._common import _type_name
+from fastmw._core_py.access import _id_text, _printable
 from fastmw._core_py.engine import Stage
 from fastmw._core_py.recorders import SendRecorder
 from fastmw._storage import CORRELATION_ID
@@ -16,6 +17,11 @@ from fastmw.types import PathFilter, Receive, Scope, Send
 ERROR_CODE = "internal_error"
 ERROR_STATUS = 500
 WEBSOCKET_INTERNAL_ERROR = 1011
+# The attribute and traceback note an exception leaving a request is marked with.
+REQUEST_ID_ATTRIBUTE = "fastmw_request_id"
+REQUEST_ID_NOTE = "request id: "
+# On HTTP/1.x a 500 followed by a re-raise says the server will close the connection.
+CLOSE_HEADER = (b"connection", b"close")
 
 _error_logger = logging.getLogger("fastmw.error")
 
@@ -28,7 +34,8 @@ def error_body(request_id: object) -> bytes:
 class ErrorStage(Stage):
     """Answers an exception raised before the response started: a 500 (http), a
     close 1011 (websocket). ``handler(scope, exc)`` may give the ASGI app that answers
-    instead (sync or async). Logs one line per unhandled exception, with its traceback."""
+    instead (sync or async). Logs one line per unhandled exception: with its traceback when
+    the exception ends here, without when it is re-raised (the server logs the traceback)."""
 
     def __init__(self, *, handler: Any = None, reraise: bool = True, paths: PathFilter | None = None) -> None:
         Stage.__init__(self, paths=paths)
@@ -46,27 +53,30 @@ class ErrorStage(Stage):
         if scope["type"] == "websocket":
             if not ex.accepted and not ex.started and ex.close_code is None:
                 await send({"type": "websocket.close", "code": WEBSOCKET_INTERNAL_ERROR})
-            _log_unhandled(scope, exc, "closed the websocket (1011)")
-        elif ex.started:
+            _log_unhandled(scope, exc, "closed the websocket (1011)", self.reraise)
+            return self.reraise
+        if ex.started:
             # Never a second start: the server closes the connection when it propagates.
             if ex.complete:
-                _log_unhandled(scope, exc, f"the app had sent a complete {ex.status} response")
+                _log_unhandled(scope, exc, f"the app had sent a complete {ex.status} response", True)
             else:
-                _log_unhandled(scope, exc, f"the {ex.status} response was cut short")
+                _log_unhandled(scope, exc, f"the {ex.status} response was cut short", True)
             return True
-        else:
-            await self._respond(scope, receive, send, exc)
-            _log_unhandled(scope, exc, f"sent {ex.status}" if ex.started else "nothing sent")
+        await self._respond(scope, receive, send, exc)
+        _log_unhandled(scope, exc, f"sent {ex.status}" if ex.started else "nothing sent", self.reraise)
         return self.reraise
 
     async def _respond(self, scope: Scope, receive: Receive, send: SendRecorder, exc: BaseException) -> None:
-        """The handler's response, or the default JSON 500."""
+        """The handler's response, or the default JSON 500; ``connection: close`` on it when
+        the exception is re-raised over HTTP/1.x (the server then closes the connection, so a
+        client must not send another request on it)."""
+        closes = self.reraise and _closes_connection(scope)
         if self.handler is not None:
             try:
                 response = self.handler(scope, exc)
                 if inspect.isawaitable(response):
                     response = await response
-                await response(scope, receive, send)
+                await response(scope, receive, _closing_send(send) if closes else send)
                 return
             except Exception:
                 # The handler failed: the default body, unless its response already started.
@@ -75,17 +85,65 @@ class ErrorStage(Stage):
                     return
         body = error_body(CORRELATION_ID.get())
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if closes:
+            headers.append(CLOSE_HEADER)
         await send({"type": "http.response.start", "status": ERROR_STATUS, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
-def _log_unhandled(scope: Scope, exc: BaseException, outcome: str) -> None:
+def _closes_connection(scope: Scope) -> bool:
+    """Whether the request came over HTTP/1.x (HTTP/2 and 3 forbid a ``connection`` header)."""
+    version = scope.get("http_version", "1.1")
+    return isinstance(version, str) and version.startswith("1")
+
+
+def _closing_send(send: Any) -> Any:
+    """``send`` adding ``connection: close`` to the response start (a handler's response)."""
+
+    async def closing_send(message: Any) -> None:
+        if isinstance(message, dict) and message.get("type") == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), CLOSE_HEADER]}
+        await send(message)
+
+    return closing_send
+
+
+def note_request_id(exc: object, request_id: object) -> None:
+    """Mark an exception leaving a request with its id: ``exc.fastmw_request_id`` and, from
+    Python 3.11, a traceback note (``request id: ...``), so the server's traceback and a
+    Sentry event built after the request still name it. The innermost request's id wins."""
+    if request_id is None or not isinstance(exc, Exception):
+        return
+    try:
+        if REQUEST_ID_ATTRIBUTE in vars(exc):
+            return
+        setattr(exc, REQUEST_ID_ATTRIBUTE, request_id)
+        add_note = getattr(exc, "add_note", None)
+        if add_note is not None:
+            add_note(REQUEST_ID_NOTE + _printable(request_id))
+    except Exception:
+        # An exception type that refuses attributes or notes keeps its traceback as it is.
+        pass
+
+
+def _log_unhandled(scope: Scope, exc: BaseException, outcome: str, reraised: bool) -> None:
+    """One line per unhandled exception; its traceback only where nobody else logs it."""
+    if reraised:
+        _error_logger.error(
+            "unhandled %s in %s %s (request id %s); %s; re-raised (the server logs the traceback)",
+            type(exc).__name__,
+            _printable(scope.get("method", "WEBSOCKET")),
+            _printable(scope.get("path", "")),
+            _id_text(CORRELATION_ID.get()),
+            outcome,
+        )
+        return
     _error_logger.error(
         "unhandled %s in %s %s (request id %s); %s",
         type(exc).__name__,
-        scope.get("method", "WEBSOCKET"),
-        scope.get("path", ""),
-        CORRELATION_ID.get(),
+        _printable(scope.get("method", "WEBSOCKET")),
+        _printable(scope.get("path", "")),
+        _id_text(CORRELATION_ID.get()),
         outcome,
         exc_info=exc,
     )

@@ -131,9 +131,13 @@ class SendRecorder:
 
 class ReceiveRecorder:
     """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
-    and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
+    and keeps a copy of the body up to ``body_limit`` bytes without consuming it.
 
-    __slots__ = ("_copy", "_finished", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
+    ``disconnected``: the app was told the client went away before its response was
+    complete (inside the engine, the request's ``SendRecorder`` says when that is; a
+    disconnect after the last body byte is how servers end a finished request)."""
+
+    __slots__ = ("_copy", "_finished", "_response", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
 
     def __init__(self, receive: Receive, body_limit: int = 0) -> None:
         if type(body_limit) is not int or body_limit < 0:
@@ -146,6 +150,8 @@ class ReceiveRecorder:
         self._copy = bytearray()
         # Set by the engine when the request's pipeline finished.
         self._finished = False
+        # The same request's SendRecorder, set by the engine (None when used alone).
+        self._response: SendRecorder | None = None
 
     @property
     def body(self) -> bytes:
@@ -172,5 +178,6 @@ class ReceiveRecorder:
             if size > 0:
                 self._copy += body[:size]
         elif kind == "http.disconnect" or kind == "websocket.disconnect":
-            self.disconnected = True
+            if self._response is None or not self._response.complete:
+                self.disconnected = True
         return message

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from fastmw._core_py._common import _MISSING, RawHeaders, _shown, _type_name
 from fastmw._core_py.engine import Stage, _published_trace
+from fastmw._core_py.error_stage import note_request_id
 from fastmw._core_py.headers import encode_header_name, header_get, header_set
 from fastmw._core_py.ids import is_visible_ascii, monotonic, new_request_id
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
@@ -214,6 +215,9 @@ class RequestIdStage(Stage):
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
         if state is not None:
+            if exc is not None:
+                # The id goes along with the exception (the server's traceback, Sentry).
+                note_request_id(exc, CORRELATION_ID.get())
             CORRELATION_ID.reset(cast(IdState, state)[0])
         return exc
 

@@ -44,10 +44,16 @@ cdef object _text_or_none(raw):
 
 
 cdef object _client_text(client):
-    """``"host:port"`` of a scope's ``client`` pair, or None."""
+    """``"host:port"`` of a scope's ``client`` pair (printable-escaped: a proxy header may
+    have set the host), or None."""
     if isinstance(client, (tuple, list)) and len(client) == 2:
-        return f"{client[0]}:{client[1]}"
+        return _printable(f"{client[0]}:{client[1]}")
     return None
+
+
+cdef object _id_text(request_id):
+    """The request id, printable-escaped (a validator may let anything through), or None."""
+    return None if request_id is None else _printable(request_id)
 
 
 @cython.final
@@ -158,11 +164,15 @@ cpdef object access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised):
         if ex.accepted:
             return STATUS_WEBSOCKET_ACCEPTED
         return ex.status if ex.started else STATUS_WEBSOCKET_DENIED
+    # Told the client went away before the response was complete: 499, even if the app
+    # then sent all of it (nobody was there to read it).
+    if rx is not None and rx.disconnected:
+        return STATUS_CLIENT_GONE
     if ex.complete and ex.started:
         return ex.status
     # A send failing mid-response (OSError) or a server cancelling the task means the
     # client went away; an OSError before any start is the app's own failure.
-    if (rx is not None and rx.disconnected) or isinstance(raised, _CancelledError) or (
+    if isinstance(raised, _CancelledError) or (
         ex.started and isinstance(raised, OSError)
     ):
         return STATUS_CLIENT_GONE
@@ -187,10 +197,10 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
     user_agent = _text_or_none(_find(headers, b"user-agent", None)) if include_user_agent else None
     query = _text_or_none(_scope_get(scope, "query_string", b"")) if include_query else None
     return [
-        _scope_get(scope, "method", "WEBSOCKET"),
+        _printable(_scope_get(scope, "method", "WEBSOCKET")),
         _printable(_scope_get(scope, "path", "")),
         query,
-        _scope_get(scope, "http_version", "1.1"),
+        _printable(_scope_get(scope, "http_version", "1.1")),
         access_status(scope, ex, rx, raised),
         _round((end - start) * 1000.0, 3),
         ttfb,
@@ -198,5 +208,5 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
         rx.body_bytes if rx is not None else 0,
         _client_text(_scope_get(scope, "client", None)),
         user_agent,
-        CORRELATION_ID.get(),
+        _id_text(CORRELATION_ID.get()),
     ]

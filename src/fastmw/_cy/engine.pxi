@@ -242,6 +242,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     if plan.wraps_receive:
         rx = ReceiveRecorder.__new__(ReceiveRecorder)
         _receiver_init(rx, receive, plan.body_limit)
+        rx._response = ex
         receive = rx
     token = None
     if plan.publishes:

@@ -11,7 +11,8 @@ cpdef bytes error_body(request_id):
 cdef class ErrorStage(Stage):
     """Answers an exception raised before the response started: a 500 (http), a
     close 1011 (websocket). ``handler(scope, exc)`` may give the ASGI app that answers
-    instead (sync or async). Logs one line per unhandled exception, with its traceback."""
+    instead (sync or async). Logs one line per unhandled exception: with its traceback when
+    the exception ends here, without when it is re-raised (the server logs the traceback)."""
 
     cdef readonly object handler
     cdef readonly bint reraise
@@ -32,28 +33,31 @@ cdef class ErrorStage(Stage):
         if scope["type"] == "websocket":
             if not ex.accepted and not ex.started and ex.close_code is None:
                 await send({"type": "websocket.close", "code": WEBSOCKET_INTERNAL_ERROR})
-            _log_unhandled(scope, exc, "closed the websocket (1011)")
-        elif ex.started:
+            _log_unhandled(scope, exc, "closed the websocket (1011)", self.reraise)
+            return self.reraise
+        if ex.started:
             # Never a second start: the server closes the connection when it propagates.
             if ex.complete:
-                _log_unhandled(scope, exc, f"the app had sent a complete {ex.status} response")
+                _log_unhandled(scope, exc, f"the app had sent a complete {ex.status} response", True)
             else:
-                _log_unhandled(scope, exc, f"the {ex.status} response was cut short")
+                _log_unhandled(scope, exc, f"the {ex.status} response was cut short", True)
             return True
-        else:
-            await self._respond(scope, receive, send, exc)
-            _log_unhandled(scope, exc, f"sent {ex.status}" if ex.started else "nothing sent")
+        await self._respond(scope, receive, send, exc)
+        _log_unhandled(scope, exc, f"sent {ex.status}" if ex.started else "nothing sent", self.reraise)
         return self.reraise
 
     async def _respond(self, scope, receive, send, exc):
-        """The handler's response, or the default JSON 500."""
+        """The handler's response, or the default JSON 500; ``connection: close`` on it when
+        the exception is re-raised over HTTP/1.x (the server then closes the connection, so a
+        client must not send another request on it)."""
         cdef SendRecorder ex = <SendRecorder>send
+        cdef bint closes = self.reraise and _closes_connection(scope)
         if self.handler is not None:
             try:
                 response = self.handler(scope, exc)
                 if _inspect.isawaitable(response):
                     response = await response
-                await response(scope, receive, send)
+                await response(scope, receive, _closing_send(send) if closes else send)
                 return
             except Exception:
                 # The handler failed: the default body, unless its response already started.
@@ -62,16 +66,59 @@ cdef class ErrorStage(Stage):
                     return
         body = error_body(CORRELATION_ID.get())
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if closes:
+            headers.append(CLOSE_HEADER)
         await send({"type": "http.response.start", "status": ERROR_STATUS, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
-cdef int _log_unhandled(scope, exc, str outcome) except -1:
+cdef bint _closes_connection(scope) except -1:
+    """Whether the request came over HTTP/1.x (HTTP/2 and 3 forbid a ``connection`` header)."""
+    version = _scope_get(scope, "http_version", "1.1")
+    return isinstance(version, str) and version.startswith("1")
+
+
+def _closing_send(send):
+    """``send`` adding ``connection: close`` to the response start (a handler's response)."""
+
+    async def closing_send(message):
+        if isinstance(message, dict) and message.get("type") == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), CLOSE_HEADER]}
+        await send(message)
+
+    return closing_send
+
+
+cpdef note_request_id(exc, request_id):
+    """Mark an exception leaving a request with its id: ``exc.fastmw_request_id`` and, from
+    Python 3.11, a traceback note (``request id: ...``), so the server's traceback and a
+    Sentry event built after the request still name it. The innermost request's id wins."""
+    if request_id is None or not isinstance(exc, Exception):
+        return
+    try:
+        if REQUEST_ID_ATTRIBUTE in vars(exc):
+            return
+        setattr(exc, REQUEST_ID_ATTRIBUTE, request_id)
+        add_note = getattr(exc, "add_note", None)
+        if add_note is not None:
+            add_note(REQUEST_ID_NOTE + _printable(request_id))
+    except Exception:
+        # An exception type that refuses attributes or notes keeps its traceback as it is.
+        pass
+
+
+cdef int _log_unhandled(scope, exc, str outcome, bint reraised) except -1:
+    """One line per unhandled exception; its traceback only where nobody else logs it."""
+    method = _printable(_scope_get(scope, "method", "WEBSOCKET"))
+    path = _printable(_scope_get(scope, "path", ""))
+    if reraised:
+        _error_logger.error(
+            "unhandled %s in %s %s (request id %s); %s; re-raised (the server logs the traceback)",
+            type(exc).__name__, method, path, _id_text(CORRELATION_ID.get()), outcome,
+        )
+        return 0
     _error_logger.error(
         "unhandled %s in %s %s (request id %s); %s",
-        type(exc).__name__, _scope_get(scope, "method", "WEBSOCKET"), _scope_get(scope, "path", ""),
-        CORRELATION_ID.get(), outcome, exc_info=exc,
+        type(exc).__name__, method, path, _id_text(CORRELATION_ID.get()), outcome, exc_info=exc,
     )
     return 0
-
-

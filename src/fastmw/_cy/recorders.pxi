@@ -168,11 +168,17 @@ cdef inline int _recorder_init(SendRecorder self, send) except -1:
 @cython.freelist(16)
 cdef class ReceiveRecorder:
     """Wraps an ASGI ``receive``: counts request body bytes, notes disconnects,
-    and keeps a copy of the body up to ``body_limit`` bytes without consuming it."""
+    and keeps a copy of the body up to ``body_limit`` bytes without consuming it.
+
+    ``disconnected``: the app was told the client went away before its response was
+    complete (inside the engine, the request's ``SendRecorder`` says when that is; a
+    disconnect after the last body byte is how servers end a finished request)."""
 
     cdef readonly object receive
     cdef readonly Py_ssize_t body_limit, body_bytes
     cdef readonly bint body_truncated, disconnected
+    # The same request's SendRecorder, set by the engine (None when used alone).
+    cdef SendRecorder _response
     # The body kept so far; None until a byte is kept (most requests keep none).
     cdef bytearray _copy
     # Set by the engine when the request's pipeline finished.
@@ -211,7 +217,8 @@ cdef class ReceiveRecorder:
                     self._copy = bytearray()
                 self._copy += body[:size]
         elif kind == "http.disconnect" or kind == "websocket.disconnect":
-            self.disconnected = True
+            if self._response is None or not self._response.complete:
+                self.disconnected = True
         return message
 
 
@@ -223,4 +230,5 @@ cdef inline int _receiver_init(ReceiveRecorder self, receive, Py_ssize_t body_li
     self.disconnected = False
     self._copy = None
     self._finished = False
+    self._response = None
     return 0

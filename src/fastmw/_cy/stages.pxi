@@ -160,6 +160,9 @@ cdef class RequestIdStage(Stage):
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
         if state is not None:
+            if exc is not None:
+                # The id goes along with the exception (the server's traceback, Sentry).
+                note_request_id(exc, CORRELATION_ID.get())
             PyContextVar_Reset(CORRELATION_ID, (<tuple>state)[0])
         return exc
 

@@ -37,17 +37,12 @@ def uuid_hex_generator() -> str:
     return core.new_request_id()
 
 
-def _ignore(correlation_id: str) -> None:
-    pass
-
-
-def _sentry_tagger() -> Callable[[str], None]:
-    """Sentry's ``set_transaction_id`` when sentry-sdk is installed, else a no-op."""
+def _load_sentry() -> None:
+    """Where sentry-sdk is installed, its event processor tags a task's events with its id."""
     try:
-        from fastmw.extensions.sentry import set_transaction_id
+        import fastmw.extensions.sentry  # noqa: F401
     except ImportError:
-        return _ignore
-    return set_transaction_id
+        pass
 
 
 def load_correlation_ids(
@@ -56,10 +51,10 @@ def load_correlation_ids(
     """Carry ``correlation_id`` from a request (or a running task) into the tasks it publishes.
 
     The worker sets it while the task runs, from the ``header_key`` task header, or from
-    ``generator`` when the task was published with none, tags Sentry with it when sentry-sdk is
-    installed, and sets it back to None after the task.
+    ``generator`` when the task was published with none (Sentry events built in the task carry
+    it, where sentry-sdk is installed), and sets it back to None after the task.
     """
-    tag_sentry = _sentry_tagger()
+    _load_sentry()
 
     def transfer_correlation_id(headers: dict[str, Any], **kwargs: Any) -> None:
         value = CORRELATION_ID.get()
@@ -69,7 +64,6 @@ def load_correlation_ids(
     def load_correlation_id(task: Task, **kwargs: Any) -> None:
         value = task.request.get(header_key) or generator()
         CORRELATION_ID.set(value)
-        tag_sentry(value)
 
     def cleanup(**kwargs: Any) -> None:
         # A worker thread's context outlives its tasks: clear it for the next one.

@@ -58,16 +58,17 @@ class _Reporter:
             self._logger.warning("request id generator/transformer gave an unusable id; using a random one")
 
 
-def _sentry_hook() -> Callable[[str], None] | None:
-    """fastmw.extensions.sentry's tagger when sentry-sdk is installed, else None (no import)."""
+def _load_sentry() -> bool:
+    """Import fastmw.extensions.sentry (its event processor tags events with the request id)
+    when sentry-sdk is installed; whether it is loaded. Nothing runs per request."""
     if sys.modules.get("sentry_sdk") is None and importlib.util.find_spec("sentry_sdk") is None:
-        return None
+        return False
     try:
-        from fastmw.extensions.sentry import set_transaction_id
+        import fastmw.extensions.sentry  # noqa: F401
     except ImportError:
         logger.warning("sentry-sdk is installed but fastmw.extensions.sentry failed to import", exc_info=True)
-        return None
-    return set_transaction_id
+        return False
+    return True
 
 
 class RequestIdMiddleware(FusableMiddleware):
@@ -124,8 +125,8 @@ class RequestIdMiddleware(FusableMiddleware):
         # The default hooks are the core's own (the engine skips calling them): this core's.
         generator = core.new_request_id if generator is _default_core.new_request_id else generator
         validator = core.is_safe_id if validator is _default_core.is_safe_id else validator
-        # Sentry: decided once here; without sentry-sdk no hook runs per request.
-        self.on_request_id: Callable[[str], None] | None = _sentry_hook()
+        # Sentry: its event processor reads the request id when an event is built.
+        self.sentry = _load_sentry()
         stage = build_stage(
             core.RequestIdStage,
             header_name,
@@ -142,7 +143,6 @@ class RequestIdMiddleware(FusableMiddleware):
             reject=self._send_reject,
             refuse_invalid=on_invalid == "reject",
             report=_Reporter(self._report_interval, logging.getLogger(self._logger_name)),
-            on_id=self.on_request_id,
             fallback_to_trace_id=fallback_to_trace_id,
             paths=PathFilter(include_paths, exclude_paths),
         )
