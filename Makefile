@@ -71,10 +71,12 @@ build-trace: $(VENV)/.installed
 	FASTMW_CYTHON_TRACE=1 $(PY) setup.py -q build_ext --inplace
 	rm -f $(EXT_STAMP)
 
-# The metrics end-to-end test scrapes with a real Prometheus server (Debian's package).
-# The metrics end-to-end test scrapes with a real Prometheus server (Debian's package).
+# The metrics end-to-end test scrapes with a real Prometheus server, the sink's rotation tests
+# run Debian's logrotate (both Debian packages; the rotation tests skip, saying why, without it).
 test-servers:
 	command -v prometheus || (apt-get update && apt-get install -y prometheus) || echo "prometheus not installed: tests/test_metrics_e2e.py will fail"
+	command -v logrotate || test -x /usr/sbin/logrotate || (apt-get update && apt-get install -y logrotate) \
+		|| echo "logrotate not installed: the rotation tests skip"
 
 # The pure pass leaves out tests marked `once`: they ran both twins in the compiled pass
 # (the `core` fixture's two cores, the benchmarks' pure copy) or depend on neither.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -62,7 +63,8 @@ def test_batches_flush_close_and_writes_after_close(tmp_path: Path) -> None:
     sink = JsonLinesSink(target, batch_lines=2, flush_interval=3600)
     for n in range(3):
         sink.write_record(KEYS, (n, "x"))
-    assert [r["n"] for r in lines_of(target.read_bytes())] == [0, 1]
+    # A full batch wakes the writing thread (which takes whatever waits by then).
+    assert wait_for(lambda: len(target.read_bytes().splitlines()) >= 2)
     sink.flush()
     assert len(lines_of(target.read_bytes())) == 3
     sink.write_record(KEYS, (3, "y"))
@@ -85,6 +87,8 @@ def test_batches_flush_close_and_writes_after_close(tmp_path: Path) -> None:
         {"flush_interval": float("inf")},
         {"flush_interval": True},
         {"flush_interval": "1"},
+        {"max_pending": 10, "batch_lines": 11},
+        {"max_pending": 1.5},
     ],
 )
 def test_validates_before_opening(tmp_path: Path, options: dict[str, Any]) -> None:
@@ -110,7 +114,7 @@ def test_file_is_opened_append_only(tmp_path: Path) -> None:
         assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
         assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
         sink.write_record(KEYS, (1, "new"))
-        assert lines_of(target.read_bytes()) == [{"old": 1}, {"n": 1, "text": "new"}]
+        assert wait_for(lambda: lines_of(target.read_bytes()) == [{"old": 1}, {"n": 1, "text": "new"}])
     finally:
         sink.close()
 
@@ -130,13 +134,56 @@ def test_timer_flushes_without_traffic_and_stops_on_close() -> None:
     assert not thread.is_alive()
 
 
-def test_zero_interval_writes_every_line_at_once_without_a_thread() -> None:
+def test_zero_interval_wakes_the_writing_thread_for_every_line() -> None:
     stream = io.BytesIO()
     sink = JsonLinesSink(stream, batch_lines=1000, flush_interval=0)
     sink.write_record(KEYS, (1, "x"))
-    assert len(stream.getvalue().splitlines()) == 1
-    assert sink._timer is None
+    assert wait_for(lambda: len(stream.getvalue().splitlines()) == 1)
+    sink.write_record(KEYS, (2, "x"))
+    assert wait_for(lambda: len(stream.getvalue().splitlines()) == 2)
     sink.close()
+
+
+class Stalled(io.RawIOBase):
+    """A disk that hangs: each write blocks until released."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.entered.set()
+        self.release.wait(WAIT)
+        self.data += bytes(data)
+        return len(data)
+
+
+def test_a_stalled_disk_never_blocks_the_caller_and_a_full_buffer_drops_and_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stream = Stalled()
+    sink = JsonLinesSink(stream, batch_lines=2, flush_interval=3600, max_pending=10)
+    sink.write_record(KEYS, (0, "x"))
+    sink.write_record(KEYS, (1, "x"))  # a batch: the thread starts writing, and hangs
+    assert stream.entered.wait(WAIT)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="fastmw.access"):
+        for n in range(2, 30):
+            sink.write_record(KEYS, (n, "x"))  # never waits for the write in progress
+        # Handing over is quick even with the disk hung (bounded generously for a busy machine).
+        assert time.monotonic() - started < 5.0
+        assert sink.pending == 10 and sink.dropped == 18
+        stream.release.set()
+        sink.close()
+    assert [r["n"] for r in lines_of(bytes(stream.data))] == list(range(12))
+    assert sink.dropped == 18
+    assert "losing records (the buffer is full)" in caplog.text
 
 
 def test_timer_and_writes_race_without_losing_or_splitting_lines() -> None:
@@ -162,16 +209,41 @@ def test_an_unreferenced_sink_is_collected_and_flushed() -> None:
     assert not thread.is_alive()
 
 
-def test_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
-    class Broken(io.BytesIO):
-        def write(self, data: Any) -> int:
-            raise OSError("disk full")
+def test_loss_is_counted_and_each_episode_reported(caplog: pytest.LogCaptureFixture, monkeypatch: Any) -> None:
+    import fastmw.sink as sink_module
 
-    sink = JsonLinesSink(Broken(), batch_lines=1)
-    for n in range(3):
-        sink.write_record(KEYS, (n, "x"))
-    sink.write_record(KEYS, (object(), "unencodable"))
-    assert caplog.text.count("failed to write") == 1 and "disk full" in caplog.text
+    monkeypatch.setattr(sink_module, "REPORT_INTERVAL", 0.0)  # every episode, for the test
+
+    class Flaky(io.RawIOBase):
+        broken = True
+        data = bytearray()
+
+        def write(self, data: Any) -> int:
+            if self.broken:
+                raise OSError("disk full")
+            self.data += bytes(data)
+            return len(data)
+
+    stream = Flaky()
+    sink = JsonLinesSink(stream, batch_lines=1, max_pending=3, flush_interval=3600)
+    with caplog.at_level(logging.WARNING, logger="fastmw.access"):
+        for n in range(5):
+            sink.write_record(KEYS, (n, "x"))
+            sink.flush()
+        sink.write_record(KEYS, (object(), "unencodable"))
+        assert sink.dropped == 3 and sink.pending == 3  # 2 over the bound, 1 unencodable
+        stream.broken = False
+        sink.flush()
+        stream.broken = True
+        for n in range(5, 10):
+            sink.write_record(KEYS, (n, "x"))
+            sink.flush()
+        sink.close()  # 3 still unwritten: lost, and counted
+    assert [r["n"] for r in lines_of(bytes(stream.data))] == [0, 1, 2]
+    assert sink.dropped == 3 + 2 + 3
+    assert caplog.text.count("losing records (OSError('disk full'))") == 2
+    assert "writing again; 3 records lost in that episode" in caplog.text
+    assert "closed with 3 records unwritten (8 dropped in all)" in caplog.text
 
 
 # --------------------------------------------------------------------------- exit, signals, fork

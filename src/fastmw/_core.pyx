@@ -191,6 +191,8 @@ cdef str SEND_AFTER_END = (
 cdef str RECEIVE_AFTER_END = (
     "ASGI receive called after the request finished: the app, or a task it started, kept receive past its end"
 )
+# How many lines a JsonLinesWriter holds by default before it drops (about 16 MiB of records).
+cdef Py_ssize_t DEFAULT_MAX_PENDING = 65536
 cdef str REQUEST_ID_ATTRIBUTE = "fastmw_request_id"
 cdef str REQUEST_ID_NOTE = "request id: "
 cdef tuple CLOSE_HEADER = (b"connection", b"close")

@@ -75,41 +75,60 @@ def test_twins_agree_and_lines_parse(twins: tuple[ModuleType, ModuleType], pairs
             assert decoded[key] == value
 
 
-def test_writer_batches_and_flushes(core: ModuleType) -> None:
+def test_writer_buffers_says_when_a_batch_is_due_and_flushes(core: ModuleType) -> None:
     stream = io.BytesIO()
     writer = core.JsonLinesWriter(stream, batch_lines=3)
-    writer.write(core.encode_access_record(("n",), (1,)))
-    writer.write(b'{"n":2}\n')
+    assert writer.write(core.encode_access_record(("n",), (1,))) is False
+    assert writer.write(b'{"n":2}\n') is False
     assert stream.getvalue() == b"" and writer.pending == 2
-    writer.write(core.encode_access_record(("n",), (3,)))
-    assert stream.getvalue() == b'{"n":1}\n{"n":2}\n{"n":3}\n' and writer.pending == 0
-    writer.write(core.encode_access_record(("n",), (4,)))
+    assert writer.write(core.encode_access_record(("n",), (3,))) is True
+    assert stream.getvalue() == b"" and writer.pending == 3  # no I/O in write()
     writer.flush()
+    assert stream.getvalue() == b'{"n":1}\n{"n":2}\n{"n":3}\n' and writer.pending == 0
+    writer.write(b'{"n":4}\n')
+    data = writer.take()
+    assert data == b'{"n":4}\n' and writer.pending == 0
+    writer.write_out(data)
     assert stream.getvalue().endswith(b'{"n":4}\n')
 
 
+def test_a_full_writer_drops_and_counts(core: ModuleType) -> None:
+    writer = core.JsonLinesWriter(io.BytesIO(), batch_lines=2, max_pending=3)
+    results = [writer.write(b"{}\n") for _ in range(5)]
+    assert results == [False, True, True, False, False]
+    assert writer.pending == 3 and writer.dropped == 2
+    assert writer.discard() == 3 and writer.dropped == 5 and writer.pending == 0
+
+
+class Trickle(io.RawIOBase):
+    """A raw stream taking at most ``room`` bytes in all and 7 bytes a call, then failing
+    with ENOSPC, as a nearly full disk does; ``room`` can grow (space freed)."""
+
+    def __init__(self, room: int = 1 << 30) -> None:
+        self.data = bytearray()
+        self.calls = 0
+        self.room = room
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.calls += 1
+        left = self.room - len(self.data)
+        if left <= 0:
+            raise OSError(28, "No space left on device")
+        taken = bytes(data[: min(7, left)])
+        self.data += taken
+        return len(taken)
+
+
 def test_writer_gives_a_raw_stream_the_rest_of_a_batch(core: ModuleType) -> None:
-    class Trickle(io.RawIOBase):
-        """A raw stream taking at most 7 bytes a call, as a pipe or a full disk may."""
-
-        def __init__(self) -> None:
-            self.data = bytearray()
-            self.calls = 0
-
-        def writable(self) -> bool:
-            return True
-
-        def write(self, data: Any) -> int:
-            self.calls += 1
-            taken = bytes(data[:7])
-            self.data += taken
-            return len(taken)
-
     stream = Trickle()
     writer = core.JsonLinesWriter(stream, batch_lines=3)
     lines = [core.encode_access_record(("n", "text"), (n, "x" * n)) for n in range(3)]
     for line in lines:
         writer.write(line)
+    writer.flush()
     assert bytes(stream.data) == b"".join(lines) and stream.calls > 3
 
     class Stuck(Trickle):
@@ -117,29 +136,41 @@ def test_writer_gives_a_raw_stream_the_rest_of_a_batch(core: ModuleType) -> None
             return 0
 
     writer = core.JsonLinesWriter(Stuck(), batch_lines=1)
+    writer.write(b'{"n":1}\n')
     with pytest.raises(OSError, match="the stream took none of 8 bytes"):
-        writer.write(b'{"n":1}\n')
-    assert writer.pending == 0
+        writer.flush()
+    assert writer.pending == 1  # kept for the next try
 
 
-def test_writer_drops_failed_batch(core: ModuleType) -> None:
-    class Broken:
-        def write(self, data: bytes) -> None:
-            raise OSError("disk full")
-
-    writer = core.JsonLinesWriter(Broken(), batch_lines=1)
-    with pytest.raises(OSError, match="disk full"):
-        writer.write(b"{}\n")
-    assert writer.pending == 0
+def test_a_line_cut_short_is_completed_first_when_space_returns(core: ModuleType) -> None:
+    stream = Trickle(room=20)
+    writer = core.JsonLinesWriter(stream, batch_lines=100)
+    lines = [core.encode_access_record(("n",), (n,)) for n in range(4)]  # 8 or 9 bytes each
+    for line in lines[:3]:
+        writer.write(line)
+    with pytest.raises(OSError, match="No space left"):
+        writer.flush()
+    assert len(stream.data) == 20 and not stream.data.endswith(b"\n")  # a torn line, for now
+    assert writer.pending == 1  # the torn line: its rest waits
+    writer.write(lines[3])
+    with pytest.raises(OSError):
+        writer.flush()  # still full: nothing glued, nothing lost
+    stream.room = 1 << 30
+    writer.flush()
+    assert bytes(stream.data) == b"".join(lines) and writer.pending == 0 and writer.dropped == 0
 
 
 def test_writer_validates(core: ModuleType) -> None:
     with pytest.raises(ValueError, match="batch_lines must be a positive int"):
         core.JsonLinesWriter(io.BytesIO(), batch_lines=0)
+    with pytest.raises(ValueError, match="max_pending must be an int of at least batch_lines"):
+        core.JsonLinesWriter(io.BytesIO(), batch_lines=4, max_pending=3)
     with pytest.raises(TypeError, match="stream must have a write"):
         core.JsonLinesWriter(object())
     with pytest.raises(TypeError, match="line must be bytes, not str"):
         core.JsonLinesWriter(io.BytesIO()).write("x")
+    with pytest.raises(TypeError, match="data must be bytes, not str"):
+        core.JsonLinesWriter(io.BytesIO()).write_out("x")
 
 
 ROUNDED = st.builds(round, st.floats(-1e12, 1e12), st.integers(0, 7))

@@ -297,16 +297,20 @@ def test_json_sink_writes_valid_lines_for_hostile_bytes_and_flushes_on_shutdown(
     assert re.fullmatch(rb'.*"time":\d{10}\.\d{1,6},.*', lines[0])
 
 
-def test_json_sink_write_error_reported_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_json_sink_write_errors_never_reach_a_request_and_are_reported_once(caplog: pytest.LogCaptureFixture) -> None:
     class Broken(io.BytesIO):
         def write(self, data: Any) -> int:
             raise OSError("disk full")
 
-    app = AccessLogMiddleware(plain_app, sink=JsonLinesSink(Broken(), batch_lines=1))
+    sink = JsonLinesSink(Broken(), batch_lines=1)
+    app = AccessLogMiddleware(plain_app, sink=sink)
     with caplog.at_level(logging.ERROR):
         for _ in range(3):
             assert run(call_app(app, http_scope())).status == 200
-    assert caplog.text.count("disk full") == 1
+            sink.flush()
+    assert caplog.text.count("disk full") == 1  # one episode of loss, one report
+    sink.close()
+    assert sink.dropped == 3
 
 
 class LifespanRouter(LifespanApp):

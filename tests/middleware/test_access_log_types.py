@@ -132,6 +132,7 @@ def test_switched_off_fields_are_none_in_both(caplog: pytest.LogCaptureFixture) 
     stream = io.BytesIO()
     sink = JsonLinesSink(stream, flush_interval=0)
     request(fastmw.AccessLogMiddleware(plain_app, sink=sink, **options), "both-hostile")
+    sink.close()
     line = json.loads(stream.getvalue())
     for record in (vars(log_record), line):
         assert record["query"] is None and record["user_agent"] is None and record["request_id"] is None

@@ -10,6 +10,9 @@ from typing import Any
 
 from fastmw._core_py._common import _type_name
 
+# How many lines a JsonLinesWriter holds by default before it drops (about 16 MiB of records).
+DEFAULT_MAX_PENDING = 65536
+
 # --------------------------------------------------------------------------- JSON-lines access records
 # Used by the access log's fast sink: one flat JSON object per line, ASCII only
 # (json.dumps' ensure_ascii escaping), so any header bytes give a valid line.
@@ -62,74 +65,111 @@ def encode_access_record(keys: Sequence[str], values: Sequence[Any]) -> bytes:
 
 
 class JsonLinesWriter:
-    """Buffers JSON lines and writes them to a binary stream ``batch_lines`` at a time.
+    """Buffers JSON lines for a binary stream and writes them out whole.
 
-    A stream that takes part of a batch (a raw file) is given the rest. Write errors
-    propagate to the caller; the failed batch is dropped, not retried.
+    ``write`` only buffers (no I/O) and says whether a batch of ``batch_lines`` is due; with
+    ``max_pending`` lines waiting, a line is dropped and counted in ``dropped``. ``flush``
+    writes what waits; a stream that takes part of it is given the rest. When a write fails,
+    the part not written stays, first in line for the next flush (so a line cut short by a
+    full disk is completed before anything else is written), and the error propagates.
+    The buffer changes hands under a lock (loops in several threads may share a writer);
+    ``take`` then ``write_out`` let a caller write outside it.
     """
 
-    __slots__ = ("_buffer", "_lines", "_lock", "batch_lines", "stream")
+    __slots__ = (
+        "_buffer",
+        "_carry",
+        "_carry_lines",
+        "_lines",
+        "_lock",
+        "batch_lines",
+        "dropped",
+        "max_pending",
+        "stream",
+    )
 
-    def __init__(self, stream: Any, batch_lines: int = 64) -> None:
+    def __init__(self, stream: Any, batch_lines: int = 64, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         if type(batch_lines) is not int or batch_lines < 1:
             raise ValueError("batch_lines must be a positive int")
+        if type(max_pending) is not int or max_pending < batch_lines:
+            raise ValueError("max_pending must be an int of at least batch_lines")
         if not callable(getattr(stream, "write", None)):
             raise TypeError(f"stream must have a write() method, not {_type_name(stream)}")
         self.stream = stream
         self.batch_lines = batch_lines
+        self.max_pending = max_pending
+        self.dropped = 0
         self._buffer = bytearray()
         self._lines = 0
+        # What a failed write left: written before anything else, then counted as pending.
+        self._carry = b""
+        self._carry_lines = 0
         self._lock = threading.Lock()
 
     @property
     def pending(self) -> int:
-        """How many lines wait in the buffer."""
-        return self._lines
+        """How many lines wait (buffered, or left by a failed write)."""
+        return self._lines + self._carry_lines
 
-    def write(self, line: bytes) -> None:
-        """Buffer one encoded line; write the batch out once it is full."""
+    def write(self, line: bytes) -> bool:
+        """Buffer one encoded line; True when a batch is due. Dropped (and counted) when
+        ``max_pending`` lines wait."""
         if not isinstance(line, bytes):
             raise TypeError(f"line must be bytes, not {_type_name(line)}")
-        batch = None
-        # Loops in several threads may share a writer: the buffer changes hands under
-        # the lock, the stream is written outside it.
         with self._lock:
+            if self._lines + self._carry_lines >= self.max_pending:
+                self.dropped += 1
+                return False
             self._buffer += line
             self._lines += 1
-            if self._lines >= self.batch_lines:
-                batch = self._take_batch()
-        if batch is not None:
-            _write_batch(self.stream, batch)
+            return self._lines >= self.batch_lines
+
+    def take(self) -> bytes:
+        """Everything waiting (what a failed write left first), removed from the writer."""
+        with self._lock:
+            data = self._carry + self._buffer if self._carry else bytes(self._buffer)
+            self._buffer = bytearray()
+            self._lines = 0
+            self._carry = b""
+            self._carry_lines = 0
+            return data
+
+    def write_out(self, data: bytes) -> None:
+        """Write ``data`` (from ``take``) and flush the stream; on an error the part not
+        written is kept for the next flush and the error propagates."""
+        if not isinstance(data, bytes):
+            raise TypeError(f"data must be bytes, not {_type_name(data)}")
+        done = 0
+        try:
+            while done < len(data):
+                written = self.stream.write(data[done:] if done else data)
+                if type(written) is not int or written >= len(data) - done:
+                    done = len(data)
+                    break
+                if written <= 0:
+                    raise OSError(f"the stream took none of {len(data) - done} bytes")
+                done += written
+            flush = getattr(self.stream, "flush", None)
+            if flush is not None:
+                flush()
+        except BaseException:
+            if done < len(data):
+                rest = data[done:]
+                with self._lock:
+                    self._carry = rest + self._carry
+                    self._carry_lines += rest.count(b"\n")
+            raise
 
     def flush(self) -> None:
-        """Write out the buffered lines and flush the stream."""
+        """Write out everything waiting (``write_out(take())``)."""
+        if self._lines or self._carry:
+            self.write_out(self.take())
+
+    def discard(self) -> int:
+        """Drop everything waiting, count it in ``dropped``, and say how many lines that was."""
         with self._lock:
-            batch = self._take_batch() if self._lines else None
-        if batch is not None:
-            _write_batch(self.stream, batch)
-
-    def _take_batch(self) -> bytes:
-        data = bytes(self._buffer)
-        self._buffer = bytearray()
-        self._lines = 0
-        return data
-
-
-def _write_batch(stream: Any, data: bytes) -> None:
-    """Write a batch out, then flush the stream (when it can be flushed)."""
-    _write_all(stream, data)
-    flush = getattr(stream, "flush", None)
-    if flush is not None:
-        flush()
-
-
-def _write_all(stream: Any, data: bytes) -> None:
-    """``stream.write(data)``, again with the rest while a raw stream takes part of it; a
-    write that returns no count (None) took it all, one that takes nothing raises OSError."""
-    while data:
-        written = stream.write(data)
-        if type(written) is not int or written >= len(data):
-            return
-        if written <= 0:
-            raise OSError(f"the stream took none of {len(data)} bytes")
-        data = data[written:]
+            lost = self._lines + self._carry_lines
+        self.take()
+        with self._lock:
+            self.dropped += lost
+        return lost

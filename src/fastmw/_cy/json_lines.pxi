@@ -260,82 +260,104 @@ cpdef bytes encode_access_record(keys, values):
 
 
 cdef class JsonLinesWriter:
-    """Buffers JSON lines and writes them to a binary stream ``batch_lines`` at a time.
+    """Buffers JSON lines for a binary stream and writes them out whole.
 
-    A stream that takes part of a batch (a raw file) is given the rest. Write errors
-    propagate to the caller; the failed batch is dropped, not retried.
+    ``write`` only buffers (no I/O) and says whether a batch of ``batch_lines`` is due; with
+    ``max_pending`` lines waiting, a line is dropped and counted in ``dropped``. ``flush``
+    writes what waits; a stream that takes part of it is given the rest. When a write fails,
+    the part not written stays, first in line for the next flush (so a line cut short by a
+    full disk is completed before anything else is written), and the error propagates.
+    The buffer changes hands under the object's critical section (loops in several threads
+    may share a writer; a no-op with the GIL); ``take`` then ``write_out`` let a caller write
+    outside it.
     """
 
-    cdef readonly object stream
-    cdef readonly Py_ssize_t batch_lines
+    cdef public object stream
+    cdef readonly Py_ssize_t batch_lines, max_pending, dropped
     cdef bytearray _buffer
     cdef Py_ssize_t _lines
+    # What a failed write left: written before anything else, then counted as pending.
+    cdef bytes _carry
+    cdef Py_ssize_t _carry_lines
 
-    def __init__(self, stream, batch_lines=64):
+    def __init__(self, stream, batch_lines=64, max_pending=DEFAULT_MAX_PENDING):
         if type(batch_lines) is not int or batch_lines < 1:
             raise ValueError("batch_lines must be a positive int")
+        if type(max_pending) is not int or max_pending < batch_lines:
+            raise ValueError("max_pending must be an int of at least batch_lines")
         if not callable(getattr(stream, "write", None)):
             raise TypeError(f"stream must have a write() method, not {_type_name(stream)}")
         self.stream = stream
         self.batch_lines = batch_lines
+        self.max_pending = max_pending
+        self.dropped = 0
         self._buffer = bytearray()
         self._lines = 0
+        self._carry = b""
+        self._carry_lines = 0
 
     @property
     def pending(self):
-        """How many lines wait in the buffer."""
-        return self._lines
+        """How many lines wait (buffered, or left by a failed write)."""
+        return self._lines + self._carry_lines
 
     def write(self, line):
-        """Buffer one encoded line; write the batch out once it is full."""
+        """Buffer one encoded line; True when a batch is due. Dropped (and counted) when
+        ``max_pending`` lines wait."""
         if not PyBytes_Check(line):
             raise TypeError(f"line must be bytes, not {_type_name(line)}")
-        batch = None
-        # Loops in several threads may share a writer: the buffer changes hands under the
-        # object's critical section (a no-op with the GIL), the stream is written outside it.
         with cython.critical_section(self):
+            if self._lines + self._carry_lines >= self.max_pending:
+                self.dropped += 1
+                return False
             self._buffer += <bytes>line
             self._lines += 1
-            if self._lines >= self.batch_lines:
-                batch = self._take_batch()
-        if batch is not None:
-            _write_batch(self.stream, <bytes>batch)
+            return self._lines >= self.batch_lines
 
-    def flush(self):
-        """Write out the buffered lines and flush the stream."""
-        batch = None
+    def take(self):
+        """Everything waiting (what a failed write left first), removed from the writer."""
         with cython.critical_section(self):
-            if self._lines:
-                batch = self._take_batch()
-        if batch is not None:
-            _write_batch(self.stream, <bytes>batch)
-
-    cdef bytes _take_batch(self):
-        data = bytes(self._buffer)
-        self._buffer = bytearray()
-        self._lines = 0
+            data = self._carry + self._buffer if PyBytes_GET_SIZE(self._carry) else bytes(self._buffer)
+            self._buffer = bytearray()
+            self._lines = 0
+            self._carry = b""
+            self._carry_lines = 0
         return data
 
+    def write_out(self, data):
+        """Write ``data`` (from ``take``) and flush the stream; on an error the part not
+        written is kept for the next flush and the error propagates."""
+        if not PyBytes_Check(data):
+            raise TypeError(f"data must be bytes, not {_type_name(data)}")
+        cdef Py_ssize_t done = 0, size = PyBytes_GET_SIZE(data)
+        try:
+            while done < size:
+                written = self.stream.write(data[done:] if done else data)
+                if type(written) is not int or written >= size - done:
+                    done = size
+                    break
+                if written <= 0:
+                    raise OSError(f"the stream took none of {size - done} bytes")
+                done += <Py_ssize_t>written
+            flush = getattr(self.stream, "flush", None)
+            if flush is not None:
+                flush()
+        except BaseException:
+            if done < size:
+                rest = (<bytes>data)[done:]
+                with cython.critical_section(self):
+                    self._carry = rest + self._carry
+                    self._carry_lines += rest.count(b"\n")
+            raise
 
-cdef int _write_batch(stream, bytes data) except -1:
-    """Write a batch out, then flush the stream (when it can be flushed)."""
-    _write_all(stream, data)
-    flush = getattr(stream, "flush", None)
-    if flush is not None:
-        flush()
-    return 0
+    def flush(self):
+        """Write out everything waiting (``write_out(take())``)."""
+        if self._lines or PyBytes_GET_SIZE(self._carry):
+            self.write_out(self.take())
 
-
-cdef int _write_all(stream, bytes data) except -1:
-    """``stream.write(data)``, again with the rest while a raw stream takes part of it; a
-    write that returns no count (None) took it all, one that takes nothing raises OSError."""
-    cdef Py_ssize_t size
-    while PyBytes_GET_SIZE(data):
-        written = stream.write(data)
-        size = PyBytes_GET_SIZE(data)
-        if type(written) is not int or written >= size:
-            return 0
-        if written <= 0:
-            raise OSError(f"the stream took none of {size} bytes")
-        data = data[written:]
-    return 0
+    def discard(self):
+        """Drop everything waiting, count it in ``dropped``, and say how many lines that was."""
+        cdef Py_ssize_t lost = self._lines + self._carry_lines
+        self.take()
+        self.dropped += lost
+        return lost
