@@ -8,11 +8,22 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every run writes here (ignored by git): a run leaves the tree clean.
 RESULTS_DIR = ROOT / "build" / "bench"
 
+# In a side's key: measured with sentry-sdk installed and initialised (the ``sentry`` group).
+WITH_SENTRY = "+sentry"
+
 
 def without_sentry() -> None:
-    """Measure without sentry-sdk, as before it joined the test requirements: where it is
-    importable, fastmw's and asgi-correlation-id's middlewares both tag Sentry per request."""
-    sys.modules.setdefault("sentry_sdk", None)  # type: ignore[arg-type]
+    """Measure without sentry-sdk, as before it joined the test requirements (asgi-correlation-id's
+    middleware tags Sentry per request where it is importable); the ``sentry`` group keeps it."""
+    if not any(WITH_SENTRY in arg for arg in sys.argv):
+        sys.modules.setdefault("sentry_sdk", None)  # type: ignore[arg-type]
+
+
+def init_sentry() -> None:
+    """sentry-sdk initialised as an app would (a DSN that is never contacted: no event is made)."""
+    import sentry_sdk
+
+    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", default_integrations=False, auto_enabling_integrations=False)
 
 
 def _git(*args: str) -> str:

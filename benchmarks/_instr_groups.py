@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import _driver, _hand, _instr_floors, stacks
+from benchmarks import WITH_SENTRY, _driver, _hand, _instr_floors, init_sentry, stacks
 from benchmarks._driver import SENT_PARENT_ID, SENT_TRACE_ID, TRACE_HEADERS, TRACESTATE, ASGIApp
 
 QUERY_STRING = b"page=2&sort=name"
@@ -154,6 +154,16 @@ def _fastmw_stack(app: ASGIApp) -> ASGIApp:
 def _fastmw_stack_traced(app: ASGIApp) -> ASGIApp:
     # OpenTelemetry is installed in the bench venv: kept out, the stage reads the headers only.
     return _fm().stack(app, trace_context={"opentelemetry": False})  # type: ignore[no-any-return]
+
+
+def _fastmw_stack_sentry(app: ASGIApp) -> ASGIApp:
+    init_sentry()
+    return _fastmw_stack(app)
+
+
+def _asgi_correlation_id_sentry(app: ASGIApp) -> ASGIApp:
+    init_sentry()
+    return stacks.asgi_correlation_id(app)
 
 
 def _fastmw_request_id(app: ASGIApp) -> ASGIApp:
@@ -350,6 +360,24 @@ GROUPS = (
         Side("fastmw:stack", "fastmw.stack(app)", _fastmw_stack, {**REQUEST_ID, **TIMING}, quiet=(FM,)),
         HAND_FIVE,
         0.09,
+    ),
+    Group(
+        "sentry",
+        "fastmw.stack() with sentry-sdk installed and initialised (logger disabled)",
+        Side(
+            "fastmw:stack" + WITH_SENTRY,
+            "fastmw.stack(app), Sentry on",
+            _fastmw_stack_sentry,
+            {**REQUEST_ID, **TIMING},
+            quiet=(FM,),
+        ),
+        Side(
+            "ref:asgi-correlation-id" + WITH_SENTRY,
+            "asgi-correlation-id's middleware, Sentry on",
+            _asgi_correlation_id_sentry,
+            REQUEST_ID,
+        ),
+        None,
     ),
     Group(
         "request-id",

@@ -3,7 +3,8 @@
 ``fastmw.stack()`` around a raw ASGI app: ``/ok`` answers 200, ``/boom`` raises before
 responding, ``/wait`` answers 200 once told the client went away. With ``FASTMW_TEST_SINK``
 set, access records go to a ``JsonLinesSink`` at that path (``flush_interval`` 0.05 s);
-otherwise to stdlib logging (``fastmw.access``).
+otherwise to stdlib logging (``fastmw.access``). ``FASTMW_TEST_STARLETTE=1`` serves the same
+``/ok`` and ``/boom`` from a Starlette app instead.
 """
 
 from __future__ import annotations
@@ -32,10 +33,23 @@ async def endpoints(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+def starlette_app() -> Any:
+    """The same endpoints in Starlette: its ServerErrorMiddleware sends the 500 and re-raises."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    def boom(request: Any) -> Any:
+        raise RuntimeError("boom")
+
+    return Starlette(routes=[Route("/ok", lambda request: PlainTextResponse("ok")), Route("/boom", boom)])
+
+
 def build() -> Any:
+    inner = starlette_app() if os.environ.get("FASTMW_TEST_STARLETTE") else endpoints
     if SINK_PATH:
-        return fastmw.stack(endpoints, access_log={"sink": JsonLinesSink(SINK_PATH, flush_interval=0.05)})
-    return fastmw.stack(endpoints)
+        return fastmw.stack(inner, access_log={"sink": JsonLinesSink(SINK_PATH, flush_interval=0.05)})
+    return fastmw.stack(inner)
 
 
 if os.environ.get("FASTMW_TEST_LOG_TEXT"):

@@ -119,14 +119,20 @@ def test_a_proxy_header_cannot_forge_an_access_line(tmp_path: Path, output: str)
         assert client.startswith("9.9.9.9\\x85FORGED") and client.endswith(":0")
 
 
-@pytest.mark.parametrize("server", SERVERS)
-def test_keep_alive_after_a_500_and_one_traceback_per_error(tmp_path: Path, server: str) -> None:
+@pytest.mark.parametrize(
+    ("server", "inner"),
+    [*((server, "raw") for server in SERVERS), ("uvicorn", "starlette")],
+    ids=[*SERVERS, "uvicorn-starlette"],
+)
+def test_keep_alive_after_a_500_and_one_traceback_per_error(tmp_path: Path, server: str, inner: str) -> None:
+    """fastmw's own 500 (a raw app), or Starlette's ServerErrorMiddleware's (which re-raises)."""
     pytest.importorskip(server)
     port = free_port()
     log = tmp_path / "server.log"
     failures: list[str] = []
     ids: list[str] = []
-    with serving(command(server, port), port, log) as base, httpx.Client(base_url=base, timeout=10) as client:
+    env = {"FASTMW_TEST_STARLETTE": "1"} if inner == "starlette" else {}
+    with serving(command(server, port), port, log, **env) as base, httpx.Client(base_url=base, timeout=10) as client:
         for n in range(ROUNDS):
             try:
                 failed = client.get("/boom", headers={"x-request-id": f"boom-{n}"})
@@ -141,7 +147,8 @@ def test_keep_alive_after_a_500_and_one_traceback_per_error(tmp_path: Path, serv
     # One traceback per error, logged by the server; fastmw's line says so and names the id.
     assert text.count("Traceback (most recent call last)") == ROUNDS, text[-3000:]
     assert text.count("re-raised (the server logs the traceback)") == ROUNDS
-    assert all(f"(request id {rid}); sent 500; re-raised" in text for rid in ids)
+    outcome = "sent 500" if inner == "raw" else "the app had sent a complete 500 response"
+    assert all(f"(request id {rid}); {outcome}; re-raised" in text for rid in ids)
     if sys.version_info >= (3, 11) and server != "granian":
         # The traceback itself carries the request id (an exception note; granian 2.8 prints
         # tracebacks without their notes).

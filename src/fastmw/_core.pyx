@@ -26,6 +26,7 @@ import inspect as _inspect
 import json as _json
 import logging
 import os
+import sys as _sys
 import uuid
 from asyncio import CancelledError as _CancelledError
 from collections.abc import Iterable, Mapping, MutableMapping

@@ -52,7 +52,7 @@ RERAISED = "; re-raised (the server logs the traceback)"
 
 def test_configuration_and_errors(core: ModuleType) -> None:
     stage = core.ErrorStage()
-    assert stage.handler is None and stage.reraise is True and stage.catches and not stage.starts
+    assert stage.handler is None and stage.reraise is True and stage.catches and stage.starts
     assert core.ErrorStage(reraise=0).reraise is False
     with pytest.raises(TypeError) as info:
         core.ErrorStage(handler=1)
@@ -227,3 +227,26 @@ def test_a_path_filter_leaves_the_exception_alone(core: ModuleType) -> None:
 
     downstream, exc = serve(core, failing(), core.ErrorStage(paths=Nowhere(), reraise=False))
     assert type(exc) is ValueError and downstream.messages == []
+
+
+def test_a_5xx_sent_while_handling_an_exception_says_connection_close(core: ModuleType) -> None:
+    async def answers_in_except(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            # As Starlette's ServerErrorMiddleware does, before re-raising.
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": b"x"})
+        await send_more(send)
+
+    async def send_more(send: Any) -> None:
+        pass
+
+    async def plain_500(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    downstream, exc = serve(core, answers_in_except, core.ErrorStage())
+    assert exc is None and (b"connection", b"close") in downstream.headers
+    downstream, exc = serve(core, plain_500, core.ErrorStage())
+    assert exc is None and b"connection" not in [name for name, _ in downstream.headers]

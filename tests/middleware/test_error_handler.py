@@ -125,6 +125,8 @@ def test_one_accurate_line_when_starlette_sends_the_500(caplog: pytest.LogCaptur
         run(call_app(app, http_scope(headers=[(b"x-request-id", given.encode())]), send=sent))
     assert info.value.fastmw_request_id == given  # type: ignore[attr-defined]
     assert sent.status == 500 and sent.body == b"Internal Server Error"
+    # Sent while Starlette handled the exception it re-raises next: the server will close.
+    assert (b"connection", b"close") in sent.headers
     lines = [record for record in caplog.records if record.name == "fastmw.error"]
     assert len(lines) == 1
     (line,) = lines

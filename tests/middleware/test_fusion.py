@@ -296,14 +296,26 @@ class NestedLayer:
         ex._live = 1
         raised: BaseException | None = None
         try:
+            caught: Exception | None = None
             try:
                 await self.app(scope, inner_receive, ex)
             except Exception as error:
                 if not stage.catches:
                     raise
+                caught = error
+            if caught is not None:
+                # Answered after the except block, as the engine does: while answering, no
+                # exception is being handled (an outer error stage tells fastmw's own answers
+                # from a 5xx an app sends while it handles one, which it then re-raises).
                 ex._live = 0  # the answer gets only the outer layers' start steps
-                if await stage.answer(scope, inner_receive, ex, error):
+                try:
+                    propagates = await stage.answer(scope, inner_receive, ex, caught)
+                except BaseException as failed:
+                    if failed is not caught and failed.__context__ is None:
+                        failed.__context__ = caught
                     raise
+                if propagates:
+                    raise caught
         except BaseException as error:
             raised = error
             raise

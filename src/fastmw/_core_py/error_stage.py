@@ -5,12 +5,13 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-from typing import Any
+import sys
+from typing import Any, cast
 
-from fastmw._core_py._common import _type_name
+from fastmw._core_py._common import RawHeaders, _type_name
 from fastmw._core_py.access import _id_text, _printable
 from fastmw._core_py.engine import Stage
-from fastmw._core_py.recorders import SendRecorder
+from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
 from fastmw._storage import CORRELATION_ID
 from fastmw.types import PathFilter, Receive, Scope, Send
 
@@ -44,7 +45,28 @@ class ErrorStage(Stage):
         self.handler = handler
         self.reraise = bool(reraise)
         self.catches = True
+        # A 5xx the app sends while handling an exception (Starlette's ServerErrorMiddleware,
+        # which re-raises after it) gets ``connection: close`` too.
+        self.starts = True
         self._freeze()
+
+    def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
+        assert ex._states is not None
+        ex._states[index] = scope  # read only if a 5xx starts
+        return 0
+
+    def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
+        status = dict.get(message, "status")
+        if (
+            type(status) is int
+            and status >= ERROR_STATUS
+            and dict.get(message, "type") == "http.response.start"
+            and sys.exc_info()[1] is not None
+            and state is not None
+            and _closes_connection(cast(Scope, state))
+        ):
+            headers.append(CLOSE_HEADER)
+        return 0
 
     async def answer(self, scope: Scope, receive: Receive, send: Send, exc: BaseException) -> bool:
         if not isinstance(send, SendRecorder):

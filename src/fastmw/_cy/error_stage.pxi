@@ -24,7 +24,26 @@ cdef class ErrorStage(Stage):
         self.handler = handler
         self.reraise = bool(reraise)
         self.catches = True
-        self.starts = False
+        # A 5xx the app sends while handling an exception (Starlette's ServerErrorMiddleware,
+        # which re-raises after it) gets ``connection: close`` too.
+        self.starts = True
+
+    cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
+        ex._states[index] = scope  # read only if a 5xx starts
+        return 0
+
+    cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
+        status = message.get("status")
+        if (
+            type(status) is int
+            and <int>status >= ERROR_STATUS
+            and message.get("type") == "http.response.start"
+            and _sys.exc_info()[1] is not None
+            and state is not None
+            and _closes_connection(state)
+        ):
+            headers.append(CLOSE_HEADER)
+        return 0
 
     async def answer(self, scope, receive, send, exc):
         if not isinstance(send, SendRecorder):
