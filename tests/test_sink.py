@@ -144,7 +144,7 @@ def test_zero_interval_wakes_the_writing_thread_for_every_line() -> None:
     sink.close()
 
 
-class Stalled(io.RawIOBase):
+class Stalled(io.BytesIO):
     """A disk that hangs: each write blocks until released."""
 
     def __init__(self) -> None:
@@ -214,7 +214,7 @@ def test_loss_is_counted_and_each_episode_reported(caplog: pytest.LogCaptureFixt
 
     monkeypatch.setattr(sink_module, "REPORT_INTERVAL", 0.0)  # every episode, for the test
 
-    class Flaky(io.RawIOBase):
+    class Flaky(io.BytesIO):
         broken = True
         data = bytearray()
 

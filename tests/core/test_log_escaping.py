@@ -29,7 +29,7 @@ def hostile_scope() -> dict[str, Any]:
         method="GET" + HOSTILE + forged,
         headers=[(b"user-agent", HOSTILE.encode("utf-8") + b"\x85ua"), (b"x-request-id", b"rid-1")],
         query_string=b"q=" + HOSTILE.encode("utf-8") + b"\x85",
-        client=("9.9.9.9" + HOSTILE + forged, 1),  # type: ignore[arg-type]
+        client=("9.9.9.9" + HOSTILE + forged, 1),
     )
     scope["http_version"] = "1.1" + HOSTILE
     return scope
@@ -90,8 +90,9 @@ def test_the_text_access_line_and_its_fields(core: ModuleType, handler: Collecti
     for field in core.ACCESS_FIELDS:
         value = getattr(record, field)
         assert value is None or not isinstance(value, str) or clean(value), (field, value)
-    assert record.client_addr.startswith("9.9.9.9\\r\\n")
-    assert record.method.startswith("GET\\r\\n") and record.http_version.startswith("1.1\\r\\n")
+    assert getattr(record, "client_addr").startswith("9.9.9.9\\r\\n")  # noqa: B009
+    assert getattr(record, "method").startswith("GET\\r\\n")  # noqa: B009
+    assert getattr(record, "http_version").startswith("1.1\\r\\n")  # noqa: B009
 
 
 def test_the_json_lines(core: ModuleType) -> None:
@@ -126,7 +127,7 @@ def test_the_rule_is_the_same_in_both_twins(twins: tuple[ModuleType, ModuleType]
     compiled, pure = twins
     seen = []
     for core in (compiled, pure):
-        scope = http_scope(client=(value, 5))  # type: ignore[arg-type]
+        scope = http_scope(client=(value, 5))
         sink = ValuesSink()
         run(call_app(core.Pipeline(app, [core.AccessLogStage(logging.getLogger("x"), 0, sink=sink)]), scope))
         seen.append(sink.values[0][10])
