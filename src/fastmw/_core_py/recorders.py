@@ -137,7 +137,16 @@ class ReceiveRecorder:
     complete (inside the engine, the request's ``SendRecorder`` says when that is; a
     disconnect after the last body byte is how servers end a finished request)."""
 
-    __slots__ = ("_copy", "_finished", "_response", "body_bytes", "body_limit", "body_truncated", "disconnected", "receive")
+    __slots__ = (
+        "_copy",
+        "_finished",
+        "_response",
+        "body_bytes",
+        "body_limit",
+        "body_truncated",
+        "disconnected",
+        "receive",
+    )
 
     def __init__(self, receive: Receive, body_limit: int = 0) -> None:
         if type(body_limit) is not int or body_limit < 0:
