@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -52,7 +52,10 @@ def command(server: str, port: int, *extra: str) -> list[str]:
 def serving(argv: list[str], port: int, log: Path, **env: str) -> Iterator[str]:
     """Run a server until the block ends (SIGINT, then SIGKILL after STOP_TIMEOUT)."""
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        # Its own process group: a gunicorn master killed on timeout must not leave its workers behind.
+        proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -73,6 +76,8 @@ def serving(argv: list[str], port: int, log: Path, **env: str) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def raw_request(port: int, head: bytes, *, read: bool = True) -> bytes:
