@@ -61,7 +61,7 @@ class Group:
     title: str
     fastmw: Side
     reference: Side
-    # Issue 11's bound on fastmw compiled / reference (overheads over bare); None: compared only.
+    # The bound on fastmw compiled / reference (overheads over bare); None: compared only.
     target: float | None
 
 

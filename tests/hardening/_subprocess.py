@@ -12,7 +12,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TIMEOUT = 1800
-# Multiplies every leak-test count; FASTMW_LEAK_SCALE=10 gives the full counts.
+# Multiplies every leak-test count; FASTMW_LEAK_SCALE=10 gives the full counts (10^6 requests).
 SCALE = float(os.environ.get("FASTMW_LEAK_SCALE", "1") or "1")
 
 

@@ -3,7 +3,7 @@ the full stack in one process; RSS, allocator blocks, gc objects and probe refco
 
 Each scenario runs in a subprocess (tests/leak_scripts/) in this run's core mode.
 Counts scale with FASTMW_LEAK_SCALE (default 1: 10^5 requests, 10^4 websocket sessions
-and raising requests, 500 MiB streamed; 10 gives the issue's 10^6/10^5).
+and raising requests, 500 MiB streamed; 10 gives the full 10^6/10^5).
 """
 
 from __future__ import annotations
