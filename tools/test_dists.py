@@ -110,9 +110,9 @@ def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None
         run([*pip, "-r", test_requirements(tmp)], env=env)
         run_dir = tmp / "run"
         # benchmarks/ too: tests/test_benchmarks_smoke.py runs every benchmark stack once; the
-        # README: tests check its examples and published figures; fuzz/ for
-        # tests/test_fuzz_corpus.py's replay of the seed corpus.
-        for tree in ("tests", "benchmarks", "fuzz"):
+        # README and docs/: tests check their examples, recipes and published figures; fuzz/
+        # for tests/test_fuzz_corpus.py's replay of the seed corpus.
+        for tree in ("tests", "benchmarks", "docs", "fuzz"):
             shutil.copytree(ROOT / tree, run_dir / tree, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "README.md", run_dir / "README.md")
         pytest_ini(run_dir)
