@@ -109,7 +109,7 @@ def test_artifact(artifact: Path, default: Path, pytest_args: list[str]) -> None
         pip = [vpy, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         run([*pip, "-r", test_requirements(tmp)], env=env)
         run_dir = tmp / "run"
-        # benchmarks/ too: tests/test_benchmarks_smoke.py runs every benchmark stack once; the
+        # benchmarks/ too: benchmarks/tests/ (in testpaths) runs every benchmark stack once; the
         # README and docs/: tests check their examples, recipes and published figures; fuzz/
         # for tests/test_fuzz_corpus.py's replay of the seed corpus.
         for tree in ("tests", "benchmarks", "docs", "fuzz"):

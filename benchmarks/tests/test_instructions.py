@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from benchmarks import _callgrind_region, _driver, _hand, _instr_child, _instr_groups, instructions, stacks
 
 SIDES = sorted(_instr_groups.sides().values(), key=lambda side: side.key)

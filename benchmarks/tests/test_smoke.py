@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
-from benchmarks import _driver, _hand, _measure, _rows, _trace_group, _twins, report, stacks
 
+from benchmarks import _driver, _hand, _measure, _rows, _trace_group, _twins, report, stacks
 from fastmw.types import Receive, Scope, Send
 
 # Both twins in the compiled pass of make test (see the `once` marker).

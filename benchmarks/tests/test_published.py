@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+
 from benchmarks import ROOT, publish
 
 # It depends on neither twin: make test runs it once (see the `once` marker).

@@ -1,0 +1,1 @@
+"""The benchmark harness's own checks (run by ``make test``; nothing under tests/ imports benchmarks/)."""
