@@ -365,6 +365,8 @@ class ContextStage(Stage):
     def refuse(self) -> _Hook: ...
     @property
     def request_id(self) -> int: ...
+    @property
+    def source(self) -> Callable[[Any], dict[Any, Any]] | None: ...
     def __init__(
         self,
         readers: Iterable[Any],
@@ -373,6 +375,7 @@ class ContextStage(Stage):
         replace: bool = False,
         refuse: _Hook = None,
         request_id: int = -1,
+        source: Callable[[Any], dict[Any, Any]] | None = None,
         paths: _PathFilter | None = None,
     ) -> None: ...
 

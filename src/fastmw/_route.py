@@ -15,7 +15,7 @@ __all__ = ["AWAITED", "CORE", "ENGINE", "OWN_CALL", "SYNC", "PluginRoute", "Rout
 
 # The paths a request can take through one middleware.
 ENGINE = "engine"  # its core stage runs in the engine, fused with adjacent fastmw middlewares
-AWAITED = "awaited"  # a Python layer awaits the user's hooks, then the engine runs the rest
+AWAITED = "awaited"  # a Python layer awaits the user's hooks, then the engine runs the stage
 OWN_CALL = "own __call__"  # the class defines __call__: it runs as written, a layer of its own
 
 # How a context plugin's value is read.
@@ -41,6 +41,9 @@ class Route:
     path: str = ENGINE
     # The hooks the user's class overrides (method names).
     hooks: frozenset[str] = frozenset()
+    # Whether a Python layer awaits the user's hooks before the stage runs (path AWAITED, or
+    # OWN_CALL for such a class with its own ``__call__``).
+    awaits: bool = False
 
     @property
     def fuses(self) -> bool:

@@ -56,6 +56,7 @@ def test_configuration(core: ModuleType) -> None:
     assert stage.starts and not stage.catches and not stage.http_only and not stage.wraps_receive
     bare = core.ContextStage([])
     assert bare.readers == () and bare.echo == () and bare.request_id == -1 and not bare.starts
+    assert bare.source is None
 
 
 @pytest.mark.parametrize(
@@ -76,6 +77,7 @@ def test_configuration(core: ModuleType) -> None:
             "invalid HTTP header name 'x y': only RFC 9110 token characters are allowed",
         ),
         (([],), {"refuse": 1}, TypeError, "refuse must be callable or None, not int"),
+        (([],), {"source": "x"}, TypeError, "source must be callable or None, not str"),
         (([],), {"request_id": 0}, ValueError, "request_id must be -1 or the index of a reader"),
         (([("a", len)],), {"request_id": -2}, ValueError, "request_id must be -1 or the index of a reader"),
         (([("a", len)],), {"request_id": True}, ValueError, "request_id must be -1 or the index of a reader"),
@@ -122,6 +124,33 @@ def test_the_context_is_set_while_the_app_runs_and_reset_after(
 
     run(scenario())
     assert seen == [{"id": RID, "ua": "curl", "custom": 2}]
+
+
+def test_a_source_starts_the_context_and_the_readers_add_to_it(core: ModuleType) -> None:
+    # What the context middlewares' awaited-hooks layer hands the stage.
+    given: dict[str, Any] = {"awaited": "value", "ua": "replaced by the reader"}
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(core.context_get())
+        await start_app(scope, receive, send)
+
+    readers = [("ua", core.HeaderReader("user-agent"))]
+    stage = core.ContextStage(readers, [("awaited", "x-awaited")], source=lambda scope: given)
+    assert stage.source is not None
+    downstream = Recorder()
+    run(core.Pipeline(app, [stage])(http_scope(headers=[(b"user-agent", b"curl")]), feeder([]), downstream))
+    assert seen == [given] and seen[0] is given
+    assert given == {"awaited": "value", "ua": "curl"}
+    assert downstream.header(b"x-awaited") == b"value"
+
+
+@pytest.mark.parametrize("returned", [None, [("a", 1)], MappingProxyType({}), type("Sub", (dict,), {})()])
+def test_a_source_must_return_a_dict(core: ModuleType, returned: Any) -> None:
+    stage = core.ContextStage([], source=lambda scope: returned)
+    with pytest.raises(TypeError) as info:
+        run(core.Pipeline(start_app, [stage])(http_scope(), feeder([]), Recorder()))
+    assert str(info.value) == f"source must return a dict, not {type(returned).__name__}"
 
 
 @pytest.mark.parametrize("headers", [None, "missing", []])

@@ -897,7 +897,7 @@ def test_a_none_request_id_echoes_no_header_alone_and_fused(mw: Any, middleware:
 
 @pytest.mark.parametrize("middleware", ["RawContextMiddleware", "ContextMiddleware"])
 def test_a_none_request_id_from_an_awaited_hook_echoes_alike_alone_and_wrapped(mw: Any, middleware: str) -> None:
-    # The Python layer (no stage, no fusion) behaves the same whatever wraps it.
+    # The awaited-hooks layer (in front of its own stage, no fusion) behaves the same whatever wraps it.
     alone = none_echo_case(mw, "process_request", middleware, wrapped=False)
     wrapped = none_echo_case(mw, "process_request", middleware, wrapped=True)
     assert alone[:2] == wrapped[:2]

@@ -29,7 +29,9 @@ class ContextStage(Stage):
     """The request context: ``{key: reader(headers)}`` set for the whole request.
 
     ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
-    hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
+    hands the request to ``refuse(scope, receive, send, exc)``. With ``source``, the context
+    starts as the dict ``source(scope)`` returns (values a Python layer awaited before the
+    engine ran), and the readers' values are stored into it. For each ``(key, header
     name)`` of ``echo`` the value this stage's context holds when the response starts
     (``str()`` of it; None and values that cannot be a header are skipped; read then, as
     starlette-context does, so a value the app stored is echoed) goes on it, appended or,
@@ -47,6 +49,7 @@ class ContextStage(Stage):
         replace: bool = False,
         refuse: Any = None,
         request_id: int = -1,
+        source: Any = None,
         paths: PathFilter | None = None,
     ) -> None:
         Stage.__init__(self, paths=paths)
@@ -55,17 +58,24 @@ class ContextStage(Stage):
         self.replace = bool(replace)
         if refuse is not None and not callable(refuse):
             raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
+        if source is not None and not callable(source):
+            raise TypeError(f"source must be callable or None, not {_type_name(source)}")
         if type(request_id) is not int or not -1 <= request_id < len(self.readers):
             raise ValueError("request_id must be -1 or the index of a reader")
         if len(self.echo) > MAX_ECHO:
             raise ValueError(f"at most {MAX_ECHO} echo entries, got {len(self.echo)}")
         self.refuse = refuse
         self.request_id = request_id
+        self.source = source
         self.starts = bool(self.echo)
         self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:
         data: dict[Any, Any] = {}
+        if self.source is not None:
+            data = self.source(scope)
+            if type(data) is not dict:
+                raise TypeError(f"source must return a dict, not {_type_name(data)}")
         owned = None
         headers = scope.get("headers") or ()
         request_id = self.request_id

@@ -7,7 +7,9 @@ cdef class ContextStage(Stage):
     """The request context: ``{key: reader(headers)}`` set for the whole request.
 
     ``readers`` are ``(key, reader)`` pairs; a reader raising ``MiddleWareValidationError``
-    hands the request to ``refuse(scope, receive, send, exc)``. For each ``(key, header
+    hands the request to ``refuse(scope, receive, send, exc)``. With ``source``, the context
+    starts as the dict ``source(scope)`` returns (values a Python layer awaited before the
+    engine ran), and the readers' values are stored into it. For each ``(key, header
     name)`` of ``echo`` the value this stage's context holds when the response starts
     (``str()`` of it; None and values that cannot be a header are skipped; read then, as
     starlette-context does, so a value the app stored is echoed) goes on it, appended or,
@@ -19,7 +21,7 @@ cdef class ContextStage(Stage):
 
     cdef readonly tuple readers, echo
     cdef readonly bint replace
-    cdef readonly object refuse
+    cdef readonly object refuse, source
     cdef readonly Py_ssize_t request_id
     # Per echo entry: the reader filling its key (the last one with it) when that reader's
     # header bytes can be echoed as they came (below KEPT_READERS), else -1; and whether
@@ -30,31 +32,34 @@ cdef class ContextStage(Stage):
     # inserted in reader order), where the response start looks first.
     cdef Py_ssize_t _slot[MAX_ECHO]
 
-    def __init__(self, readers, echo=(), *, replace=False, refuse=None, request_id=-1, paths=None):
+    def __init__(self, readers, echo=(), *, replace=False, refuse=None, request_id=-1, source=None, paths=None):
         Stage.__init__(self, paths=paths)
         self.readers = tuple([_reader_pair(pair) for pair in readers])
         self.echo = tuple([_echo_pair(pair) for pair in echo])
         self.replace = bool(replace)
         if refuse is not None and not callable(refuse):
             raise TypeError(f"refuse must be callable or None, not {_type_name(refuse)}")
+        if source is not None and not callable(source):
+            raise TypeError(f"source must be callable or None, not {_type_name(source)}")
         if type(request_id) is not int or not -1 <= request_id < len(self.readers):
             raise ValueError("request_id must be -1 or the index of a reader")
         if len(self.echo) > MAX_ECHO:
             raise ValueError(f"at most {MAX_ECHO} echo entries, got {len(self.echo)}")
         self.refuse = refuse
         self.request_id = request_id
+        self.source = source
         self.starts = bool(self.echo)
         keys = [pair[0] for pair in self.readers]
-        cdef Py_ssize_t j, source
+        cdef Py_ssize_t j, last
         for j in range(len(self.echo)):
             key = self.echo[j][0]
-            source = len(keys) - 1 - keys[::-1].index(key) if key in keys else -1
-            self._source[j] = source if 0 <= source < KEPT_READERS else -1
+            last = len(keys) - 1 - keys[::-1].index(key) if key in keys else -1
+            self._source[j] = last if 0 <= last < KEPT_READERS else -1
             self._is_request_id[j] = request_id >= 0 and key == keys[request_id]
             self._slot[j] = _first_position(keys, key)
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
-        cdef dict data = {}
+        cdef dict data
         cdef tuple pair
         cdef Py_ssize_t position = 0
         cdef PyObject* found
@@ -65,6 +70,13 @@ cdef class ContextStage(Stage):
         cdef dict mapping = <dict>scope if type(scope) is dict else None
         owned = None
         headers = _scope_get(scope, "headers", None) or ()
+        if self.source is None:
+            data = {}
+        else:
+            initial = self.source(scope)
+            if type(initial) is not dict:
+                raise TypeError(f"source must return a dict, not {_type_name(initial)}")
+            data = <dict>initial
         memset(kept, 0, sizeof(kept))
         memset(got, 0, sizeof(got))
         try:

@@ -5,23 +5,25 @@ app runs, made current for the whole call (every ``send``, background tasks,
 streaming bodies) and reset when the app returns.
 
 Which path a request takes is decided at construction and held in ``route`` (and each
-plugin's in a ``PluginRoute``; the table is in ``docs/middleware.md``):
+plugin's in a ``PluginRoute``; the table is in ``docs/middleware.md``). Either way one
+``core.ContextStage`` sets the context, resets it, and echoes the UUID plugins' values as the
+context holds them when the response starts:
 
-* plugins that keep the default hooks (and the built-in echo of the UUID plugins)
-  are served by a ``core.ContextStage``: values read from the raw scope headers in
-  the core, no Starlette ``Request``, no coroutine per plugin; the stage fuses with
-  adjacent fastmw middlewares;
+* plugins that keep the default hooks are read by the stage's readers from the raw scope
+  headers in the core (no Starlette ``Request``, no coroutine per plugin); the stage fuses
+  with adjacent fastmw middlewares (route ``engine``);
 * overriding ``set_context``, ``get_request_object`` or a plugin's
-  ``process_request``/``extract_value_from_header_by_key``/``enrich_response``
-  switches the middleware to a Python layer (route ``awaited``) that awaits the
-  hooks like starlette-context does; it does not fuse.
-
-Either way the echoed values are read from the context when the response starts.
+  ``process_request``/``extract_value_from_header_by_key``/``enrich_response`` needs
+  coroutines awaited, which a stage's synchronous steps cannot do: a Python layer (route
+  ``awaited``) awaits them like starlette-context does, hands the context it built to the
+  stage (its ``source``), and awaits the overridden ``enrich_response`` hooks on the
+  response start, after the stage's echo; it does not fuse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from starlette.requests import HTTPConnection, Request
@@ -46,6 +48,12 @@ WEBSOCKET_POLICY_VIOLATION = 1008
 
 _message_headers = core.message_headers
 _MutableHeaders = core.MutableHeaders
+# The context the awaited-hooks layer built, while it runs its stage (read by the stage's source).
+_AWAITED: ContextVar[dict[Any, Any]] = ContextVar("fastmw.awaited_context")
+
+
+def _awaited_context(scope: Scope) -> dict[Any, Any]:
+    return _AWAITED.get()
 
 
 class ResponseStart(dict):  # type: ignore[type-arg]
@@ -112,28 +120,27 @@ class ContextMiddlewareBase(FusableMiddleware):
         awaited = bool(hooks.intersection(("set_context", "get_request_object"))) or any(
             route.read == AWAITED or route.enrich for route in routes
         )
-        # On the awaited path every response hook is awaited, the built-in echo's too.
-        self._enrichers = [
-            plugin
-            for plugin, route in zip(self.plugins, routes, strict=True)
-            if awaited and (route.enrich or route.echo)
-        ]
-        stage = None if awaited else self._make_stage(routes)
-        self._attach(app, stage, fuse, Route(AWAITED if awaited else ENGINE, hooks))
+        # The overridden enrich_response hooks (a plugin with one makes the route awaited).
+        self._enrichers = [plugin for plugin, route in zip(self.plugins, routes, strict=True) if route.enrich]
+        stage = self._make_stage(routes, awaited)
+        self._attach(app, stage, fuse, Route(AWAITED if awaited else ENGINE, hooks, awaits=awaited))
 
     def _user_hooks(self) -> frozenset[str]:
         """The middleware hooks the user's class overrides."""
         return overridden(type(self), ContextMiddlewareBase, ("set_context",))
 
-    def _make_stage(self, routes: list[PluginRoute]) -> Any:
-        """The core stage serving every plugin."""
-        readers = [(key, reader) for key, reader, _ in self._readers]
+    def _make_stage(self, routes: list[PluginRoute], awaited: bool) -> Any:
+        """The core stage serving every plugin (on the awaited route, from the context the layer built)."""
         echo = [plugin.key for plugin, route in zip(self.plugins, routes, strict=True) if route.echo]
-        # The request id is the last RequestIdPlugin's value (the one the context keeps).
+        readers: list[tuple[Any, FastReader | None]] = []
+        # The request id is the last RequestIdPlugin's value (the one the context keeps); the
+        # awaited route reads its header itself and takes no part in the one request id.
         request_id = -1
-        for index, plugin in enumerate(self.plugins):
-            if isinstance(plugin, RequestIdPlugin):
-                request_id = index
+        if not awaited:
+            readers = [(key, reader) for key, reader, _ in self._readers]
+            for index, plugin in enumerate(self.plugins):
+                if isinstance(plugin, RequestIdPlugin):
+                    request_id = index
         return build_stage(
             self._core.ContextStage,
             readers,
@@ -141,6 +148,7 @@ class ContextMiddlewareBase(FusableMiddleware):
             replace=self.replace_echo_headers,
             refuse=self._refuse_invalid,
             request_id=request_id,
+            source=_awaited_context if awaited else None,
         )
 
     async def set_context(self, request: Request | HTTPConnection) -> dict[Any, Any]:
@@ -159,29 +167,33 @@ class ContextMiddlewareBase(FusableMiddleware):
     # ----------------------------------------------------------------- the Python layer (awaited hooks)
 
     async def _layer(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        # ``app`` runs this middleware's stage around the inner app (other scopes pass through it).
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
             await app(scope, receive, send)
             return
         try:
-            data, receive = await self._awaited_context(scope, receive, send)
+            data, receive = await self._await_hooks(scope, receive, send)
         except MiddleWareValidationError as exc:
             await self._refuse(scope, receive, send, exc.error_response or self.error_response)
             return
         if self._enrichers:
             send = EnrichingSend(self, send)
-        token = self._core.context_set(data)
-        await app(scope, receive, send)
-        # Reached only when the app returns: like starlette-context, an exception
-        # leaves the context readable by outer exception handlers.
-        self._core.context_reset(token)
+        token = _AWAITED.set(data)
+        try:
+            await app(scope, receive, send)
+        finally:
+            _AWAITED.reset(token)
 
-    async def _awaited_context(self, scope: Scope, receive: Receive, send: Send) -> tuple[dict[Any, Any], Receive]:
+    async def _await_hooks(self, scope: Scope, receive: Receive, send: Send) -> tuple[dict[Any, Any], Receive]:
         """Await the overridden hooks with a Starlette request object."""
         request: Request | HTTPConnection | None = None
         if self.route.hooks.intersection(("set_context", "get_request_object")):
             request = self._request_object(scope, receive, send)
-            data = (await self.set_context(request)).copy()
+            returned = await self.set_context(request)
+            if not isinstance(returned, dict):
+                raise TypeError(f"set_context must return a dict, not {type(returned).__name__}")
+            data = dict(returned)  # a copy, as starlette-context stores (an exact dict, for the stage)
         else:
             headers = scope.get("headers") or ()
             data = {}

@@ -14,7 +14,9 @@ what is served).
 An inner middleware stays a layer of its own (no fusion) when ``FASTMW_NO_FUSE=1``
 (read once at import), when either side says ``fuse=False``, when its route is not the
 engine's (its class defines its own ``__call__``, or user hooks must be awaited); and
-two body caches never share one pipeline.
+two body caches never share one pipeline. A middleware whose user hooks must be awaited
+(route ``awaited``) runs ``_layer`` first, which awaits them and then runs its own stage in
+a pipeline of its own: the stage does the same work on both routes.
 
 The core a middleware runs on comes from one switch, ``fastmw._impl.layer_core()``: the
 class a user writes is bound, on first use, to a subclass of that core's ``Pipeline``.
@@ -32,7 +34,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastmw import _impl
 from fastmw._impl import env_flag
-from fastmw._route import ENGINE, OWN_CALL, Route, defines
+from fastmw._route import OWN_CALL, Route, defines
 from fastmw.types import Stage
 
 if TYPE_CHECKING:
@@ -113,7 +115,7 @@ class FusableMiddleware(_PipelineBase):
 
     fuse: bool = True
     _route: Route = Route()
-    # This middleware's core stage; None runs ``_layer`` as a plain Python layer instead.
+    # This middleware's core stage (set by ``_attach``).
     _stage: Any = None
     _app: ASGIApp
     # The middlewares whose stages this pipeline runs, outermost first.
@@ -154,14 +156,14 @@ class FusableMiddleware(_PipelineBase):
         if self._attached:
             self._build()
 
-    def _attach(self, app: ASGIApp, stage: Any, fuse: bool, route: Route | None = None) -> None:
+    def _attach(self, app: ASGIApp, stage: Stage, fuse: bool, route: Route | None = None) -> None:
         """Call at the end of ``__init__``, once the options are validated and the stage built."""
         self.fuse = bool(fuse)
         self._stage = stage
         if route is None:
-            route = Route(ENGINE if stage is not None else OWN_CALL)
+            route = Route()
         if not self._runs_engine:
-            route = Route(OWN_CALL, route.hooks | {"__call__"})
+            route = Route(OWN_CALL, route.hooks | {"__call__"}, route.awaits)
         self._route = route
         self._app = app
         self._attached = True
@@ -169,7 +171,7 @@ class FusableMiddleware(_PipelineBase):
 
     def _joins(self, outer: FusableMiddleware) -> bool:
         """Whether ``outer`` may take over this middleware's stages."""
-        if not (FUSE and self.fuse and outer.fuse and self.route.fuses and outer._stage is not None):
+        if not (FUSE and self.fuse and outer.fuse and self.route.fuses and not outer.route.awaits):
             return False
         if self._core is not outer._core:
             return False
@@ -193,10 +195,11 @@ class FusableMiddleware(_PipelineBase):
         if self._fused_into is not None:
             self._fused_into._fusers.discard(self)
             self._fused_into = None
-        if self._stage is None:
-            # A Python layer: the pipeline has no stage and runs it as its app.
+        if self.route.awaits:
+            # The Python layer awaits the user's hooks, then runs this middleware's stage.
             self._members = ()
-            self.configure(partial(self._layer, inner), ())
+            runner = self._core.Pipeline(inner, (self._stage,), self._wrap_other(inner))
+            self.configure(partial(self._layer, runner), ())
             return
         if isinstance(inner, FusableMiddleware) and inner is not self and inner._joins(self):
             members: tuple[FusableMiddleware, ...] = (self, *inner._members)
@@ -210,7 +213,7 @@ class FusableMiddleware(_PipelineBase):
         other = terminal
         for member in reversed(members):
             other = member._wrap_other(other)
-        stages = [member._stage for member in members if member._stage is not None]
+        stages = [member._stage for member in members]
         self.configure(terminal, stages, other)
 
     # ------------------------------------------------------------------ per-middleware hooks
@@ -223,5 +226,6 @@ class FusableMiddleware(_PipelineBase):
         return app
 
     async def _layer(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        """The whole request when this middleware has no stage."""
-        raise NotImplementedError  # pragma: no cover - middlewares without a stage define it
+        """Await the user's hooks, then run ``app`` (this middleware's stage in the engine);
+        defined by the middlewares whose route can be ``awaited``."""
+        raise NotImplementedError  # pragma: no cover - only the context middlewares await hooks
