@@ -16,48 +16,27 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.servers import SERVERS, asgi_command, free_port
+
 pytestmark = pytest.mark.slow
 
 TOTAL = 16 * 1024 * 1024
 READ = 1024 * 1024
-SERVERS = ("uvicorn", "hypercorn", "granian")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _command(server: str, app: str, port: int) -> list[str]:
-    target = f"tests.disconnect_server:{app}"
-    if server == "uvicorn":
-        return [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            target,
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ]
-    if server == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", target, "-b", f"127.0.0.1:{port}"]
-    return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), target]
+    extra = ("--log-level", "warning") if server == "uvicorn" else ()
+    return asgi_command(server, f"tests.disconnect_server:{app}", port, *extra)
 
 
 def _record_after_disconnect(server: str, app: str, log: Path) -> tuple[int, dict[str, object]]:
     pytest.importorskip(server)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, FASTMW_DC_LOG=str(log), FASTMW_DC_TOTAL=str(TOTAL))
     proc = subprocess.Popen(_command(server, app, port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -11,73 +11,24 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.servers import ROOT, SERVERS, asgi_command, free_port, serving
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.ops_server:app"
-STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 15.0
-SERVERS = ("uvicorn", "hypercorn", "granian")
 ROUNDS = 30
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def command(server: str, port: int, *extra: str) -> list[str]:
-    if server == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", APP, "--port", str(port), "--lifespan", "off", *extra]
-    if server == "hypercorn":
-        return [sys.executable, "-m", "hypercorn", APP, "-b", f"127.0.0.1:{port}", *extra]
-    return [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port), APP]
-
-
-@contextmanager
-def serving(argv: list[str], port: int, log: Path, **env: str) -> Iterator[str]:
-    """Run a server until the block ends (SIGINT, then SIGKILL after STOP_TIMEOUT)."""
-    with open(log, "wb") as out:
-        # Its own process group: a gunicorn master killed on timeout must not leave its workers behind.
-        proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                httpx.get(base + "/ok", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"{argv[2]} did not start:\n{log.read_text(errors='replace')}")
-                time.sleep(0.1)
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+    return asgi_command(server, APP, port, *extra)
 
 
 def raw_request(port: int, head: bytes, *, read: bool = True) -> bytes:
@@ -104,7 +55,7 @@ def test_a_proxy_header_cannot_forge_an_access_line(tmp_path: Path, output: str)
     log, sink = tmp_path / "server.log", tmp_path / "access.jsonl"
     env = {"FASTMW_TEST_LOG_TEXT": "1"} if output == "text" else {"FASTMW_TEST_SINK": str(sink)}
     argv = command("uvicorn", port, "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1", "--no-access-log")
-    with serving(argv, port, log, **env):
+    with serving(argv, port, log, env=env):
         head = b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: " + FORWARDED + b"\r\n\r\n"
         assert raw_request(port, head).startswith(b"HTTP/1.1 200")
     if output == "text":
@@ -137,7 +88,8 @@ def test_keep_alive_after_a_500_and_one_traceback_per_error(tmp_path: Path, serv
     failures: list[str] = []
     ids: list[str] = []
     env = {"FASTMW_TEST_STARLETTE": "1"} if inner == "starlette" else {}
-    with serving(command(server, port), port, log, **env) as base, httpx.Client(base_url=base, timeout=10) as client:
+    argv = command(server, port)
+    with serving(argv, port, log, env=env) as (base, _), httpx.Client(base_url=base, timeout=10) as client:
         for n in range(ROUNDS):
             try:
                 failed = client.get("/boom", headers={"x-request-id": f"boom-{n}"})
@@ -163,7 +115,7 @@ def test_keep_alive_after_a_500_and_one_traceback_per_error(tmp_path: Path, serv
 def test_told_of_the_disconnect_before_answering_is_499(tmp_path: Path) -> None:
     port = free_port()
     sink = tmp_path / "access.jsonl"
-    with serving(command("uvicorn", port), port, tmp_path / "server.log", FASTMW_TEST_SINK=str(sink)):
+    with serving(command("uvicorn", port), port, tmp_path / "server.log", env={"FASTMW_TEST_SINK": str(sink)}):
         raw_request(port, b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n", read=False)
         deadline = time.monotonic() + 10
         while b"/wait" not in (sink.read_bytes() if sink.exists() else b"") and time.monotonic() < deadline:
@@ -189,7 +141,7 @@ def test_the_gunicorn_recipe_gives_one_access_line_per_request(tmp_path: Path) -
     port = free_port()
     log = tmp_path / "server.log"
     argv = [sys.executable, "-m", "gunicorn", "-c", str(config), "-w", "2", "-b", f"127.0.0.1:{port}", APP]
-    with serving(argv, port, log) as base, httpx.Client(base_url=base) as client:
+    with serving(argv, port, log) as (base, _), httpx.Client(base_url=base) as client:
         for n in range(20):
             assert client.get(f"/ok?n={n}", headers={"x-request-id": f"rid-{n}"}).status_code == 200
         time.sleep(0.5)

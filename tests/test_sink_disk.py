@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from fastmw.sink import ROTATION_CHECK_INTERVAL, JsonLinesSink
-from tests.test_operations_e2e import command, free_port, serving
+from tests.servers import asgi_command, free_port, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform != "linux", reason="tmpfs, logrotate: Linux only")]
 
@@ -114,7 +114,8 @@ def logrotate(tmp_path: Path, log: Path, mode: str) -> None:
 def test_logrotate_under_a_running_server(tmp_path: Path, mode: str) -> None:
     port = free_port()
     log = tmp_path / "access.jsonl"
-    with serving(command("uvicorn", port), port, tmp_path / "server.log", FASTMW_TEST_SINK=str(log)) as base:
+    argv = asgi_command("uvicorn", "tests.ops_server:app", port)
+    with serving(argv, port, tmp_path / "server.log", env={"FASTMW_TEST_SINK": str(log)}) as (base, _):
         with httpx.Client(base_url=base) as client:
             for n in range(20):
                 assert client.get(f"/ok?before={n}").status_code == 200

@@ -9,9 +9,7 @@ group is killed in ``finally``.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,55 +20,26 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers import STOP_TIMEOUT, free_port, serving
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(sys.platform == "win32", reason="POSIX servers and signals"),
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 REQUESTS = 40
-STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
-def serving(command: list[str], tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """Start ``command`` (``{port}`` filled in), wait until it answers, kill it on the way out."""
+def sink_serving(command: list[str], tmp_path: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """Serve ``command`` (``{port}`` filled in) with its sink at ``tmp_path/access.jsonl``."""
     port = free_port()
     sink_path = tmp_path / "access.jsonl"
-    log_path = tmp_path / "server.log"
     argv = [part.format(port=port) for part in command]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "FASTMW_SINK_PATH": str(sink_path), **env},
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                httpx.get(base + "/ready", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"{argv[2]} did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
+    with serving(
+        argv, port, tmp_path / "server.log", ready="/ready", env={"FASTMW_SINK_PATH": str(sink_path), **env}
+    ) as (base, proc):
         yield base, proc, sink_path
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(STOP_TIMEOUT)
 
 
 def send_requests(base: str) -> set[str]:
@@ -109,7 +78,7 @@ UVICORN += ["--host", "127.0.0.1", "--port", "{port}", "--no-access-log"]
 
 
 def test_uvicorn_lifespan_off_sigterm_keeps_every_line(tmp_path: Path) -> None:
-    with serving(UVICORN, tmp_path) as (base, proc, sink_path):
+    with sink_serving(UVICORN, tmp_path) as (base, proc, sink_path):
         send_requests(base)
         assert request_lines(sink_path) == []  # all still buffered
         stop(proc, tmp_path)
@@ -121,14 +90,14 @@ def test_uvicorn_lifespan_off_sigterm_keeps_every_line(tmp_path: Path) -> None:
 def test_uvicorn_without_the_sinks_signal_handler_loses_the_lines(tmp_path: Path) -> None:
     """The limit the handler removes: uvicorn restores SIG_DFL and re-raises SIGTERM, so
     the process ends without running atexit and a buffered batch is gone."""
-    with serving(UVICORN, tmp_path, FASTMW_SINK_SIGNALS="0") as (base, proc, sink_path):
+    with sink_serving(UVICORN, tmp_path, FASTMW_SINK_SIGNALS="0") as (base, proc, sink_path):
         send_requests(base)
         stop(proc, tmp_path)
         assert request_lines(sink_path) == []
 
 
 def test_uvicorn_idle_timer_flush(tmp_path: Path) -> None:
-    with serving(UVICORN, tmp_path, FASTMW_SINK_INTERVAL="0.2") as (base, proc, sink_path):
+    with sink_serving(UVICORN, tmp_path, FASTMW_SINK_INTERVAL="0.2") as (base, proc, sink_path):
         send_requests(base)
         deadline = time.monotonic() + 10.0
         while len(request_lines(sink_path)) < REQUESTS and time.monotonic() < deadline:
@@ -152,7 +121,7 @@ def test_gunicorn_two_uvicorn_workers_sigterm_keeps_every_line(tmp_path: Path, w
     pytest.importorskip("uvicorn_worker")
     command = [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "2", "-b", "127.0.0.1:{port}"]
     command += ["--graceful-timeout", "10", *(["--preload"] if preload else []), "tests.sink_server:app"]
-    with serving(command, tmp_path) as (base, proc, sink_path):
+    with sink_serving(command, tmp_path) as (base, proc, sink_path):
         pids = send_requests(base)
         assert 1 <= len(pids) <= 2
         stop(proc, tmp_path)

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-STARTUP_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers import STOP_TIMEOUT, free_port, serving
 
 
 @pytest.fixture(params=["fastapi", "starlette"])
@@ -31,34 +20,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     port = free_port()
     json_path = tmp_path / "access.jsonl"
     log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.uvicorn_server", request.param, str(port), str(json_path)],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            try:
-                httpx.get(base + "/health", timeout=1.0)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"uvicorn did not start:\n{log_path.read_text()}")
-                time.sleep(0.1)
+    argv = [sys.executable, "-m", "tests.uvicorn_server", request.param, str(port), str(json_path)]
+    with serving(argv, port, log_path, ready="/health") as (base, proc):
         yield base, json_path, log_path, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def test_headers_and_access_lines(server: tuple[str, Path, Path, subprocess.Popen[bytes]]) -> None:
