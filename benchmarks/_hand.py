@@ -31,22 +31,6 @@ CORRELATION_ID_HEADER = "x-correlation-id"
 TIMING_HEADER = "server-timing"
 HAND_LOGGER = "benchmarks.access"
 ERROR_BODY = b"Internal Server Error"
-# The fields of fastmw's JSON access record, in its order (HandJsonAccessLog writes the same).
-ACCESS_RECORD_FIELDS = (
-    "time",
-    "method",
-    "path",
-    "query",
-    "http_version",
-    "status",
-    "duration_ms",
-    "ttfb_ms",
-    "response_bytes",
-    "request_bytes",
-    "client_addr",
-    "user_agent",
-    "request_id",
-)
 
 HAND_REQUEST_ID: ContextVar[str | None] = ContextVar("bench_request_id", default=None)
 HAND_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("bench_context")

@@ -157,7 +157,12 @@ def octets(source: FuzzInput, words: tuple[bytes, ...]) -> bytes:
 
 def text_or_bytes(source: FuzzInput, words: tuple[bytes, ...], headers: list[Any] | None = None) -> Any:
     """A name or value as a caller may pass one: bytes or str, exact or not, or a wrong type."""
-    raw = octets(source, words)
+    return shaped(source, octets(source, words), headers)
+
+
+def shaped(source: FuzzInput, raw: bytes, headers: list[Any] | None = None) -> Any:
+    """``raw`` as a caller may pass it: bytes or str, exact or a subclass (hostile ones armed
+    against ``headers``), or a wrong type."""
     kind = source.below(16)
     if kind < 5:
         return raw

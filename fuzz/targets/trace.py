@@ -9,7 +9,7 @@ from typing import Any
 
 from fuzz._differential import compare
 from fuzz._input import FuzzInput
-from fuzz._shapes import Bytes, HostileBytes, HostileStr, Str, armed, header_list
+from fuzz._shapes import HostileStr, Str, armed, header_list, shaped
 
 TRACEPARENT = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACESTATES = (b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", b"a=1", b"x@y=z", b"", b" , ", b"k=" + b"v" * 257)
@@ -34,32 +34,16 @@ def _mutated(source: FuzzInput, seed: bytes) -> bytes:
     return bytes(raw)
 
 
-def _shaped(source: FuzzInput, raw: bytes) -> Any:
-    """``raw`` as the caller may hand it: bytes or str, exact or a subclass, or a wrong type."""
-    kind = source.below(10)
-    if kind < 4:
-        return raw
-    if kind < 7:
-        return raw.decode("latin-1") if source.flag() else raw.decode("utf-8", "replace")
-    if kind == 7:
-        return Bytes(raw)
-    if kind == 8:
-        return Str(raw.decode("latin-1"))
-    if source.flag():
-        return armed(HostileBytes(raw), source) if source.flag() else armed(HostileStr(raw.decode("latin-1")), source)
-    return source.choice((None, 1, bytearray(raw)))
-
-
 def _traceparent(source: FuzzInput) -> bytes:
     return _mutated(source, TRACEPARENT) if source.below(4) else source.raw(80)
 
 
 def _parse_traceparent(core: ModuleType, source: FuzzInput) -> Any:
-    return core.parse_traceparent(_shaped(source, _traceparent(source)))
+    return core.parse_traceparent(shaped(source, _traceparent(source)))
 
 
 def _parse_tracestate(core: ModuleType, source: FuzzInput) -> Any:
-    values = [_shaped(source, _mutated(source, source.choice(TRACESTATES))) for _ in range(source.below(5))]
+    values = [shaped(source, _mutated(source, source.choice(TRACESTATES))) for _ in range(source.below(5))]
     return core.parse_tracestate(*values)
 
 
@@ -83,7 +67,7 @@ def _format_traceparent(core: ModuleType, source: FuzzInput) -> Any:
 
 def _context(core: ModuleType, source: FuzzInput) -> Any:
     parent = _id(source, 16) if source.flag() else None
-    state = _shaped(source, source.choice(TRACESTATES)) if source.flag() else None
+    state = shaped(source, source.choice(TRACESTATES)) if source.flag() else None
     context = core.TraceContext(_id(source, 32), _id(source, 16), parent, _flags(source), state)
     return context, context.traceparent, context.child_traceparent(), context.sampled
 
