@@ -1,5 +1,6 @@
 """Type stub of the compiled core; ``fastmw._core_py`` is its specification."""
 
+# The same list, in the same order, as the twins' (tests/test_impl.py checks).
 __all__ = [
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",
@@ -276,8 +277,6 @@ class RequestIdStage(Stage):
     @property
     def report(self) -> _Hook: ...
     @property
-    def on_id(self) -> _Hook: ...
-    @property
     def max_length(self) -> int: ...
     @property
     def update_request_header(self) -> bool: ...
@@ -305,7 +304,6 @@ class RequestIdStage(Stage):
         reject: _Hook = None,
         refuse_invalid: bool = False,
         report: _Hook = None,
-        on_id: _Hook = None,
         fallback_to_trace_id: bool = False,
         paths: _PathFilter | None = None,
     ) -> None: ...

@@ -63,6 +63,7 @@ cdef extern from "fastmw.h":
     void fastmw_pool_unlock() noexcept nogil
     void fastmw_pool_lock_reset() noexcept nogil
 
+# The same list, in the same order, as the pure twin's and the stub's (tests/test_impl.py checks).
 __all__ = [
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",

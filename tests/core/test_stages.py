@@ -57,7 +57,7 @@ def test_request_id_stage_defaults(core: ModuleType) -> None:
     assert stage.key == b"x-request-id" and stage.context_key == "id"
     assert stage.generator is core.new_request_id and stage.max_length == 128
     assert stage.validator is stage.transformer is stage.resolver is stage.reject is stage.report is None
-    assert stage.on_id is None and stage.echo == "set" and stage.echo_websocket and stage.update_request_header
+    assert stage.echo == "set" and stage.echo_websocket and stage.update_request_header
     assert stage.starts and not stage.catches and not stage.http_only and not stage.wraps_receive
     assert stage.body_limit == 0 and stage.paths is None
     assert not core.RequestIdStage(b"x-id", 5, echo=None).starts
@@ -79,7 +79,6 @@ def test_request_id_stage_defaults(core: ModuleType) -> None:
         ({"resolver": 5}, TypeError, "resolver must be callable or None, not int"),
         ({"reject": 5}, TypeError, "reject must be callable or None, not int"),
         ({"report": 5}, TypeError, "report must be callable or None, not int"),
-        ({"on_id": 5}, TypeError, "on_id must be callable or None, not int"),
     ],
 )
 def test_request_id_stage_constructor_errors(
@@ -250,20 +249,6 @@ def test_the_id_goes_into_an_active_request_context(core: ModuleType) -> None:
     stages = [core.ContextStage([("a", lambda headers: 1)]), core.RequestIdStage("x-request-id", "X-Request-ID")]
     serve(core, watching(seen), stages, http_scope(headers=[(b"x-request-id", b"abc")]))
     assert seen[0][3] == {"a": 1, "X-Request-ID": "abc"}
-
-
-def test_on_id_is_told_and_its_failure_is_logged(core: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
-    told: list[Any] = []
-
-    def on_id(value: str) -> None:
-        told.append(value)
-        raise RuntimeError("hook broke")
-
-    stage = core.RequestIdStage("x-request-id", "id", on_id=on_id)
-    with caplog.at_level(logging.ERROR, logger="fastmw"):
-        downstream = serve(core, watching([]), [stage], http_scope(headers=[(b"x-request-id", b"abc")]))
-    assert told == ["abc"] and downstream.status == 200
-    assert "hook broke" in caplog.text and caplog.records[0].name == "fastmw"
 
 
 @pytest.mark.parametrize("given", ["a\nb", 5, "☃", "x" * 100 + "\x00"])

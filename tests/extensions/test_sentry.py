@@ -17,7 +17,7 @@ from fastmw import CorrelationIdMiddleware, RequestIdMiddleware
 from fastmw.extensions.sentry import get_sentry_extension, set_transaction_id
 from fastmw.types import ASGIApp, Scope
 from tests.extensions.conftest import run_python, tag
-from tests.helpers import call_app, http_scope, run
+from tests.helpers import call_app, http_scope, plain_app, run
 
 MIDDLEWARES = {
     "CorrelationIdMiddleware": CorrelationIdMiddleware,
@@ -59,12 +59,19 @@ def test_set_transaction_id_tags_the_isolation_scope(sentry_events: list[dict[st
 
 
 @pytest.mark.parametrize("make", MIDDLEWARES.values(), ids=MIDDLEWARES.keys())
-def test_the_middlewares_load_sentrys_event_processor_and_add_no_per_request_call(make: Any) -> None:
-    app = make(reporting_app)
-    while not isinstance(app, RequestIdMiddleware):  # the stack's outermost layer
-        app = app.app
-    assert app.sentry is True
-    assert app._stage.on_id is None  # nothing runs per request: events are tagged when built
+def test_the_middlewares_load_sentrys_event_processor_and_add_no_per_request_call(
+    make: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make(plain_app)
+    middleware = app
+    while not isinstance(middleware, RequestIdMiddleware):  # the stack's outermost layer
+        middleware = middleware.app
+    assert middleware.sentry is True
+    tagged: list[Any] = []
+    monkeypatch.setattr(sentry_sdk.Scope, "set_tag", lambda scope, *args: tagged.append(args))
+    for _ in range(3):
+        assert run(call_app(app, http_scope())).status == 200
+    assert tagged == []  # nothing runs per request: events are tagged when built
 
 
 @pytest.mark.parametrize("make", MIDDLEWARES.values(), ids=MIDDLEWARES.keys())

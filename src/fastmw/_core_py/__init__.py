@@ -72,6 +72,7 @@ from fastmw._core_py.trace_context import TraceContext, replace_trace_headers, t
 from fastmw._core_py.trace_stage import TraceStage
 from fastmw._core_py.tracestate import parse_tracestate
 
+# The same list, in the same order, as the stub's and the compiled root's (tests/test_impl.py checks).
 __all__ = [
     "ACCESS_FIELDS",
     "ACCESS_JSON_FIELDS",

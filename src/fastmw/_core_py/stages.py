@@ -37,7 +37,6 @@ ERROR_CODE = "internal_error"
 ERROR_STATUS = 500
 WEBSOCKET_INTERNAL_ERROR = 1011
 
-_internal_logger = logging.getLogger("fastmw")
 _timing_logger = logging.getLogger("fastmw.timing")
 _error_logger = logging.getLogger("fastmw.error")
 
@@ -75,7 +74,6 @@ class RequestIdStage(Stage):
         reject: Hook = None,
         refuse_invalid: bool = False,
         report: Hook = None,
-        on_id: Hook = None,
         fallback_to_trace_id: bool = False,
         paths: PathFilter | None = None,
     ) -> None:
@@ -91,7 +89,6 @@ class RequestIdStage(Stage):
             ("resolver", resolver),
             ("reject", reject),
             ("report", report),
-            ("on_id", on_id),
         )
         for name, hook in hooks:
             if hook is not None and not callable(hook):
@@ -109,7 +106,6 @@ class RequestIdStage(Stage):
         self.reject = reject
         self.refuse_invalid = bool(refuse_invalid)
         self.report = report
-        self.on_id = on_id
         self.fallback_to_trace_id = bool(fallback_to_trace_id)
         self.starts = echo is not None
         self._append = echo == "append"
@@ -190,8 +186,6 @@ class RequestIdStage(Stage):
         scope[ID_SCOPE_KEY] = value
         token = CORRELATION_ID.set(value)
         _context_put(self.context_key, value)
-        if self.on_id is not None:
-            _call_hook(self.on_id, value)
         states = ex._states
         assert states is not None
         if self.echo is not None and (self.echo_websocket or scope["type"] == "http"):
@@ -227,14 +221,6 @@ def _context_put(key: Any, value: Any) -> None:
     data = REQUEST_CONTEXT.get(None)
     if data is not None:
         data[key] = value
-
-
-def _call_hook(hook: Callable[[Any], Any], value: Any) -> None:
-    """Call a user hook whose failure must not break the request."""
-    try:
-        hook(value)
-    except Exception:
-        _internal_logger.exception("fastmw hook %r failed", hook)
 
 
 def _safe_id_bytes(raw: bytes, max_length: int) -> bool:

@@ -18,7 +18,7 @@ cdef class RequestIdStage(Stage):
 
     cdef readonly bytes key
     cdef readonly str context_key
-    cdef readonly object generator, validator, transformer, resolver, reject, report, on_id
+    cdef readonly object generator, validator, transformer, resolver, reject, report
     cdef readonly Py_ssize_t max_length
     cdef readonly bint update_request_header, echo_websocket, fallback_to_trace_id, refuse_invalid
     cdef readonly object echo
@@ -26,7 +26,7 @@ cdef class RequestIdStage(Stage):
 
     def __init__(self, key, context_key, *, generator=None, validator=None, transformer=None, resolver=None,
                  max_length=DEFAULT_ID_LENGTH, update_request_header=True, echo="set", echo_websocket=True,
-                 reject=None, refuse_invalid=False, report=None, on_id=None, fallback_to_trace_id=False,
+                 reject=None, refuse_invalid=False, report=None, fallback_to_trace_id=False,
                  paths=None):
         Stage.__init__(self, paths=paths)
         if echo not in ECHO_MODES:
@@ -34,7 +34,7 @@ cdef class RequestIdStage(Stage):
         if type(max_length) is not int or not 1 <= max_length <= PY_SSIZE_T_MAX:
             raise ValueError("max_length must be a positive int")
         for name, hook in (("generator", generator), ("validator", validator), ("transformer", transformer),
-                           ("resolver", resolver), ("reject", reject), ("report", report), ("on_id", on_id)):
+                           ("resolver", resolver), ("reject", reject), ("report", report)):
             if hook is not None and not callable(hook):
                 raise TypeError(f"{name} must be callable or None, not {_type_name(hook)}")
         self.key = encode_header_name(key)
@@ -50,7 +50,6 @@ cdef class RequestIdStage(Stage):
         self.reject = reject
         self.refuse_invalid = bool(refuse_invalid)
         self.report = report
-        self.on_id = on_id
         self.fallback_to_trace_id = bool(fallback_to_trace_id)
         self.starts = echo is not None
         self._append = echo == "append"
@@ -139,8 +138,6 @@ cdef class RequestIdStage(Stage):
         scope[ID_SCOPE_KEY] = value
         token = PyContextVar_Set(CORRELATION_ID, value)
         _context_put(self.context_key, value)
-        if self.on_id is not None:
-            _call_hook(self.on_id, value)
         if self.echo is not None and (self.echo_websocket or scope["type"] == "http"):
             ex._states[index] = (token, encoded)
         else:
@@ -175,15 +172,6 @@ cdef inline int _context_put(key, value) except -1:
     elif data is not None:
         # Anything else set in the context variable: its own __setitem__, as in the pure twin.
         data[key] = value
-    return 0
-
-
-cdef int _call_hook(hook, value) except -1:
-    """Call a user hook whose failure must not break the request."""
-    try:
-        hook(value)
-    except Exception:
-        _internal_logger.exception("fastmw hook %r failed", hook)
     return 0
 
 
