@@ -6,7 +6,8 @@ from types import ModuleType
 
 import pytest
 
-from tests.test_leaks_core import RSS_BUDGET_KIB, run_script
+from tests.hardening._subprocess import run_script
+from tests.test_leaks_core import RSS_BUDGET_KIB
 
 ITERATIONS = 30_000
 

@@ -9,6 +9,8 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from tests.core.test_differential import as_container, outcome
+
 TRACE = "12345678901234567890123456789012"
 PARENT = "1234567890123456"
 HEX = "0123456789abcdef"
@@ -81,17 +83,6 @@ ENTRY = st.one_of(
 )
 HEADERS = st.lists(ENTRY, max_size=6)
 CONTAINER = st.sampled_from(["list", "tuple", "iter"])
-
-
-def outcome(func: Any, *args: Any) -> tuple[Any, ...]:
-    try:
-        return ("ok", func(*args))
-    except Exception as error:  # the comparison is the point
-        return ("error", type(error), str(error))
-
-
-def as_container(entries: list[Any], kind: str) -> Any:
-    return tuple(entries) if kind == "tuple" else iter(entries) if kind == "iter" else list(entries)
 
 
 def stable(context: Any) -> tuple[Any, ...]:

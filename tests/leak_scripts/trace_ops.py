@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-from tests.leak_scripts._measure import report, rss_kib
+from tests.leak_scripts._measure import report_rounds
 
 TWIN, ITERATIONS = sys.argv[1], int(sys.argv[2])
 core = importlib.import_module("fastmw._core" if TWIN == "compiled" else "fastmw._core_py")
@@ -53,20 +53,7 @@ def one_round() -> None:
 
 
 def main() -> None:
-    for _ in range(max(ITERATIONS // 10, 1000)):  # warm-up: caches, free lists, arenas
-        one_round()
-    before_refs = {key: sys.getrefcount(value) for key, value in PROBES.items()}
-    before_rss = rss_kib()
-    for _ in range(ITERATIONS):
-        one_round()
-    after_rss = rss_kib()
-    after_refs = {key: sys.getrefcount(value) for key, value in PROBES.items()}
-    report(
-        twin=TWIN,
-        iterations=ITERATIONS,
-        rss_growth_kib=after_rss - before_rss,
-        ref_deltas={key: after_refs[key] - before_refs[key] for key in PROBES},
-    )
+    report_rounds(TWIN, ITERATIONS, one_round, PROBES)
 
 
 if __name__ == "__main__":

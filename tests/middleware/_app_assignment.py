@@ -11,7 +11,6 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import fastmw
@@ -21,14 +20,7 @@ from fastmw.middleware._fusion import FusableMiddleware
 from fastmw.plugins import CorrelationIdPlugin, RequestIdPlugin
 from fastmw.stack import StackedApp
 from fastmw.types import Scope
-
-_core_c: ModuleType | None
-try:
-    from fastmw import _core
-except ImportError:  # pragma: no cover - pure-only installs
-    _core_c = None
-else:
-    _core_c = _core
+from tests.conftest import _core_c
 
 Chain = Callable[[Any], Any]
 
