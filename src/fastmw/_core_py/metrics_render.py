@@ -20,6 +20,9 @@ COUNTERS_HEADER = 4096
 W_USED = 4
 ENTRY_ROUTE, ENTRY_SERIES, ENTRY_PAD = 1, 2, 3
 HEX_DIGITS = frozenset(b"0123456789abcdef")
+# Counts and byte totals are 64-bit unsigned words: sums across files wrap as the compiled
+# kernel's do, so a damaged file renders the same numbers in both twins.
+U64 = (1 << 64) - 1
 # (name, help, unit) of the histograms, in the series' order.
 HISTOGRAMS = (
     ("http_server_request_duration_seconds", "Duration of HTTP server requests.", "seconds"),
@@ -127,7 +130,7 @@ def render_histograms(
             series = merged[key]
             running = 0
             for index in range(stop - start):
-                running += series.counts[start + index]
+                running = (running + series.counts[start + index]) & U64
                 le = bounds[index].encode() if index < len(bounds) else b"+Inf"
                 line = b'%s_bucket{%s,le="%s"} %d' % (name.encode(), label, le, running)
                 exemplar = series.exemplars[index] if openmetrics and position == 0 else None
@@ -150,11 +153,11 @@ def render_histograms(
 def _add(series: Summed, data: bytes, at: int, nd: int, width: int) -> None:
     words = struct.unpack_from(f"<{SERIES_HEAD + width}Q", data, at * 8)
     series.sums[0] += struct.unpack_from("<d", data, at * 8)[0]
-    series.sums[1] += words[1]
-    series.sums[2] += words[2]
+    series.sums[1] = (series.sums[1] + words[1]) & U64
+    series.sums[2] = (series.sums[2] + words[2]) & U64
     counts = series.counts
     for index in range(width):
-        counts[index] += words[SERIES_HEAD + index]
+        counts[index] = (counts[index] + words[SERIES_HEAD + index]) & U64
     base = (at + SERIES_HEAD + width) * 8
     for bucket in range(nd):
         offset = base + bucket * EXEMPLAR_WORDS * 8
