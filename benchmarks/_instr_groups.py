@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks import WITH_SENTRY, _driver, _hand, _instr_floors, init_sentry, stacks
+from benchmarks import WITH_SENTRY, _driver, _hand, _instr_floors, _instr_metrics, init_sentry, stacks
 from benchmarks._driver import SENT_PARENT_ID, SENT_TRACE_ID, TRACE_HEADERS, TRACESTATE, ASGIApp
 
 QUERY_STRING = b"page=2&sort=name"
@@ -500,6 +500,20 @@ DELTAS = (
             extra_headers=TRACE_HEADERS,
         ),
         1_500,
+    ),
+    Delta(
+        "metrics",
+        "metrics stage in fastmw.stack() (a Starlette app, its route read from the scope)",
+        Side("fastmw:stack-routed", "fastmw.stack(Starlette app)", _instr_metrics.stack, REQUEST_ID, quiet=(FM,)),
+        Side(
+            "fastmw:stack-metrics",
+            "fastmw.stack(Starlette app, metrics={...}), same request",
+            _instr_metrics.stack_with_metrics,
+            REQUEST_ID,
+            quiet=(FM,),
+            verify=_instr_metrics.verify(answer),
+        ),
+        1_000,
     ),
 )
 ASYNC_SEND = _instr_floors.layer("AsyncSendLayer")

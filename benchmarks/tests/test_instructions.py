@@ -13,6 +13,7 @@ import pytest
 from benchmarks import _callgrind_region, _driver, _hand, _instr_child, _instr_groups, instructions, stacks
 
 SIDES = sorted(_instr_groups.sides().values(), key=lambda side: side.key)
+(TRACE,) = [delta for delta in _instr_groups.DELTAS if delta.key == "trace"]
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +127,7 @@ def test_rows_are_medians_over_the_seeds_of_the_difference_under_one_seed() -> N
 
 @pytest.mark.usefixtures("fresh_loop")
 def test_the_trace_checks_fail_on_the_wrong_stack() -> None:
-    [delta] = _instr_groups.DELTAS
+    delta = TRACE
     with pytest.raises(AssertionError, match="sent trace continued"):
         _instr_groups._verify_trace(delta.base.build, traced=True)()
     with pytest.raises(AssertionError, match="no current trace"):
@@ -134,7 +135,7 @@ def test_the_trace_checks_fail_on_the_wrong_stack() -> None:
 
 
 def test_jobs_measure_both_sides_of_a_delta_compiled_and_pure_under_every_seed() -> None:
-    [delta] = _instr_groups.DELTAS
+    delta = TRACE
     jobs = instructions.jobs([], repeat=False, seeds=3, deltas=[delta])
     for seed in range(3):
         for side in (delta.base, delta.with_stage):
@@ -145,7 +146,7 @@ def test_jobs_measure_both_sides_of_a_delta_compiled_and_pure_under_every_seed()
 
 
 def test_a_delta_is_the_median_over_the_seeds_of_the_difference_under_one_seed() -> None:
-    [delta] = _instr_groups.DELTAS
+    delta = TRACE
     # (base, with the stage) per request and seed; the medians of the sides alone (200, 1_400)
     # would give 1_200, the median of the per-seed differences is 1_300.
     per_seed = {

@@ -80,6 +80,7 @@ __all__ = [
     "EXEMPLAR_WORDS",
     "METRIC_METHODS",
     "OVERFLOW_ROUTE",
+    "ROUTE_CACHE_LIMIT",
     "SERIES_HEAD",
     "SIZE_BUCKETS",
     "UNMATCHED_ROUTE",

@@ -299,6 +299,30 @@ def test_stage_unmatched_error_and_litestar(core: ModuleType) -> None:
     assert sorted(provider.series) == [(1, "/users/{user_id:int}", 200), (2, "", 404), (2, "/boom", 500)]
 
 
+def test_stage_reads_each_route_object_once(core: ModuleType) -> None:
+    table, provider = table_of(core)
+    stage = core.MetricsStage(table)
+    route = Route("/items/{item_id}")
+    for _ in range(3):
+        serve(core, app_with(route), stage)
+    route.path = "/renamed"  # a route object's label is read the first time the stage sees it
+    serve(core, app_with(route), stage)
+    assert counts(table, provider.series[(2, "/items/{item_id}", 200)])["duration"][0] == 4
+    assert table.routes == 2
+
+
+def test_stage_route_objects_made_per_request(core: ModuleType) -> None:
+    # Route objects made and dropped per request, past the cache's limit: an address the
+    # allocator hands out again never gives another route's label.
+    table, provider = table_of(core, max_routes=core.ROUTE_CACHE_LIMIT + 100)
+    stage = core.MetricsStage(table)
+    requests = core.ROUTE_CACHE_LIMIT + 50
+    for index in range(requests):
+        serve(core, app_with(Route(f"/r{index % (requests // 2)}")), stage)
+    got = {route: sum(counts(table, memory)["duration"]) for (_, route, _), memory in provider.series.items()}
+    assert got == {f"/r{index}": 2 for index in range(requests // 2)}
+
+
 def test_stage_mounted_routes(core: ModuleType) -> None:
     table, provider = table_of(core)
     stage = core.MetricsStage(table)

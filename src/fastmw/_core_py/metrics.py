@@ -34,6 +34,8 @@ SIZE_BUCKETS = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 10
 UNMATCHED_ROUTE = ""
 OVERFLOW_ROUTE = "_OTHER"
 DEFAULT_MAX_ROUTES = 2000
+# The stage reads the label of this many route objects once each; of later ones, every time.
+ROUTE_CACHE_LIMIT = 1024
 MAX_BUCKETS = 64
 # ``provider.open()``'s words: the active requests per method, then the requests dropped.
 COUNTER_WORDS = len(METRIC_METHODS) + 1
@@ -275,6 +277,8 @@ class MetricsStage(Stage):
         self.exemplars = exemplars
         self.http_only = True
         self.wraps_receive = True
+        # Route id by the route object's id(), the object held so that its id is not reused.
+        self._routes: dict[int, tuple[object, int]] = {}
         self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, index: int) -> int:
@@ -339,8 +343,19 @@ class MetricsStage(Stage):
         if route is not None:
             if "app_root_path" in scope:
                 label = _mounted_route(scope, route)
-            else:
-                label = getattr(route, "path", None)
-            return table._label_id(label) if type(label) is str else 0
+                return table._label_id(label) if type(label) is str else 0
+            return self._route_object_id(route)
         template = scope.get("path_template")  # Litestar
         return table._label_id(template) if type(template) is str else 0
+
+    def _route_object_id(self, route: object) -> int:
+        """The id of the label ``route.path`` gives, read once per route object (the first
+        ROUTE_CACHE_LIMIT of them; later ones every time)."""
+        cached = self._routes.get(id(route))
+        if cached is not None:
+            return cached[1]
+        label = getattr(route, "path", None)
+        rid = self.table._label_id(label) if type(label) is str else 0
+        if len(self._routes) < ROUTE_CACHE_LIMIT:
+            self._routes[id(route)] = (route, rid)
+        return rid

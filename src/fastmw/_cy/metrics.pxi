@@ -18,6 +18,7 @@ SIZE_BUCKETS = (0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 10
 UNMATCHED_ROUTE = ""
 OVERFLOW_ROUTE = "_OTHER"
 DEFAULT_MAX_ROUTES = 2000
+ROUTE_CACHE_LIMIT = 1024
 EXEMPLAR_MODES = ("sampled", "all", None)
 SERIES_HEAD = 3
 EXEMPLAR_WORDS = 8
@@ -34,6 +35,9 @@ cdef enum:
     EXEMPLARS_NONE = 0
     EXEMPLARS_SAMPLED = 1
     EXEMPLARS_ALL = 2
+    # The stage's route cache: at most C_ROUTE_CACHE_LIMIT routes in twice as many slots.
+    C_ROUTE_CACHE_LIMIT = 1024
+    ROUTE_SLOTS = 2048
 
 cdef object _metrics_logger = logging.getLogger("fastmw.metrics")
 cdef str _APP_ROOT_PATH = "app_root_path"
@@ -261,8 +265,8 @@ cdef class MetricsTable:
         self._names.append(label)
         return rid
 
-    cdef char* _series(self, Py_ssize_t method, Py_ssize_t rid, Py_ssize_t status) except NULL:
-        cdef uint64_t key = ((<uint64_t>rid << 16) | (<uint64_t>method << 10) | <uint64_t>status) + 1
+    cdef char* _find_series(self, uint64_t key) noexcept:
+        """The counters of the series ``key`` (its table key), or NULL."""
         cdef Py_ssize_t mask = self._capacity - 1, at
         if self._capacity:
             at = <Py_ssize_t>((key * 0x9E3779B97F4A7C15ULL) >> 40) & mask
@@ -270,13 +274,16 @@ cdef class MetricsTable:
                 if self._keys[at] == key:
                     return self._counters[at]
                 at = (at + 1) & mask
+        return NULL
+
+    cdef char* _new_series(self, Py_ssize_t method, Py_ssize_t rid, Py_ssize_t status, uint64_t key) except NULL:
         memory = _provider_memory(self.provider.allocate(method, self._names[rid], status),
                                   self.series_words * 8, "")
         self._held.append(memory)
         if (self._count_used + 1) * 2 > self._capacity:
             self._resize(max(16, self._capacity * 2))
-        mask = self._capacity - 1
-        at = <Py_ssize_t>((key * 0x9E3779B97F4A7C15ULL) >> 40) & mask
+        cdef Py_ssize_t mask = self._capacity - 1
+        cdef Py_ssize_t at = <Py_ssize_t>((key * 0x9E3779B97F4A7C15ULL) >> 40) & mask
         while self._keys[at]:
             at = (at + 1) & mask
         self._keys[at] = key
@@ -310,7 +317,10 @@ cdef class MetricsTable:
     cdef int _count(self, Py_ssize_t method, Py_ssize_t rid, Py_ssize_t status, double duration,
                     Py_ssize_t request_bytes, Py_ssize_t response_bytes, const char* trace, const char* span,
                     double wall_time) except -1:
-        cdef char* series = self._series(method, rid, status)
+        cdef uint64_t key = ((<uint64_t>rid << 16) | (<uint64_t>method << 10) | <uint64_t>status) + 1
+        cdef char* series = self._find_series(key)
+        if series == NULL:
+            series = self._new_series(method, rid, status, key)
         cdef uint64_t* words = <uint64_t*>series
         cdef double* real = <double*>series
         cdef Py_ssize_t d = self._nd + 1, s = self._ns + 1
@@ -368,6 +378,11 @@ cdef class MetricsStage(Stage):
     cdef readonly MetricsTable table
     cdef readonly object route_label, exemplars
     cdef int _exemplar_mode
+    # The route ids of the first ROUTE_CACHE_LIMIT route objects seen outside a mount, by
+    # address: _routes holds them, so an address cannot be reused while it is cached.
+    cdef list _routes
+    cdef void** _route_keys
+    cdef Py_ssize_t* _route_ids
 
     def __init__(self, table, *, route_label=None, exemplars="sampled", paths=None):
         Stage.__init__(self, paths=paths)
@@ -384,6 +399,20 @@ cdef class MetricsStage(Stage):
                                EXEMPLARS_ALL if exemplars == "all" else EXEMPLARS_SAMPLED)
         self.http_only = True
         self.wraps_receive = True
+        self._routes = None
+        if self._route_keys == NULL or self._route_ids == NULL:
+            PyMem_Free(self._route_keys)
+            PyMem_Free(self._route_ids)
+            self._route_keys = <void**>PyMem_Malloc(ROUTE_SLOTS * sizeof(void*))
+            self._route_ids = <Py_ssize_t*>PyMem_Malloc(ROUTE_SLOTS * sizeof(Py_ssize_t))
+            if self._route_keys == NULL or self._route_ids == NULL:
+                raise MemoryError()
+        memset(self._route_keys, 0, ROUTE_SLOTS * sizeof(void*))
+        self._routes = []
+
+    def __dealloc__(self):
+        PyMem_Free(self._route_keys)
+        PyMem_Free(self._route_ids)
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
         cdef Py_ssize_t method = _method_index(_scope_get(scope, _METHOD, None))
@@ -437,6 +466,10 @@ cdef class MetricsStage(Stage):
 
     cdef Py_ssize_t _route_id(self, scope) except -1:
         cdef MetricsTable table = self.table
+        cdef bint mounted
+        cdef uint64_t address
+        cdef Py_ssize_t at = -1, rid
+        cdef list routes
         if self.route_label is not None:
             try:
                 label = self.route_label(scope)
@@ -451,11 +484,27 @@ cdef class MetricsStage(Stage):
                 return 0
             return table._label_id(label)
         route = _scope_get(scope, _ROUTE, None)
-        if route is not None:
-            if PyDict_Contains(scope, _APP_ROOT_PATH) if type(scope) is dict else _APP_ROOT_PATH in scope:
-                label = _mounted_route(scope, route)
-            else:
-                label = getattr(route, _PATH, None)
+        if route is None:
+            template = _scope_get(scope, _PATH_TEMPLATE, None)  # Litestar
+            return table._label_id(template) if type(template) is str else 0
+        mounted = PyDict_Contains(scope, _APP_ROOT_PATH) if type(scope) is dict else _APP_ROOT_PATH in scope
+        if mounted:
+            label = _mounted_route(scope, route)
             return table._label_id(label) if type(label) is str else 0
-        template = _scope_get(scope, _PATH_TEMPLATE, None)  # Litestar
-        return table._label_id(template) if type(template) is str else 0
+        # The label of route.path, read once per route object (the first ROUTE_CACHE_LIMIT
+        # of them; later ones every time). Not when the collector cleared the stage.
+        routes = self._routes
+        if routes is not None:
+            address = <uint64_t><size_t><void*>route
+            at = <Py_ssize_t>(((address >> 4) * 0x9E3779B97F4A7C15ULL) >> 53)
+            while self._route_keys[at] != NULL:
+                if self._route_keys[at] == <void*>route:
+                    return self._route_ids[at]
+                at = (at + 1) & (ROUTE_SLOTS - 1)
+        label = getattr(route, _PATH, None)
+        rid = table._label_id(label) if type(label) is str else 0
+        if at >= 0 and PyList_GET_SIZE(routes) < C_ROUTE_CACHE_LIMIT:
+            routes.append(route)
+            self._route_keys[at] = <void*>route
+            self._route_ids[at] = rid
+        return rid
