@@ -5,13 +5,14 @@
 ``python -m benchmarks.metrics_cost --scrape``    one scrape of 200 routes x 5 methods x 10 statuses
 
 Every row serves the same FastAPI app (``GET /items/{item_id}``, an async endpoint) with the
-same request. Rows: the bare app; ``fastmw.stack(app)`` and ``fastmw.stack(app, metrics=...)``
-(their difference is what the metrics stage adds inside the stack, held to 1,000 instructions,
-compiled); ``MetricsMiddleware`` alone, compiled and pure; prometheus-fastapi-instrumentator;
+same request. Rows: the bare app; ``MetricsMiddleware`` alone, compiled and pure;
+prometheus-fastapi-instrumentator;
 starlette_exporter; OpenTelemetry's ASGI middleware with its metrics (a no-op tracer, an
-in-memory reader). Each instruction row runs in a fresh interpreter under callgrind twice (W
-and W + N requests); the difference over N is per request, and a row's overhead is its
-per-request figure minus the bare app's. Results go to ``build/bench/metrics.json``.
+in-memory reader). Each instruction row runs in a fresh interpreter under callgrind, counted
+only inside ``make bench-instructions``' measured region (``_callgrind_region``: N requests after
+W of warm-up); a row's overhead is its count per request minus the bare app's. Results go to
+``build/bench/metrics.json``. What the stage adds inside ``fastmw.stack()`` (its budget of 1,000
+instructions) is ``make bench-instructions``' metrics delta (``_instr_metrics.py``).
 """
 
 from __future__ import annotations
@@ -20,21 +21,20 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from benchmarks import RESULTS_DIR, ROOT, revision
+from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, instructions, revision
 
 RESULTS = RESULTS_DIR / "metrics.json"
 N = int(os.environ.get("FASTMW_METRICS_COST_N", "2000"))
 WARMUP = 200
-STAGE_BUDGET = 1_000
 SCRAPE_BUDGET_MS = 50.0
 SCRAPE_SHAPE = (200, 5, 10)  # routes, methods, statuses
 
@@ -78,12 +78,6 @@ async def batch(app, count):
 ROWS: dict[str, tuple[str, str, bool]] = {
     # key: (label, code building `app`, fastmw pure)
     "bare": ("the FastAPI app alone", "app = make_api()", False),
-    "stack": ("fastmw.stack(app)", "import fastmw\napp = fastmw.stack(make_api())", False),
-    "stack-metrics": (
-        "fastmw.stack(app, metrics=...)",
-        "import fastmw\napp = fastmw.stack(make_api(), metrics={'store': store()})",
-        False,
-    ),
     "fastmw": (
         "MetricsMiddleware (fastmw compiled)",
         "import fastmw\nassert fastmw.COMPILED\napp = fastmw.MetricsMiddleware(make_api(), store=store())",
@@ -126,7 +120,18 @@ PACKAGES = (
     "prometheus-client",
 )
 
-DRIVE = "loop = asyncio.new_event_loop()\nloop.run_until_complete(batch(app, int(sys.argv[1])))\n"
+# Warm-up, then N requests inside the measured region (the library's path is argv[1]).
+DRIVE = f"""
+import gc
+from benchmarks import _callgrind_region
+loop = asyncio.new_event_loop()
+loop.run_until_complete(batch(app, {WARMUP}))
+callback = _callgrind_region.Body(lambda: loop.run_until_complete(batch(app, {N})))
+gc.collect()
+gc.freeze()
+_callgrind_region.function(sys.argv[1])(callback)
+"""
+WORK_DIR = ROOT / "build" / "bench-metrics"
 
 
 def _env(pure: bool) -> dict[str, str]:
@@ -137,9 +142,19 @@ def _env(pure: bool) -> dict[str, str]:
     return env
 
 
-def _instructions(code: str, pure: bool, count: int) -> int:
+def instructions_per_request(key: str, region: Path, instr_off: bool) -> float:
+    _, build, pure = ROWS[key]
+    out = WORK_DIR / f"{key}.callgrind"
     result = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code, str(count)],
+        [
+            "valgrind",
+            *instructions.callgrind_options(instr_off),
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-c",
+            f"{APP}\n{build}\n{DRIVE}",
+            str(region),
+        ],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -148,28 +163,26 @@ def _instructions(code: str, pure: bool, count: int) -> int:
     )
     if result.returncode != 0:
         raise RuntimeError(f"the row failed:\n{result.stderr[-3000:]}")
-    return int(re.search(r"Collected : (\d+)", result.stderr).group(1))  # type: ignore[union-attr]
-
-
-def instructions_per_request(key: str) -> float:
-    _, build, pure = ROWS[key]
-    code = f"{APP}\n{build}\n{DRIVE}"
-    warm = _instructions(code, pure, WARMUP)
-    return (_instructions(code, pure, WARMUP + N) - warm) / N
+    return instructions.callgrind_total(out) / N
 
 
 def measure_instructions(keys: list[str]) -> dict[str, Any]:
     per_request: dict[str, float] = {}
     from concurrent.futures import ThreadPoolExecutor
 
+    region = _callgrind_region.build(os.environ.get("CC", "cc"), WORK_DIR)
+    instr_off = _callgrind_region.switches_instrumentation(region)
+
+    def count(key: str) -> float:
+        return instructions_per_request(key, region, instr_off)
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for key, value in zip(keys, pool.map(instructions_per_request, keys), strict=True):
+        for key, value in zip(keys, pool.map(count, keys), strict=True):
             per_request[key] = value
             print(f"  {ROWS[key][0]:45} {value:12,.0f} instructions/request", flush=True)
     bare = per_request["bare"]
     rows = {key: {"label": ROWS[key][0], "over_bare": round(value - bare, 1)} for key, value in per_request.items()}
-    stage = per_request["stack-metrics"] - per_request["stack"]
-    return {"requests": N, "rows": rows, "stage_in_stack": round(stage, 1), "stage_budget": STAGE_BUDGET}
+    return {"requests": N, "rows": rows}
 
 
 def measure_time(keys: list[str], rounds: int = 15, batch: int = 500) -> dict[str, Any]:
@@ -297,13 +310,6 @@ def table(doc: dict[str, Any]) -> str:
         ratio = f"{instructions[key]['over_bare'] / fastmw:.1f}x" if key in instructions and fastmw else "-"
         micros = f"{timed[key]['over_bare_us']:.2f}" if key in timed else "-"
         lines.append(f"| {ROWS[key][0]} | {count} | {ratio} | {micros} |")
-    if "stage_in_stack" in doc.get("instructions", {}):
-        stage = doc["instructions"]["stage_in_stack"]
-        lines += [
-            "",
-            f"The metrics stage inside `fastmw.stack()` adds {stage:,.0f} instructions per request "
-            f"(budget {STAGE_BUDGET:,}).",
-        ]
     scrape = doc.get("scrape")
     if scrape:
         lines += [
@@ -312,6 +318,32 @@ def table(doc: dict[str, Any]) -> str:
             f"{scrape['text']['ms']} ms (text, {scrape['text']['bytes'] / 1e6:.1f} MB), "
             f"{scrape['openmetrics']['ms']} ms (OpenMetrics); budget {scrape['budget_ms']:.0f} ms.",
         ]
+    return "\n".join(lines)
+
+
+PEERS = ("fastmw", "instrumentator", "starlette-exporter", "otel")
+PEER_TITLES = {
+    "fastmw": "fastmw compiled",
+    "instrumentator": "prometheus-fastapi-instrumentator",
+    "starlette-exporter": "starlette_exporter",
+    "otel": "OpenTelemetry ASGI",
+}
+
+
+def summary(doc: dict[str, Any]) -> str:
+    """The README's line for request metrics: each exporter's cost over the same FastAPI app."""
+    lines = [
+        "| request metrics, over the same FastAPI app | " + " | ".join(PEER_TITLES[key] for key in PEERS) + " |",
+        "| --- |" + " ---: |" * len(PEERS),
+    ]
+    for section, field, title, digits in (
+        ("instructions", "over_bare", "instructions per request (callgrind)", 0),
+        ("time", "over_bare_us", "µs per request", 2),
+    ):
+        rows = doc.get(section, {}).get("rows", {})
+        if all(key in rows for key in PEERS):
+            cells = [f"{rows[key][field]:,.{digits}f}" for key in PEERS]
+            lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -331,15 +363,7 @@ def main(argv: list[str]) -> int:
             if shutil.which("valgrind") is None:
                 sys.exit("valgrind is needed: apt-get install valgrind")
             print(f"metrics: instructions per request over {N} requests (same FastAPI app and request)")
-            result = measure_instructions(keys)
-            _write("instructions", result)
-            if "stack" in result["rows"] and "stack-metrics" in result["rows"]:
-                holds = result["stage_in_stack"] <= STAGE_BUDGET
-                print(
-                    f"  the metrics stage inside fastmw.stack() adds {result['stage_in_stack']:,.0f} "
-                    f"instructions per request (budget {STAGE_BUDGET:,}: {'holds' if holds else 'EXCEEDED'})"
-                )
-                failed = not holds
+            _write("instructions", measure_instructions(keys))
     scrape = measure_scrape()
     _write("scrape", scrape)
     if not scrape["holds"]:

@@ -100,9 +100,20 @@ def _metrics_block(doc: dict[str, Any]) -> str:
     return f"{metrics_cost.table(doc)}\n\nAt {revision}, {doc['python']}."
 
 
+def _metrics_summary(doc: dict[str, Any]) -> str:
+    from benchmarks import metrics_cost
+
+    revision = f"{doc['git_revision'][:7]}{' with local changes' if doc['git_dirty'] else ''}"
+    return (
+        f"{metrics_cost.summary(doc)}\n\nMetricsMiddleware and the exporters users pick, each around the same "
+        f"FastAPI app, in one run; {doc['python']}, fastmw at {revision}. The scrape and the stage's cost "
+        "inside `fastmw.stack()`: [docs/metrics.md](docs/metrics.md#cost)."
+    )
+
+
 # file -> block name -> its renderer, given the published section of the same name
 BLOCKS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
-    "README.md": {"bench": _bench_block},
+    "README.md": {"bench": _bench_block, "metrics": _metrics_summary},
     "benchmarks/README.md": {"instructions": _instructions_block},
     "docs/metrics.md": {"metrics": _metrics_block},
 }

@@ -265,17 +265,6 @@ cdef class MetricsTable:
         self._names.append(label)
         return rid
 
-    cdef char* _find_series(self, uint64_t key) noexcept:
-        """The counters of the series ``key`` (its table key), or NULL."""
-        cdef Py_ssize_t mask = self._capacity - 1, at
-        if self._capacity:
-            at = <Py_ssize_t>((key * 0x9E3779B97F4A7C15ULL) >> 40) & mask
-            while self._keys[at]:
-                if self._keys[at] == key:
-                    return self._counters[at]
-                at = (at + 1) & mask
-        return NULL
-
     cdef char* _new_series(self, Py_ssize_t method, Py_ssize_t rid, Py_ssize_t status, uint64_t key) except NULL:
         memory = _provider_memory(self.provider.allocate(method, self._names[rid], status),
                                   self.series_words * 8, "")
@@ -318,7 +307,7 @@ cdef class MetricsTable:
                     Py_ssize_t request_bytes, Py_ssize_t response_bytes, const char* trace, const char* span,
                     double wall_time) except -1:
         cdef uint64_t key = ((<uint64_t>rid << 16) | (<uint64_t>method << 10) | <uint64_t>status) + 1
-        cdef char* series = self._find_series(key)
+        cdef char* series = _find_series(self, key)
         if series == NULL:
             series = self._new_series(method, rid, status, key)
         cdef uint64_t* words = <uint64_t*>series
@@ -338,6 +327,18 @@ cdef class MetricsTable:
             real[at + 6] = duration
             real[at + 7] = wall_time
         return 0
+
+
+cdef inline char* _find_series(MetricsTable table, uint64_t key) noexcept:
+    """The counters of the series ``key`` (its table key), or NULL."""
+    cdef Py_ssize_t mask = table._capacity - 1, at
+    if table._capacity:
+        at = <Py_ssize_t>((key * 0x9E3779B97F4A7C15ULL) >> 40) & mask
+        while table._keys[at]:
+            if table._keys[at] == key:
+                return table._counters[at]
+            at = (at + 1) & mask
+    return NULL
 
 
 cdef inline Py_ssize_t _status_key(status) except? -1:
@@ -464,7 +465,7 @@ cdef class MetricsStage(Stage):
             _metrics_logger.exception("fastmw metrics dropped a request")
         return exc
 
-    cdef Py_ssize_t _route_id(self, scope) except -1:
+    cdef inline Py_ssize_t _route_id(self, scope) except -1:
         cdef MetricsTable table = self.table
         cdef bint mounted
         cdef uint64_t address
