@@ -153,11 +153,14 @@ def http_scope(
     return scope
 
 
-def feeder(messages: Iterable[Message], then: Message | None = None) -> Receive:
-    """A ``receive`` that yields ``messages`` and then ``then`` forever (blocks if None)."""
+def feeder(messages: Iterable[Message], then: Message | None = None, *, suspend: bool = False) -> Receive:
+    """A ``receive`` that yields ``messages`` and then ``then`` forever (blocks if None);
+    with ``suspend``, each call first yields to the event loop (one more step to cancel at)."""
     queue = list(messages)
 
     async def receive() -> Message:
+        if suspend:
+            await asyncio.sleep(0)
         if queue:
             return queue.pop(0)
         if then is None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import fastmw
-from fastmw.types import Message, Scope
+from fastmw.types import Message, Receive, Scope
 from tests.hardening._stack import full_stack
-from tests.helpers import Recorder, http_scope
+from tests.helpers import Recorder, feeder, http_scope
 
 START_TYPES = ("http.response.start", "websocket.http.response.start")
 
@@ -88,19 +88,9 @@ def collect(handler: ListHandler, stream: io.BytesIO, sink: Any, sent: Recorder,
     )
 
 
-def receive_from(messages: list[Message], then: Message | None = None) -> Any:
-    queue = list(messages)
-
-    async def receive() -> Message:
-        await asyncio.sleep(0)
-        if queue:
-            return queue.pop(0)
-        if then is None:
-            await asyncio.Event().wait()
-        assert then is not None  # waits forever otherwise
-        return dict(then)
-
-    return receive
+def receive_from(messages: list[Message], then: Message | None = None) -> Receive:
+    """``feeder`` yielding to the loop on every call (the steps the cancellation tests count)."""
+    return feeder(messages, then, suspend=True)
 
 
 def one_request(
