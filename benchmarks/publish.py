@@ -1,10 +1,10 @@
 """``python -m benchmarks.publish [--check]``: the docs' benchmark figures, from the last runs (``make bench-publish``).
 
 The figures the docs show live in one file, ``benchmarks/published.json``, written only here:
-from ``build/bench/bench.json`` (``make bench``) and ``build/bench/instructions.json``
-(``make bench-instructions``), whichever exist. Every block between ``<!-- published: NAME -->``
-and ``<!-- end: NAME -->`` in ``BLOCKS``' files is then rendered from that file, and the chart is
-drawn when the ``bench`` figures changed. ``--check`` changes nothing and exits 1 when a block
+from ``build/bench/``'s ``bench.json`` (``make bench``), ``instructions.json`` (``make
+bench-instructions``), ``metrics.json`` and ``trace-cost.json``, whichever exist. Every block
+between ``<!-- published: NAME -->`` and ``<!-- end: NAME -->`` in ``BLOCKS``' files is then
+rendered from that file, and the chart is drawn when the ``bench`` figures changed. ``--check`` changes nothing and exits 1 when a block
 differs from what the file renders (a test runs it: a figure edited by hand fails it).
 """
 
@@ -48,6 +48,7 @@ SOURCES = {
         "metrics.json",
         ("git_revision", "git_dirty", "python", "versions", "instructions", "time", "scrape"),
     ),
+    "trace-cost": ("trace-cost.json", ("git_revision", "git_dirty", "python", "iterations", "rows")),
 }
 
 
@@ -111,11 +112,18 @@ def _metrics_summary(doc: dict[str, Any]) -> str:
     )
 
 
+def _trace_cost_block(doc: dict[str, Any]) -> str:
+    from benchmarks import trace_cost
+
+    return trace_cost.table(doc)
+
+
 # file -> block name -> its renderer, given the published section of the same name
 BLOCKS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "README.md": {"bench": _bench_block, "metrics": _metrics_summary},
     "benchmarks/README.md": {"instructions": _instructions_block},
     "docs/metrics.md": {"metrics": _metrics_block},
+    "docs/tracing.md": {"trace-cost": _trace_cost_block},
 }
 
 

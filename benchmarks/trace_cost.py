@@ -5,15 +5,22 @@ difference over N, minus the same loop around ``len(headers)``, is the cost of o
 request's work. The machine's noise does not move instruction counts.
 
     .venv/bin/python -m benchmarks.trace_cost            # needs valgrind (apt-get install valgrind)
+
+The figures go to ``build/bench/trace-cost.json``; ``make bench-publish`` renders docs/tracing.md's
+cost table from them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
 import sys
+
+from benchmarks import RESULTS_DIR, revision
 
 N = int(os.environ.get("FASTMW_TRACE_COST_N", "20000"))
 HEADERS = [
@@ -27,6 +34,15 @@ HEADERS = [
     (b"connection", b"keep-alive"),
 ]
 TRACESTATE = (b"tracestate", b"congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+
+RESULTS = RESULTS_DIR / "trace-cost.json"
+CASES = (("traceparent", HEADERS), ("traceparent + tracestate", [*HEADERS, TRACESTATE]))
+LABELS = {
+    "fastmw": "fastmw compiled kernel (`trace_from_headers`, the object included)",
+    "fastmw-py": "fastmw pure twin, the same call",
+    "fastmw+inject": "fastmw: kernel + one outgoing `traceparent`/`tracestate` (in a Python function)",
+    "otel extract+inject": "OpenTelemetry `TraceContextTextMapPropagator` extract + inject (same function shape)",
+}
 
 SETUP = {
     "baseline": "work = len",
@@ -67,15 +83,30 @@ def per_call(setup: str, headers: list[tuple[bytes, bytes]]) -> float:
     return (instructions(setup, headers, N) - instructions(setup, headers, 0)) / N
 
 
+def table(doc: dict[str, object]) -> str:
+    """The published cost table (docs/tracing.md), from a run's results."""
+    rows: dict[str, list[float]] = doc["rows"]  # type: ignore[assignment]
+    lines = ["| work | no tracestate | + a 40-character tracestate |", "|---|---:|---:|"]
+    lines += [f"| {LABELS[name]} | {plain:,.0f} | {with_state:,.0f} |" for name, (plain, with_state) in rows.items()]
+    measured = f"{str(doc['git_revision'])[:7]}{' with local changes' if doc['git_dirty'] else ''}"
+    return "\n".join(lines) + f"\n\n{doc['python']}, fastmw at {measured}, {doc['iterations']:,} calls per case."
+
+
 def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is needed: apt-get install valgrind")
-    for label, headers in (("traceparent", HEADERS), ("traceparent + tracestate", [*HEADERS, TRACESTATE])):
+    rows: dict[str, list[float]] = {name: [] for name in SETUP if name != "baseline"}
+    for label, headers in CASES:
         base = per_call(SETUP["baseline"], headers)
         print(f"\n{label} ({len(headers)} headers), instructions per request:")
-        for name, setup in SETUP.items():
-            if name != "baseline":
-                print(f"  {name:22} {per_call(setup, headers) - base:8,.0f}", flush=True)
+        for name in rows:
+            cost = per_call(SETUP[name], headers) - base
+            rows[name].append(round(cost))
+            print(f"  {name:22} {cost:8,.0f}", flush=True)
+    doc = {**revision(), "python": f"CPython {platform.python_version()}", "iterations": N, "rows": rows}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"\nwrote {RESULTS}")
 
 
 if __name__ == "__main__":
