@@ -107,8 +107,9 @@ def _metrics_summary(doc: dict[str, Any]) -> str:
     revision = f"{doc['git_revision'][:7]}{' with local changes' if doc['git_dirty'] else ''}"
     return (
         f"{metrics_cost.summary(doc)}\n\nMetricsMiddleware and the exporters users pick, each around the same "
-        f"FastAPI app, in one run; {doc['python']}, fastmw at {revision}. The scrape and the stage's cost "
-        "inside `fastmw.stack()`: [docs/metrics.md](docs/metrics.md#cost)."
+        f"FastAPI app, in one run (instructions counted under callgrind; CPU time on the same shared, noisy "
+        f"machine); {doc['python']}, fastmw at {revision}. Every row and the scrape: "
+        "[docs/metrics.md](docs/metrics.md#cost)."
     )
 
 
