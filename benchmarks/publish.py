@@ -4,8 +4,9 @@ The figures the docs show live in one file, ``benchmarks/published.json``, writt
 from ``build/bench/``'s ``bench.json`` (``make bench``), ``instructions.json`` (``make
 bench-instructions``), ``metrics.json`` and ``trace-cost.json``, whichever exist. Every block
 between ``<!-- published: NAME -->`` and ``<!-- end: NAME -->`` in ``BLOCKS``' files is then
-rendered from that file, and the chart is drawn when the ``bench`` figures changed. ``--check`` changes nothing and exits 1 when a block
-differs from what the file renders (a test runs it: a figure edited by hand fails it).
+rendered from that file, and the chart is drawn when the ``bench`` figures changed. ``--check``
+changes nothing and exits 1 when a block differs from what the file renders (a test runs it: a
+figure edited by hand fails it).
 """
 
 from __future__ import annotations
