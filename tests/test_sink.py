@@ -144,6 +144,31 @@ def test_zero_interval_wakes_the_writing_thread_for_every_line() -> None:
     sink.close()
 
 
+def test_the_writing_thread_is_woken_once_per_batch() -> None:
+    """While the thread has not yet taken a full batch (it waits for the GIL, or the disk), the
+    lines after it do not wake it again: one wake per batch, not one per line."""
+    wakes: list[int] = []
+    stream = Stalled()  # the thread's first write blocks until released
+    sink = JsonLinesSink(stream, batch_lines=4, flush_interval=60)
+    real_set = sink._wake.set
+
+    def counting_set() -> None:
+        wakes.append(sink.pending)
+        real_set()
+
+    sink._wake.set = counting_set  # type: ignore[method-assign]
+    for n in range(4):
+        sink.write_record(KEYS, (n, "x"))
+    assert stream.entered.wait(WAIT)  # the thread took the batch and is stuck writing it
+    for n in range(4, 11):
+        sink.write_record(KEYS, (n, "x"))
+    # Lines 0-3 and 4-7 each completed a batch; 8-10 wait for the next one (or the interval).
+    assert wakes == [4, 4]
+    stream.release.set()
+    sink.close()
+    assert [line["n"] for line in lines_of(bytes(stream.data))] == list(range(11))
+
+
 class Stalled(io.BytesIO):
     """A disk that hangs: each write blocks until released."""
 

@@ -48,6 +48,7 @@ cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, unsigned int maxchar)
     bint PyUnicode_CheckExact(object)
     bint PyCoro_CheckExact(object)
+    Py_ssize_t PySequence_Fast_GET_SIZE(object)
 
 cdef extern from "fastmw.h":
     bint fastmw_ascii_printable(const char* data, Py_ssize_t n)

@@ -153,6 +153,9 @@ class JsonLinesSink:
         self._timer: threading.Thread | None = None
         # Once shutting down, every line is written at once by the thread that makes it.
         self._draining = False
+        # Whether every line (not only one completing a batch) is handed on at once: with
+        # flush_interval 0, and once draining. One attribute, read per record.
+        self._urgent = self.flush_interval == 0
         self._reopen = False
         self._checked = time.monotonic()
         self._seen_dropped = 0
@@ -198,10 +201,11 @@ class JsonLinesSink:
             if self.closed:
                 return
             due = self._writer.write(line)
-        if self._draining:
-            self.flush()
-        elif due or self.flush_interval == 0:
-            self._wake.set()
+        if due or self._urgent:
+            if self._draining:
+                self.flush()
+            else:
+                self._wake.set()
 
     def flush(self) -> None:
         """Write out whatever waits, on this thread (it waits for the disk); never raises."""
@@ -270,6 +274,7 @@ class JsonLinesSink:
     def _drain(self) -> None:
         """The process is going down: write everything now, and every later line at once."""
         self._draining = True
+        self._urgent = True
         self.flush()
 
     def _request_reopen(self) -> None:

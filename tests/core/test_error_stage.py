@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from types import ModuleType
 from typing import Any
 
@@ -250,3 +251,39 @@ def test_a_5xx_sent_while_handling_an_exception_says_connection_close(core: Modu
     assert exc is None and (b"connection", b"close") in downstream.headers
     downstream, exc = serve(core, plain_500, core.ErrorStage())
     assert exc is None and b"connection" not in [name for name, _ in downstream.headers]
+
+
+def test_the_error_stage_edits_only_a_5xx_start(core: ModuleType) -> None:
+    """Below 500 (or a status that is not exactly an int) the stage has nothing to add: with no
+    other stage editing, the app's own header list goes out as it is, not a checked copy."""
+    assert core.Stage().start_status == 0 and core.ErrorStage().start_status == 500
+    sent: list[Any] = []
+
+    def app_sending(status: Any, *, in_except: bool) -> Any:
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            headers = [(b"x-h", b"1")]
+            sent.append(headers)
+            message = {"type": "http.response.start", "status": status, "headers": headers}
+            if in_except:
+                try:
+                    raise ValueError("boom")
+                except ValueError:
+                    await send(message)
+            else:
+                await send(message)
+            await send({"type": "http.response.body", "body": b"x"})
+
+        return app
+
+    def alone(app: Any) -> Recorder:
+        return run(call_app(core.Pipeline(app, [core.ErrorStage()]), http_scope()))
+
+    for status in (200, 404, 499, -1, -(2**70), HTTPStatus.INTERNAL_SERVER_ERROR):
+        downstream = alone(app_sending(status, in_except=True))
+        assert downstream.start["headers"] is sent[-1] and downstream.headers == [(b"x-h", b"1")]
+    for status in (500, 503, 2**70):
+        downstream = alone(app_sending(status, in_except=True))
+        assert downstream.headers == [(b"x-h", b"1"), (b"connection", b"close")]
+        assert sent[-1] == [(b"x-h", b"1")]  # edited on a copy, never the app's list
+        downstream = alone(app_sending(status, in_except=False))
+        assert downstream.headers == [(b"x-h", b"1")]

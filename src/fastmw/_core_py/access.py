@@ -206,11 +206,10 @@ def access_values(
     include_user_agent: bool = True,
 ) -> list[Any]:
     """The access record's values, in ``ACCESS_FIELDS`` order, one type per field."""
-    now = monotonic()
     published = _published_of(ex)
     timing = None if published is None else published.timing
     start = timing.t_start if type(timing) is SendRecorder else ex.t_start
-    end = ex.t_last_byte or now
+    end = ex.t_last_byte or monotonic()
     ttfb = round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
     headers = scope.get("headers") or ()
     user_agent = _text_or_none(header_get(headers, b"user-agent")) if include_user_agent else None

@@ -50,6 +50,10 @@ class Stage:
         self.wraps_receive = False
         self.publishes = False
         self.body_limit = 0
+        # A stage that starts edits every response start (0), or only those whose status is
+        # an int (exactly) of at least this: the others skip its start step (and, when no
+        # stage is left to edit, the copy of the header list).
+        self.start_status = 0
         if type(self) is Stage:
             self._freeze()
 
@@ -135,13 +139,15 @@ def current_trace() -> TraceContext | None:
 class _Plan:
     """The stages that take part in one kind of request, and what the request needs."""
 
-    __slots__ = ("body_limit", "edits", "publishes", "size", "stages", "wraps_receive")
+    __slots__ = ("body_limit", "edit_status", "edits", "publishes", "size", "stages", "wraps_receive")
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = tuple(stages)
         self.size = len(self.stages)
         self.wraps_receive = any(stage.wraps_receive for stage in self.stages)
         self.edits = any(stage.starts for stage in self.stages)
+        # The least start_status of the stages that start (0: some stage edits every start).
+        self.edit_status = min((stage.start_status for stage in self.stages if stage.starts), default=0)
         self.publishes = any(stage.publishes for stage in self.stages)
         self.body_limit = max((stage.body_limit for stage in self.stages), default=0)
 
@@ -238,6 +244,7 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Sen
     stages = ex._stages = plan.stages
     states = ex._states = [None] * plan.size
     ex._edits = plan.edits
+    ex._edit_status = plan.edit_status
     rx = None
     if plan.wraps_receive:
         rx = receive = ReceiveRecorder(receive, plan.body_limit)

@@ -46,8 +46,9 @@ class ErrorStage(Stage):
         self.reraise = bool(reraise)
         self.catches = True
         # A 5xx the app sends while handling an exception (Starlette's ServerErrorMiddleware,
-        # which re-raises after it) gets ``connection: close`` too.
+        # which re-raises after it) gets ``connection: close`` too; other statuses skip this step.
         self.starts = True
+        self.start_status = ERROR_STATUS
         self._freeze()
 
     def enter(self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, index: int) -> int:

@@ -67,7 +67,8 @@ def encode_access_record(keys: Sequence[str], values: Sequence[Any]) -> bytes:
 class JsonLinesWriter:
     """Buffers JSON lines for a binary stream and writes them out whole.
 
-    ``write`` only buffers (no I/O) and says whether a batch of ``batch_lines`` is due; with
+    ``write`` only buffers (no I/O) and says when its line completes a batch of ``batch_lines``
+    (once per batch, so a caller wakes its writing thread once, not on every later line); with
     ``max_pending`` lines waiting, a line is dropped and counted in ``dropped``. ``flush``
     writes what waits; a stream that takes part of it is given the rest. When a write fails,
     the part not written stays, first in line for the next flush (so a line cut short by a
@@ -112,8 +113,8 @@ class JsonLinesWriter:
         return self._lines + self._carry_lines
 
     def write(self, line: bytes) -> bool:
-        """Buffer one encoded line; True when a batch is due. Dropped (and counted) when
-        ``max_pending`` lines wait."""
+        """Buffer one encoded line; True when it completes a batch (the buffer reaches
+        ``batch_lines`` lines). Dropped (and counted) when ``max_pending`` lines wait."""
         if not isinstance(line, bytes):
             raise TypeError(f"line must be bytes, not {_type_name(line)}")
         with self._lock:
@@ -122,7 +123,7 @@ class JsonLinesWriter:
                 return False
             self._buffer += line
             self._lines += 1
-            return self._lines >= self.batch_lines
+            return self._lines == self.batch_lines
 
     def take(self) -> bytes:
         """Everything waiting (what a failed write left first), removed from the writer."""

@@ -32,6 +32,7 @@ class SendRecorder:
     """
 
     __slots__ = (
+        "_edit_status",
         "_edits",
         "_entered",
         "_finished",
@@ -40,6 +41,7 @@ class SendRecorder:
         "_refusal",
         "_stages",
         "_states",
+        "_t_responding",
         "accepted",
         "body_bytes",
         "close_code",
@@ -65,6 +67,9 @@ class SendRecorder:
         self.t_start = monotonic()
         self.t_first_byte = 0.0
         self.t_last_byte = 0.0
+        # The clock at the response start, read once before the stages' start steps (the
+        # timing header) and kept as t_first_byte once it is sent on.
+        self._t_responding = 0.0
         # Engine state for one request: the plan's stages and their per-request states;
         # stages [0, _live) get the response start, [0, _entered) were entered.
         self._stages: tuple[Stage, ...] = ()
@@ -72,14 +77,18 @@ class SendRecorder:
         self._live = 0
         self._entered = 0
         self._edits = False
+        # The plan's edit_status: a start whose status is below it has nothing to edit.
+        self._edit_status = 0
         # Set by the engine when the request's pipeline finished: the state above is gone.
         self._finished = False
         self._refusal: ASGIApp | None = None
         # The request's Published holder when this pipeline's stages publish, else None.
         self._published: Published | None = None
 
-    def _apply(self, message: dict[str, Any]) -> RawHeaders:
-        if not self._edits:
+    def _apply(self, message: dict[str, Any], status: object) -> RawHeaders:
+        # A status that is an int (exactly), else -1: what a stage's start_status is compared with.
+        code = status if type(status) is int else -1
+        if not self._edits or (self._edit_status > 0 and code < self._edit_status):
             return message_headers(message)
         headers = _owned_headers(message)
         # A malformed entry is refused here, at the innermost layer, before anything is sent.
@@ -90,7 +99,7 @@ class SendRecorder:
         assert states is not None
         for i in range(self._live - 1, -1, -1):
             stage = stages[i]
-            if stage.starts:
+            if stage.starts and (stage.start_status <= 0 or code >= stage.start_status):
                 stage.start(self, states[i], message, headers)
         return headers
 
@@ -115,14 +124,16 @@ class SendRecorder:
             status = dict.get(message, "status")
             if not isinstance(status, int):
                 raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
-            self.headers = self._apply(message)
+            self._t_responding = monotonic()
+            self.headers = self._apply(message, status)
             self.status = status
             self.started = True
-            self.t_first_byte = monotonic()
+            self.t_first_byte = self._t_responding
         elif kind == "websocket.accept":
-            self.headers = self._apply(message)
+            self._t_responding = monotonic()
+            self.headers = self._apply(message, None)
             self.accepted = True
-            self.t_first_byte = monotonic()
+            self.t_first_byte = self._t_responding
         elif kind == "websocket.close":
             self.close_code = dict.get(message, "code", 1000)
             self.t_last_byte = monotonic()

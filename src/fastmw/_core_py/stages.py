@@ -273,7 +273,7 @@ class TimingStage(Stage):
         return 0
 
     def start(self, ex: SendRecorder, state: object, message: dict[str, Any], headers: RawHeaders) -> int:
-        elapsed = monotonic() - ex.t_start
+        elapsed = ex._t_responding - ex.t_start
         if self.key is not None:
             header_set(headers, self.key, _format_fixed(elapsed, self.precision))
         if self.server_timing:

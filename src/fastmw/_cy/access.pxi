@@ -185,13 +185,12 @@ cpdef object access_status(scope, SendRecorder ex, ReceiveRecorder rx, raised):
 cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bint include_query=True,
                          bint include_user_agent=True):
     """The access record's values, in ``ACCESS_FIELDS`` order, one type per field."""
-    cdef double now = monotonic()
     published = _published_of(ex)
     timing = None if published is None else published.timing
     if type(timing) is not SendRecorder:
         timing = None
     cdef double start = (<SendRecorder>timing).t_start if timing is not None else ex.t_start
-    cdef double end = ex.t_last_byte or now
+    cdef double end = ex.t_last_byte or monotonic()
     ttfb = _round((ex.t_first_byte - start) * 1000.0, 3) if ex.t_first_byte else None
     headers = _scope_get(scope, "headers", None) or ()
     user_agent = _text_or_none(_find(headers, b"user-agent", None)) if include_user_agent else None

@@ -23,6 +23,10 @@ cdef class Stage:
     cdef readonly object paths
     cdef readonly bint http_only, starts, catches, wraps_receive, publishes
     cdef readonly Py_ssize_t body_limit
+    # A stage that starts edits every response start (0), or only those whose status is an
+    # int (exactly) of at least this: the others skip its start step (and, when no stage is
+    # left to edit, the copy of the header list).
+    cdef readonly Py_ssize_t start_status
 
     def __init__(self, *, paths=None):
         if paths is not None and not callable(getattr(paths, "applies", None)):
@@ -110,6 +114,10 @@ cdef class _Plan:
     cdef tuple stages
     cdef Py_ssize_t size, body_limit
     cdef bint wraps_receive, edits, publishes
+    # The least start_status of the stages that start (0: some stage edits every start), and
+    # whether any of them has one (only then is a start's status read for them).
+    cdef Py_ssize_t edit_status
+    cdef bint gated
 
     def __init__(self, stages):
         cdef Stage stage
@@ -118,10 +126,15 @@ cdef class _Plan:
         self.body_limit = 0
         self.wraps_receive = False
         self.edits = False
+        self.edit_status = 0
+        self.gated = False
         self.publishes = False
         for stage in self.stages:
             self.wraps_receive = self.wraps_receive or stage.wraps_receive
-            self.edits = self.edits or stage.starts
+            if stage.starts:
+                self.edit_status = stage.start_status if not self.edits else min(self.edit_status, stage.start_status)
+                self.edits = True
+                self.gated = self.gated or stage.start_status > 0
             self.publishes = self.publishes or stage.publishes
             if stage.body_limit > self.body_limit:
                 self.body_limit = stage.body_limit
@@ -239,6 +252,8 @@ async def run_pipeline(Pipeline self, scope, receive, send):
     cdef list states = [None] * plan.size
     ex._states = states
     ex._edits = plan.edits
+    ex._edit_status = plan.edit_status
+    ex._gated = plan.gated
     if plan.wraps_receive:
         rx = ReceiveRecorder.__new__(ReceiveRecorder)
         _receiver_init(rx, receive, plan.body_limit)

@@ -25,8 +25,9 @@ cdef class ErrorStage(Stage):
         self.reraise = bool(reraise)
         self.catches = True
         # A 5xx the app sends while handling an exception (Starlette's ServerErrorMiddleware,
-        # which re-raises after it) gets ``connection: close`` too.
+        # which re-raises after it) gets ``connection: close`` too; other statuses skip this step.
         self.starts = True
+        self.start_status = ERROR_STATUS
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
         ex._states[index] = scope  # read only if a 5xx starts
@@ -35,8 +36,7 @@ cdef class ErrorStage(Stage):
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
         status = message.get("status")
         if (
-            type(status) is int
-            and <int>status >= ERROR_STATUS
+            _status_code(status) >= ERROR_STATUS  # an int (exactly): a larger one is clamped, not refused
             and message.get("type") == "http.response.start"
             and _sys.exc_info()[1] is not None
             and state is not None

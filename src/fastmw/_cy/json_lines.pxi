@@ -233,26 +233,40 @@ cpdef bytes encode_access_record(keys, values):
         raise TypeError(f"keys must be a tuple or list, not {_type_name(keys)}")
     if not isinstance(values, (tuple, list)):
         raise TypeError(f"values must be a tuple or list, not {_type_name(values)}")
-    if len(keys) != len(values):
+    # Exact sequences: their sizes are read without running a subclass's __len__.
+    cdef bint exact = (type(keys) is tuple or type(keys) is list) and (type(values) is tuple or type(values) is list)
+    cdef Py_ssize_t i, n
+    if exact:
+        n = PySequence_Fast_GET_SIZE(keys)
+        if n != PySequence_Fast_GET_SIZE(values):
+            raise ValueError(f"{PySequence_Fast_GET_SIZE(values)} values for {n} keys")
+    elif len(keys) != len(values):
         raise ValueError(f"{len(values)} values for {len(keys)} keys")
-    cdef Py_ssize_t i, n = len(keys)
     cdef _JsonBuf buf
     buf.data = NULL
     buf.size = 0
     buf.capacity = 0
     try:
         _jb_put(&buf, b"{", 1)
-        if (type(keys) is tuple or type(keys) is list) and (type(values) is tuple or type(values) is list):
-            # Exact sequences of the same size: nothing below runs Python code, so every index
-            # is in bounds (an int, str or float subclass is read for its value, not its methods).
-            for i in range(n):
-                _jb_pair(&buf, i, keys[i], values[i])
-        else:
-            # A subclass's own iteration (and whatever it changes), as the pure twin's zip.
-            i = 0
-            for key, value in zip(keys, values, strict=True):
-                _jb_pair(&buf, i, key, value)
-                i += 1
+        # Exact sequences of the same size are indexed: nothing in the loop runs Python code,
+        # so every index is in bounds (an int, str or float subclass is read for its value,
+        # not its methods). Anything else goes through its own iteration (and whatever that
+        # changes), as the pure twin's zip. One loop, so the C compiler inlines the pair.
+        pairs = None if exact else iter(zip(keys, values, strict=True))
+        i = 0
+        while True:
+            if exact:
+                if i >= n:
+                    break
+                key = keys[i]
+                value = values[i]
+            else:
+                pair = next(pairs, None)  # zip yields tuples, never None
+                if pair is None:
+                    break
+                key, value = pair
+            _jb_pair(&buf, i, key, value)
+            i += 1
         _jb_put(&buf, b"}\n", 2)
         return PyBytes_FromStringAndSize(buf.data, buf.size)
     finally:
@@ -262,7 +276,8 @@ cpdef bytes encode_access_record(keys, values):
 cdef class JsonLinesWriter:
     """Buffers JSON lines for a binary stream and writes them out whole.
 
-    ``write`` only buffers (no I/O) and says whether a batch of ``batch_lines`` is due; with
+    ``write`` only buffers (no I/O) and says when its line completes a batch of ``batch_lines``
+    (once per batch, so a caller wakes its writing thread once, not on every later line); with
     ``max_pending`` lines waiting, a line is dropped and counted in ``dropped``. ``flush``
     writes what waits; a stream that takes part of it is given the rest. When a write fails,
     the part not written stays, first in line for the next flush (so a line cut short by a
@@ -302,8 +317,8 @@ cdef class JsonLinesWriter:
         return self._lines + self._carry_lines
 
     def write(self, line):
-        """Buffer one encoded line; True when a batch is due. Dropped (and counted) when
-        ``max_pending`` lines wait."""
+        """Buffer one encoded line; True when it completes a batch (the buffer reaches
+        ``batch_lines`` lines). Dropped (and counted) when ``max_pending`` lines wait."""
         if not PyBytes_Check(line):
             raise TypeError(f"line must be bytes, not {_type_name(line)}")
         with cython.critical_section(self):
@@ -312,7 +327,7 @@ cdef class JsonLinesWriter:
                 return False
             self._buffer += <bytes>line
             self._lines += 1
-            return self._lines >= self.batch_lines
+            return self._lines == self.batch_lines
 
     def take(self):
         """Everything waiting (what a failed write left first), removed from the writer."""

@@ -18,12 +18,18 @@ cdef class SendRecorder:
     cdef readonly object status, headers, close_code
     cdef readonly Py_ssize_t body_bytes
     cdef readonly double t_start, t_first_byte, t_last_byte
+    # The clock at the response start, read once before the stages' start steps (the timing
+    # header) and kept as t_first_byte once it is sent on.
+    cdef double _t_responding
     # Engine state for one request: the plan's stages and their per-request states;
     # stages [0, _live) get the response start, [0, _entered) were entered.
     cdef tuple _stages
     cdef list _states
     cdef Py_ssize_t _live, _entered
     cdef bint _edits
+    # The plan's edit_status (a start whose status is below it has nothing to edit) and gated.
+    cdef Py_ssize_t _edit_status
+    cdef bint _gated
     # Set by the engine when the request's pipeline finished: the state above is gone.
     cdef bint _finished
     cdef object _refusal
@@ -33,15 +39,20 @@ cdef class SendRecorder:
     def __init__(self, send):
         _recorder_init(self, send)
 
-    cdef list _apply(self, dict message):
+    cdef list _apply(self, dict message, status):
         cdef list headers
         cdef PyObject* name
         cdef PyObject* value
         cdef Py_ssize_t i
         cdef int irregular = 0
         cdef Stage stage
+        cdef long long code = -1
         if not self._edits:
             return message_headers(message)
+        if self._gated:
+            code = _status_code(status)
+            if self._edit_status > 0 and code < self._edit_status:
+                return message_headers(message)
         headers = _owned_headers(message)
         # A malformed entry is refused here, at the innermost layer, before anything is sent:
         # a C scan passes the usual (bytes, bytes) tuples (no name has length -1), the checked
@@ -57,7 +68,7 @@ cdef class SendRecorder:
         i = self._live - 1
         while i >= 0:
             stage = <Stage>PyTuple_GET_ITEM(stages, i)
-            if stage.starts:
+            if stage.starts and (stage.start_status <= 0 or code >= stage.start_status):
                 stage.start(self, <object>PyList_GET_ITEM(states, i), message, headers)
             i -= 1
         return headers
@@ -88,18 +99,33 @@ cdef class SendRecorder:
             status = msg.get("status")
             if not isinstance(status, int):
                 raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
-            self.headers = self._apply(msg)
+            self._t_responding = monotonic()
+            self.headers = self._apply(msg, status)
             self.status = status
             self.started = True
-            self.t_first_byte = monotonic()
+            self.t_first_byte = self._t_responding
         elif sort == MESSAGE_ACCEPT:
-            self.headers = self._apply(msg)
+            self._t_responding = monotonic()
+            self.headers = self._apply(msg, None)
             self.accepted = True
-            self.t_first_byte = monotonic()
+            self.t_first_byte = self._t_responding
         elif sort == MESSAGE_CLOSE:
             self.close_code = msg.get("code", 1000)
             self.t_last_byte = monotonic()
         return self.send(message)
+
+
+cdef inline long long _status_code(status) noexcept:
+    """A status that is an int (exactly) as a C value (one past the range clamped to it),
+    anything else -1: what a stage's start_status is compared with."""
+    cdef int overflow = 0
+    cdef long long code
+    if not PyLong_CheckExact(status):
+        return -1
+    code = PyLong_AsLongLongAndOverflow(status, &overflow)
+    if overflow:
+        return PY_SSIZE_T_MAX if overflow > 0 else -1
+    return code
 
 
 cdef inline int _count_bytes(Py_ssize_t* total, Py_ssize_t size) except -1:

@@ -232,7 +232,7 @@ cdef class TimingStage(Stage):
         return 0
 
     cdef int start(self, SendRecorder ex, state, dict message, list headers) except -1:
-        cdef double elapsed = monotonic() - ex.t_start
+        cdef double elapsed = ex._t_responding - ex.t_start
         if self.key is not None:
             _set(headers, <bytes>self.key, _format_fixed(elapsed, self.precision, b""))
         if self.server_timing:
