@@ -323,6 +323,13 @@ def test_stage_route_objects_made_per_request(core: ModuleType) -> None:
     assert got == {f"/r{index}": 2 for index in range(requests // 2)}
 
 
+def test_stage_never_initialised_is_refused(core: ModuleType) -> None:
+    # Made with __new__ alone (no table): an AttributeError, never a crash.
+    stage = core.MetricsStage.__new__(core.MetricsStage)
+    with pytest.raises(AttributeError):
+        serve(core, app_with(Route("/a")), stage)
+
+
 def test_stage_mounted_routes(core: ModuleType) -> None:
     table, provider = table_of(core)
     stage = core.MetricsStage(table)

@@ -416,6 +416,8 @@ cdef class MetricsStage(Stage):
         PyMem_Free(self._route_ids)
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
+        if self.table is None:  # made with __new__ alone: refused, as the pure twin's has no table either
+            raise AttributeError("'MetricsStage' object has no attribute 'table'")
         cdef Py_ssize_t method = _method_index(_scope_get(scope, _METHOD, None))
         cdef int64_t* active = self.table._active
         if active == NULL:
