@@ -7,8 +7,13 @@ set -eu
 DIR=${1:?usage: provision_chroot.sh DIR [ARCH]}
 ARCH=${2:-}
 STAMP="$DIR/.fastmw-provisioned"
-PACKAGES="python3.14-dev python3.14-venv python3.15-dev python3.15-venv gcc libc6-dev make ca-certificates"
-[ -f "$STAMP" ] && { echo "chroot $DIR ready (reused)"; exit 0; }
+# logrotate: tests/test_sink_disk.py rotates the sink's file with it (as `make test` installs it on the host).
+PACKAGES="python3.14-dev python3.14-venv python3.15-dev python3.15-venv gcc libc6-dev make ca-certificates logrotate"
+# A chroot made before a package joined the list gets the missing ones installed below.
+if [ -f "$STAMP" ] && chroot "$DIR" dpkg -s $PACKAGES >/dev/null 2>&1; then
+    echo "chroot $DIR ready (reused)"
+    exit 0
+fi
 
 mirror() {
     # deb822 (URIs:) or one-line (deb URL suite) sources; the first Debian archive wins.
