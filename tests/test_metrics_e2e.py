@@ -111,13 +111,22 @@ def run_plan(base: str, kill_after: int | None = None) -> tuple[Counter[tuple[st
         expected[("/pid", "200")] += 1
         pids.add(pid)
         if kill_after is not None and round_number + 1 == kill_after:
-            # The worker counts a request just after its last byte went out: left a moment to
-            # do so, it dies with every request it answered counted (one killed between the two
-            # is not, as docs/metrics.md says).
-            time.sleep(0.5)
+            # A worker counts a request just after its last byte went out, so one killed between
+            # the two loses that request (docs/metrics.md): kill once a scrape shows every
+            # request so far, then nothing it counted may be lost.
+            counted_so_far(base, sum(expected.values()))
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.5)
     return expected, pids, sum(expected.values())
+
+
+def counted_so_far(base: str, total: int) -> None:
+    """Wait (bounded) until a scrape of ``base`` sums ``total`` requests."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while sum(scraped_counts(send(base, "/metrics").text).values()) != total:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the workers never showed {total} requests counted")
+        time.sleep(0.1)
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
