@@ -117,8 +117,8 @@ INSTR_ARGS ?=
 bench-instructions: build $(VENV)/.deps-bench
 	command -v valgrind || (apt-get update && apt-get install -y valgrind)
 	$(PY) -m benchmarks.instructions $(INSTR_ARGS)
-	$(PY) -m benchmarks.metrics_cost
 	$(PY) -m benchmarks.trace_cost
+	$(PY) -m benchmarks.metrics_cost
 
 # mypy --strict over src/fastmw, benchmarks/ and tests/ (the files in pyproject's [tool.mypy]).
 lint: build $(VENV)/.deps-lint
