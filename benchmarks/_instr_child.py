@@ -27,15 +27,15 @@ from benchmarks import without_sentry
 if __name__ == "__main__":
     without_sentry()
 
-from benchmarks import _callgrind_region, _driver, _instr_groups, stacks
+from benchmarks import _callgrind_region, _driver, _instr_groups, _instr_sides, stacks
 from benchmarks._driver import ASGIApp
 
 VARIANTS = ("compiled", "pure", "reference")
 
 
-async def _batch(app: ASGIApp, count: int, extra_headers: _instr_groups.Headers) -> None:
+async def _batch(app: ASGIApp, count: int, extra_headers: _instr_sides.Headers) -> None:
     for _ in range(count):
-        await app(_instr_groups.request_scope(extra_headers), _driver.Receive(), _driver.discard)
+        await app(_instr_sides.request_scope(extra_headers), _driver.Receive(), _driver.discard)
 
 
 def _fastmw_compiled(variant: str) -> bool:
@@ -47,13 +47,13 @@ def _fastmw_compiled(variant: str) -> bool:
     return compiled
 
 
-def measure(side: _instr_groups.Side, variant: str, requests: int, warmup: int, library: str) -> dict[str, Any]:
+def measure(side: _instr_sides.Side, variant: str, requests: int, warmup: int, library: str) -> dict[str, Any]:
     compiled = _fastmw_compiled(variant) if side.is_fastmw else None
     warnings = side.verify() if side.verify is not None else []
     for name in side.quiet:
         stacks.set_logger(name, "disabled")
     app = side.build(stacks.raw_app)
-    _instr_groups.check_answer(_instr_groups.answer(app, side.extra_headers), side.expect)
+    _instr_sides.check_answer(_instr_sides.answer(app, side.extra_headers), side.expect)
     loop = _driver.loop()
     loop.run_until_complete(_batch(app, warmup, side.extra_headers))
 
@@ -79,7 +79,7 @@ def measure(side: _instr_groups.Side, variant: str, requests: int, warmup: int, 
     if failures:
         raise failures[0]
     # Still answering after the run.
-    _instr_groups.check_answer(_instr_groups.answer(app, side.extra_headers), side.expect)
+    _instr_sides.check_answer(_instr_sides.answer(app, side.extra_headers), side.expect)
     return {
         "side": side.key,
         "variant": variant,

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, _instr_floors, _instr_groups, revision
-from benchmarks._instr_groups import BARE, Delta, Floor, Group, Side
+from benchmarks._instr_groups import BARE
+from benchmarks._instr_sides import Delta, Floor, Group, Side
 
 WORK_DIR = ROOT / "build" / "bench-instructions"
 REQUESTS, WARMUP = 2000, 300

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import _callgrind_region, _driver, _hand, _instr_child, _instr_groups, instructions, stacks
+from benchmarks import (
+    _callgrind_region,
+    _driver,
+    _hand,
+    _instr_checks,
+    _instr_child,
+    _instr_groups,
+    _instr_sides,
+    instructions,
+    stacks,
+)
 
 SIDES = sorted(_instr_groups.sides().values(), key=lambda side: side.key)
 (TRACE,) = [delta for delta in _instr_groups.DELTAS if delta.key == "trace"]
@@ -39,7 +49,7 @@ def fresh_loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     loop.close()
 
 
-def _variant(side: _instr_groups.Side) -> str:
+def _variant(side: _instr_sides.Side) -> str:
     import fastmw
 
     if not side.is_fastmw:
@@ -49,7 +59,7 @@ def _variant(side: _instr_groups.Side) -> str:
 
 @pytest.mark.usefixtures("fresh_loop")
 @pytest.mark.parametrize("side", SIDES, ids=[side.key for side in SIDES])
-def test_every_side_is_checked_and_measured(side: _instr_groups.Side, region: Path) -> None:
+def test_every_side_is_checked_and_measured(side: _instr_sides.Side, region: Path) -> None:
     result = _instr_child.measure(side, _variant(side), requests=3, warmup=1, library=str(region))
     assert result["side"] == side.key
     assert result["requests"] == 3
@@ -58,14 +68,14 @@ def test_every_side_is_checked_and_measured(side: _instr_groups.Side, region: Pa
 
 @pytest.mark.usefixtures("fresh_loop")
 def test_a_stack_answering_wrongly_fails(region: Path) -> None:
-    wrong = _instr_groups.Side("ref:wrong", "echoes nothing", _hand.HandTiming, _instr_groups.REQUEST_ID)
+    wrong = _instr_sides.Side("ref:wrong", "echoes nothing", _hand.HandTiming, _instr_sides.REQUEST_ID)
     with pytest.raises(AssertionError, match="x-request-id"):
         _instr_child.measure(wrong, "reference", requests=3, warmup=1, library=str(region))
 
 
 @pytest.mark.usefixtures("fresh_loop")
 def test_an_error_middleware_that_does_not_answer_500_fails() -> None:
-    verify = _instr_groups._verify_error(lambda app: app)  # no error handling at all
+    verify = _instr_checks.verify_error(lambda app: app)  # no error handling at all
     with pytest.raises(AssertionError, match="status 500"):
         verify()
 
@@ -82,7 +92,7 @@ def test_jobs_measure_each_stack_once_plus_the_repeats() -> None:
     assert [job.repeat for job in jobs].count(1) == 2
 
 
-def _measured(per_request: dict[tuple[_instr_groups.Side, str], int]) -> dict[instructions.Job, instructions.Measured]:
+def _measured(per_request: dict[tuple[_instr_sides.Side, str], int]) -> dict[instructions.Job, instructions.Measured]:
     """Runs of 100 requests counting ``per_request`` instructions each, per (side, variant)."""
     return {
         instructions.Job(side, variant): instructions.Measured(
@@ -129,9 +139,9 @@ def test_rows_are_medians_over_the_seeds_of_the_difference_under_one_seed() -> N
 def test_the_trace_checks_fail_on_the_wrong_stack() -> None:
     delta = TRACE
     with pytest.raises(AssertionError, match="sent trace continued"):
-        _instr_groups._verify_trace(delta.base.build, traced=True)()
+        _instr_checks.verify_trace(delta.base.build, traced=True)()
     with pytest.raises(AssertionError, match="no current trace"):
-        _instr_groups._verify_trace(delta.with_stage.build, traced=False)()
+        _instr_checks.verify_trace(delta.with_stage.build, traced=False)()
 
 
 def test_jobs_measure_both_sides_of_a_delta_compiled_and_pure_under_every_seed() -> None:
