@@ -200,6 +200,8 @@ cdef Py_ssize_t DEFAULT_MAX_PENDING = 65536
 cdef str REQUEST_ID_ATTRIBUTE = "fastmw_request_id"
 cdef str REQUEST_ID_NOTE = "request id: "
 cdef tuple CLOSE_HEADER = (b"connection", b"close")
+# The end of an unhandled exception's line when it is re-raised (logged without its traceback).
+cdef str _RERAISED = "; re-raised (the server logs the traceback)"
 ACCESS_FIELDS = (
     "method", "path", "query", "http_version", "status", "duration_ms", "ttfb_ms",
     "response_bytes", "request_bytes", "client_addr", "user_agent", "request_id",

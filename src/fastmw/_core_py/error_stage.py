@@ -25,6 +25,8 @@ REQUEST_ID_NOTE = "request id: "
 CLOSE_HEADER = (b"connection", b"close")
 
 _error_logger = logging.getLogger("fastmw.error")
+# The end of an unhandled exception's line when it is re-raised (logged without its traceback).
+_RERAISED = "; re-raised (the server logs the traceback)"
 
 
 def error_body(request_id: object) -> bytes:
@@ -151,22 +153,12 @@ def note_request_id(exc: object, request_id: object) -> None:
 
 def _log_unhandled(scope: Scope, exc: BaseException, outcome: str, reraised: bool) -> None:
     """One line per unhandled exception; its traceback only where nobody else logs it."""
-    if reraised:
-        _error_logger.error(
-            "unhandled %s in %s %s (request id %s); %s; re-raised (the server logs the traceback)",
-            type(exc).__name__,
-            _printable(scope.get("method", "WEBSOCKET")),
-            _printable(scope.get("path", "")),
-            _id_text(CORRELATION_ID.get()),
-            outcome,
-        )
-        return
     _error_logger.error(
-        "unhandled %s in %s %s (request id %s); %s",
+        "unhandled %s in %s %s (request id %s); %s" + (_RERAISED if reraised else ""),
         type(exc).__name__,
         _printable(scope.get("method", "WEBSOCKET")),
         _printable(scope.get("path", "")),
         _id_text(CORRELATION_ID.get()),
         outcome,
-        exc_info=exc,
+        exc_info=None if reraised else exc,
     )

@@ -130,14 +130,9 @@ cdef int _log_unhandled(scope, exc, str outcome, bint reraised) except -1:
     """One line per unhandled exception; its traceback only where nobody else logs it."""
     method = _printable(_scope_get(scope, "method", "WEBSOCKET"))
     path = _printable(_scope_get(scope, "path", ""))
-    if reraised:
-        _error_logger.error(
-            "unhandled %s in %s %s (request id %s); %s; re-raised (the server logs the traceback)",
-            type(exc).__name__, method, path, _id_text(CORRELATION_ID.get()), outcome,
-        )
-        return 0
     _error_logger.error(
-        "unhandled %s in %s %s (request id %s); %s",
-        type(exc).__name__, method, path, _id_text(CORRELATION_ID.get()), outcome, exc_info=exc,
+        "unhandled %s in %s %s (request id %s); %s" + (_RERAISED if reraised else ""),
+        type(exc).__name__, method, path, _id_text(CORRELATION_ID.get()), outcome,
+        exc_info=None if reraised else exc,
     )
     return 0
