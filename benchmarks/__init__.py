@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -10,6 +11,10 @@ RESULTS_DIR = ROOT / "build" / "bench"
 
 # In a side's key: measured with sentry-sdk installed and initialised (the ``sentry`` group).
 WITH_SENTRY = "+sentry"
+
+# The packages whose versions a results file records.
+PACKAGES = ("fastmw", "starlette", "starlette-context", "asgi-correlation-id", "uvloop", "Cython")
+NOT_INSTALLED = "n/a"
 
 
 def without_sentry() -> None:
@@ -40,3 +45,14 @@ def revision() -> dict[str, object]:
         "git_revision": _git("rev-parse", "HEAD"),
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
     }
+
+
+def versions() -> dict[str, str]:
+    """The installed version of each of ``PACKAGES`` (``NOT_INSTALLED`` for a missing one)."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = NOT_INSTALLED
+    return found

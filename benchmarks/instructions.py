@@ -31,11 +31,10 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, _instr_floors, _instr_groups, revision
+from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, _instr_floors, _instr_groups, revision, versions
 from benchmarks._instr_groups import BARE
 from benchmarks._instr_sides import Delta, Floor, Group, Side
 
@@ -53,7 +52,6 @@ DETERMINISM_TOLERANCE = 0.001
 PURE_FULL_TARGET = 1.05
 PURE_FULL_BASELINE = 222_668.3  # instructions/request over bare, N=2000
 PURE_FULL_BASELINE_REVISION = "a3b0e94"
-PACKAGES = ("fastmw", "starlette", "starlette-context", "asgi-correlation-id", "uvloop", "Cython")
 
 
 @dataclass(frozen=True)
@@ -419,16 +417,6 @@ def delta_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "n/a"
-    return found
-
-
 def document(
     measured: dict[Job, Measured],
     rows: list[dict[str, Any]],
@@ -456,7 +444,7 @@ def document(
         **revision(),
         "valgrind": _valgrind_version(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "versions": _versions(),
+        "versions": versions(),
         "event_loop": bare.child["event_loop"],
         "bare_per_request": round(bare.per_request, 1),
         "groups": rows,

@@ -11,21 +11,12 @@ from __future__ import annotations
 import os
 import platform
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _driver, revision
+from benchmarks import _driver, revision, versions
 from benchmarks._measure import WARMUP, GroupResult, Row
 
-PACKAGES = (
-    "fastmw",
-    "starlette",
-    "starlette-context",
-    "asgi-correlation-id",
-    "uvloop",
-    "Cython",
-)
 FASTMW_KINDS = ("fastmw-c", "fastmw-py")
 KIND_TITLES = {
     "fastmw-c": "fastmw compiled",
@@ -57,16 +48,6 @@ def machine() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "event_loop": _driver.loop_name(),
     }
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = NA
-    return found
 
 
 # --------------------------------------------------------------------------- numbers
