@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from types import ModuleType
 
 import pytest
 
-TRACE = "12345678901234567890123456789012"
-PARENT = "1234567890123456"
-VALID = f"00-{TRACE}-{PARENT}-01"
-HEX32 = re.compile(r"[0-9a-f]{32}")
-HEX16 = re.compile(r"[0-9a-f]{16}")
-TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+from tests.core._trace_values import HEX16, HEX32, PARENT, TRACE, VALID
 
 # The W3C harness's traceparent cases (test/test.py) and a few more: value -> kept?
 TRACEPARENT_CASES = [

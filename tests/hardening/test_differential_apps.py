@@ -7,7 +7,6 @@ a task it started) raise a RuntimeError that says so, and never touch released s
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from typing import Any
 
@@ -17,6 +16,7 @@ from hypothesis import strategies as st
 
 import fastmw
 from tests.conftest import PURE_RUN, http_scope, twin_named
+from tests.hardening._faults import listed_logger
 from tests.hardening._stack import full_stack
 
 pytestmark = pytest.mark.skipif(PURE_RUN or not fastmw.COMPILED, reason="differential tests need the compiled core")
@@ -51,13 +51,8 @@ def caught(error: BaseException) -> tuple[str, str]:
 async def run_app(mw: Any, steps: list[str], cancel_at: int | None) -> list[Any]:
     """Run an app doing ``steps`` through the full stack; ``cancel_at``: cancel the request at
     the server's n-th send/receive await. Returns everything observable."""
-    logger = logging.getLogger(f"fastmw.hardening.apps.{mw.COMPILED}")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign, assignment]
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    logger, handler = listed_logger(f"fastmw.hardening.apps.{mw.COMPILED}")
+    records = handler.records
     held: dict[str, Any] = {}
     late: list[Any] = []
     tasks: list[asyncio.Task[Any]] = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import re
 from typing import Any
 
@@ -18,6 +17,7 @@ from hypothesis import strategies as st
 import fastmw
 from fastmw.types import Scope
 from tests.conftest import PURE_RUN, twin_named
+from tests.hardening._faults import listed_logger
 from tests.hardening._stack import full_stack
 
 pytestmark = pytest.mark.skipif(PURE_RUN or not fastmw.COMPILED, reason="differential tests need the compiled core")
@@ -58,13 +58,8 @@ def normalise(value: Any, known: set[bytes]) -> str:
 
 
 async def run_scope(mw: Any, scope: Scope) -> list[Any]:
-    logger = logging.getLogger(f"fastmw.hardening.diff.{mw.COMPILED}")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign, assignment]
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    logger, handler = listed_logger(f"fastmw.hardening.diff.{mw.COMPILED}")
+    records = handler.records
     stream = io.BytesIO()
 
     async def app(inner: dict[str, Any], receive: Any, send: Any) -> None:
