@@ -62,24 +62,3 @@ def pure_copy() -> ModuleType:
         else:
             os.environ[ENV_VAR] = saved_env
     return copy
-
-
-def submodule(package: ModuleType, name: str) -> ModuleType | None:
-    """``package.<name>`` of one copy (e.g. ``plugins``), or None if that copy has none."""
-    module = getattr(package, name, None)
-    return module if isinstance(module, ModuleType) else None
-
-
-def verify() -> list[str]:
-    """Problems with the twin setup (empty when compiled and pure copies are what they claim)."""
-    problems = []
-    compiled, pure = original(), pure_copy()
-    if compiled is pure:
-        problems.append("the pure copy is the original module")
-    if compiled.COMPILED is not True:
-        problems.append("original fastmw reports COMPILED False (extension not built or FASTMW_NO_EXTENSIONS set)")
-    if pure.COMPILED is not False:
-        problems.append("pure copy of fastmw reports COMPILED True")
-    if pure._impl.core.__name__ != "fastmw._core_py":
-        problems.append(f"pure copy binds {pure._impl.core.__name__}")
-    return problems

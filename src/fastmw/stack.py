@@ -40,7 +40,6 @@ from fastmw.types import ASGIApp
 __all__ = ["StackedApp", "stack"]
 
 Layer = bool | Mapping[str, Any] | None
-PATH_OPTIONS = ("include_paths", "exclude_paths")
 # The application given to stack(): ``StackedApp[AppT].wrapped`` is typed as it.
 AppT = TypeVar("AppT", bound=ASGIApp)
 ASGI_SHAPE = "an ASGI 3 application is `async def app(scope, receive, send)` or an object with such a `__call__`"

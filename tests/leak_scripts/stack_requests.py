@@ -33,9 +33,6 @@ class Boom(Exception):
     """The app's failure in the raising scenario."""
 
 
-PROBES: dict[str, Any] = {}
-
-
 async def http_app(scope: Scope, receive: Any, send: Any) -> None:
     message = await receive()
     if SCENARIO != "context":

@@ -25,7 +25,6 @@ class a user writes is bound, on first use, to a subclass of that core's ``Pipel
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from functools import partial
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,9 +46,6 @@ __all__ = ["FUSE", "FusableMiddleware", "bound_class", "fused_stages"]
 
 # Fusion is on unless FASTMW_NO_FUSE says otherwise (read once, like FASTMW_NO_EXTENSIONS).
 FUSE = not env_flag("FASTMW_NO_FUSE")
-
-# ``wrap(app) -> app``: how a middleware handles lifespan and unknown scopes around ``app``.
-OtherWrapper = Callable[[ASGIApp], ASGIApp]
 
 
 def fused_stages(app: object) -> tuple[Stage, ...]:
