@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 from pathlib import Path
@@ -13,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families as parse_tex
 
 from fastmw import _metrics_files as files
 from fastmw import metrics
+from fastmw._impl import core
 from fastmw.errors import ConfigurationError
-from tests.helpers import Recorder, call_app, http_scope, run
+from tests.helpers import Recorder, call_app, feeder, http_scope, run
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 SPAN = "b7ad6b7169203331"
@@ -78,14 +80,80 @@ def test_exposition_sums_in_both_formats(store: metrics.MetricsStore) -> None:
 def test_asgi_app_answers(store: metrics.MetricsStore) -> None:
     recorder = scrape(store)
     assert recorder.status == 200 and recorder.header(b"content-type") == metrics.CONTENT_TYPE_TEXT
+    # Streamed: no Content-Length (the server sends it chunked); HEAD gets the same headers.
+    assert recorder.header(b"content-length") is None
     head = scrape(store, method="HEAD")
-    assert (
-        head.status == 200 and head.body == b"" and head.header(b"content-length") == recorder.header(b"content-length")
-    )
+    assert head.status == 200 and head.body == b"" and head.headers == recorder.headers
     post = scrape(store, method="POST")
     assert post.status == 405 and post.header(b"allow") == b"GET, HEAD"
     refused = scrape(store, (b"accept", b"application/openmetrics-text; q=0"))
     assert refused.header(b"content-type") == metrics.CONTENT_TYPE_TEXT
+
+
+def test_a_large_scrape_is_streamed_in_chunks(store: metrics.MetricsStore) -> None:
+    for route in range(120):
+        store.table.record("GET", f"/r{route}/{{id}}", 404, 0.01, 1, 2)
+    for headers, openmetrics in (((), False), ((OPENMETRICS,), True)):
+        recorder = scrape(store, *headers)
+        bodies = [m for m in recorder.messages if m["type"] == "http.response.body"]
+        assert len(bodies) > 10 and [m.get("more_body", False) for m in bodies] == [True] * (len(bodies) - 1) + [False]
+        assert all(len(m["body"]) < 2 * core.CHUNK_SIZE for m in bodies)
+        text = recorder.body.decode()
+        assert text.endswith("# EOF\n") == openmetrics and text == store.exposition(openmetrics).decode()
+        found = samples(text, openmetrics)
+        for route in (0, 119):
+            labels = {
+                "http_request_method": "GET",
+                "http_response_status_code": "404",
+                "http_route": f"/r{route}/{{id}}",
+            }
+            assert value(found, "http_server_response_body_size_bytes_count", **labels) == 1
+        assert value(found, "http_server_active_requests", http_request_method="GET") == 0
+
+
+class KeptChunks(metrics.MetricsStore):
+    """A store that keeps the last renderer it handed out."""
+
+    kept: Any = None
+
+    def exposition_chunks(self, openmetrics: bool = False) -> tuple[Any, bytes]:
+        histograms, rest = super().exposition_chunks(openmetrics)
+        self.kept = histograms
+        return histograms, rest
+
+
+def test_a_scrape_stopped_midway_frees_its_renderer(tmp_path: Path) -> None:
+    store = KeptChunks(directory=tmp_path / "server")
+    for route in range(300):
+        store.table.record("GET", f"/r{route}", 200, 0.01)
+    sent: list[Any] = []
+
+    async def gone(message: Any) -> None:
+        sent.append(message)
+        if len(sent) == 3:
+            raise OSError("client went away")
+
+    with pytest.raises(OSError) as failed:
+        run(metrics.asgi_app(store)(http_scope("/metrics"), feeder([]), gone))
+    # Closed while the traceback (which holds the app's frame) is still alive.
+    assert failed.value.__traceback__ is not None and list(store.kept) == []
+
+    async def cancelled() -> None:
+        blocked = asyncio.Event()
+
+        async def stuck(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                await blocked.wait()
+
+        task = asyncio.ensure_future(metrics.asgi_app(store)(http_scope("/metrics"), feeder([]), stuck))
+        await asyncio.sleep(0)
+        assert next(store.kept)  # the scrape is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert list(store.kept) == []
+
+    run(cancelled())
 
 
 def test_route_labels_are_escaped(store: metrics.MetricsStore) -> None:

@@ -216,5 +216,11 @@ def test_uvicorn_workers_answer_the_sum_without_set_up(tmp_path: Path) -> None:
         expected, _, _ = run_plan(base)
         answers = set()
         for _ in range(10):  # new connections: both workers answer, the same sum
-            answers.add(tuple(sorted(scraped_counts(send(base, "/metrics").text).items())))
+            scraped = send(base, "/metrics")
+            # Streamed as rendered: chunked, with no Content-Length.
+            assert scraped.headers.get("transfer-encoding") == "chunked" and "content-length" not in scraped.headers
+            answers.add(tuple(sorted(scraped_counts(scraped.text).items())))
         assert answers == {tuple(sorted(expected.items()))}
+        head = httpx.head(base + "/metrics", timeout=10.0)
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-type"] == scraped.headers["content-type"]

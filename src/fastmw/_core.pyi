@@ -6,6 +6,7 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "CHUNK_SIZE",
     "COUNTERS_HEADER",
     "COUNTER_WORDS",
     "DEFAULT_MAX_ROUTES",
@@ -27,6 +28,7 @@ __all__ = [
     "ContextStage",
     "ErrorStage",
     "HeaderReader",
+    "HistogramChunks",
     "JsonLinesWriter",
     "MetricsStage",
     "MetricsTable",
@@ -82,7 +84,6 @@ __all__ = [
     "note_request_id",
     "parse_traceparent",
     "parse_tracestate",
-    "render_histograms",
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",
@@ -592,6 +593,20 @@ ENTRY_ROUTE: int
 ENTRY_SERIES: int
 ENTRY_PAD: int
 
-def render_histograms(
-    files: Sequence[bytes], duration_le: Sequence[str], size_le: Sequence[str], openmetrics: bool
-) -> tuple[bytes, int]: ...
+CHUNK_SIZE: int
+
+@final
+class HistogramChunks:
+    def __init__(
+        self,
+        files: Iterable[bytes],
+        duration_le: Iterable[str],
+        size_le: Iterable[str],
+        openmetrics: bool,
+        chunk_size: int = 65536,
+    ) -> None: ...
+    @property
+    def methods(self) -> int: ...
+    def __iter__(self) -> HistogramChunks: ...
+    def __next__(self) -> bytes: ...
+    def close(self) -> None: ...

@@ -11,7 +11,7 @@ from cpython.contextvars cimport PyContextVar_Get, PyContextVar_Reset, PyContext
 from cpython.dict cimport PyDict_GetItemWithError, PyDict_Next, PyDict_SetItem, PyDict_Size
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE, PyList_GetSlice
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.ref cimport Py_INCREF, Py_XDECREF
@@ -70,6 +70,7 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "CHUNK_SIZE",
     "COUNTERS_HEADER",
     "COUNTER_WORDS",
     "DEFAULT_MAX_ROUTES",
@@ -91,6 +92,7 @@ __all__ = [
     "ContextStage",
     "ErrorStage",
     "HeaderReader",
+    "HistogramChunks",
     "JsonLinesWriter",
     "MetricsStage",
     "MetricsTable",
@@ -146,7 +148,6 @@ __all__ = [
     "note_request_id",
     "parse_traceparent",
     "parse_tracestate",
-    "render_histograms",
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",

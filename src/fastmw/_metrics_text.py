@@ -49,12 +49,14 @@ def render(
     duration_bounds: tuple[float, ...],
     size_bounds: tuple[float, ...],
     openmetrics: bool,
-) -> tuple[bytes, bytes]:
+) -> tuple[core.HistogramChunks, bytes]:
     """The exposition of the counters ``files`` (one layout) and the gauges, in either format:
-    the histograms, then the rest (two parts, so tens of megabytes are not copied to join them)."""
+    the histograms as chunks (tens of megabytes on a large router, never held whole), then the
+    rest (which ends with ``# EOF`` in OpenMetrics)."""
     duration_le = [_number(bound) for bound in duration_bounds]
     size_le = [_number(bound) for bound in size_bounds]
-    histograms, seen = core.render_histograms(files, duration_le, size_le, openmetrics)
+    histograms = core.HistogramChunks(files, duration_le, size_le, openmetrics)
+    seen = histograms.methods
     out: list[str] = [f"# TYPE {ACTIVE} gauge", f"# HELP {ACTIVE} Number of active HTTP server requests."]
     for method, value in enumerate(active):
         if value or seen >> method & 1:

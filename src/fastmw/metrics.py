@@ -146,10 +146,12 @@ class MetricsStore:
 
     def exposition(self, openmetrics: bool = False) -> bytes:
         """The server's metrics as Prometheus text 0.0.4, or OpenMetrics 1.0 with exemplars."""
-        return b"".join(self.exposition_parts(openmetrics))
+        histograms, rest = self.exposition_chunks(openmetrics)
+        return b"".join([*histograms, rest])
 
-    def exposition_parts(self, openmetrics: bool = False) -> tuple[bytes, bytes]:
-        """``exposition()`` in two parts (the histograms, the rest), as ``asgi_app()`` sends it."""
+    def exposition_chunks(self, openmetrics: bool = False) -> tuple[core.HistogramChunks, bytes]:
+        """``exposition()`` as ``asgi_app()`` sends it: the histograms, an iterator of chunks
+        of about ``core.CHUNK_SIZE`` bytes (``close()`` it to stop early), then the rest."""
         data, active, dropped, unread = self.collect()
         return render(data, active, dropped, unread, self.duration_buckets, self.size_buckets, openmetrics)
 
@@ -215,16 +217,24 @@ class MetricsApp:
             return
         accept = b", ".join(value for name, value in scope.get("headers") or () if name.lower() == b"accept")
         openmetrics = wants_openmetrics(accept)
-        histograms, rest = (self.store or default_store()).exposition_parts(openmetrics)
+        # No Content-Length: the body is streamed as it is rendered (the server sends it chunked).
         content_type = CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT
-        length = str(len(histograms) + len(rest)).encode()
-        headers = [(b"content-type", content_type), (b"content-length", length)]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]}
         if scope.get("method") == "HEAD":
+            # The headers a GET gets, and nothing rendered.
+            await send(start)
             await send({"type": "http.response.body", "body": b""})
             return
-        await send({"type": "http.response.body", "body": histograms, "more_body": True})
-        await send({"type": "http.response.body", "body": rest})
+        histograms, rest = (self.store or default_store()).exposition_chunks(openmetrics)
+        try:
+            await send(start)
+            for chunk in histograms:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": rest})
+        finally:
+            # A client gone or a task cancelled mid-scrape: the renderer's memory goes now,
+            # not when the exception's traceback (which holds this frame) is dropped.
+            histograms.close()
 
 
 def asgi_app(store: MetricsStore | None = None) -> MetricsApp:

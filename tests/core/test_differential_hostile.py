@@ -258,16 +258,32 @@ def test_access_records_of_subclasses_agree(twins: tuple[ModuleType, ModuleType]
     assert shape(LyingText("x")) == ("LyingText", "x")
 
 
+def _render(twin: ModuleType, files: Any, duration_le: Any, size_le: Any, *chunk_size: Any) -> Any:
+    chunks = twin.HistogramChunks(files, duration_le, size_le, False, *chunk_size)
+    return [*chunks, chunks.methods]
+
+
 def test_metrics_render_takes_what_it_checked(twins: tuple[ModuleType, ModuleType]) -> None:
     # More bounds than the layout holds, and sequences whose len()/iteration disagree.
     lying = type("Lying", (list,), {"__len__": lambda self: 1})
+    lying_tuple = type("LyingTuple", (tuple,), {"__iter__": lambda self: iter([b"", b"x" * 5000])})
     cases: list[Any] = [
         lambda: ([], ["1"] * 100, ["1"]),
         lambda: ([], ["1"], ["2"] * 65),
         lambda: (lying([b"x", 5]), ["1"], ["2"]),
         lambda: ([], lying(["1"] * 80), ["2"]),
         lambda: (iter([b""]), iter(["1"]), ("2",)),
+        lambda: (lying_tuple([b"y"]), ["1"], ["2"]),
+        lambda: ([Bytes(bytes(5000))], ["1"], ["2"]),
+        lambda: ([b""], [Text("1")], ["2"]),
+        lambda: ([b""], ["1"], ["2"], True),
+        lambda: ([b""], ["1"], ["2"], 2.0),
+        lambda: ([b""], ["1"], ["2"], type("Size", (int,), {})(7)),
+        lambda: ([b""], ["1"], ["2"], 0),
+        lambda: ([b""], ["1"], ["2"], 2**70),
+        lambda: ([b""], ["1"], ["2"], -(2**70)),
+        lambda: ([b""], ["1"], ["2"], 1),
     ]
     for case in cases:
-        results = [outcome(twin.render_histograms, *case(), False) for twin in twins]
+        results = [outcome(_render, twin, *case()) for twin in twins]
         assert results[0] == results[1], case()

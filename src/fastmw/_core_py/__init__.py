@@ -58,12 +58,13 @@ from fastmw._core_py.metrics import (
     series_words,
 )
 from fastmw._core_py.metrics_render import (
+    CHUNK_SIZE,
     COUNTERS_HEADER,
     ENTRY_PAD,
     ENTRY_ROUTE,
     ENTRY_SERIES,
     W_USED,
-    render_histograms,
+    HistogramChunks,
 )
 from fastmw._core_py.readers import HeaderReader, UUIDHeaderReader
 from fastmw._core_py.recorders import ReceiveRecorder, SendRecorder
@@ -79,6 +80,7 @@ __all__ = [
     "ACCESS_JSON_FIELDS",
     "ACCESS_JSON_TRACE_FIELDS",
     "ACCESS_TRACE_FIELDS",
+    "CHUNK_SIZE",
     "COUNTERS_HEADER",
     "COUNTER_WORDS",
     "DEFAULT_MAX_ROUTES",
@@ -100,6 +102,7 @@ __all__ = [
     "ContextStage",
     "ErrorStage",
     "HeaderReader",
+    "HistogramChunks",
     "JsonLinesWriter",
     "MetricsStage",
     "MetricsTable",
@@ -155,7 +158,6 @@ __all__ = [
     "note_request_id",
     "parse_traceparent",
     "parse_tracestate",
-    "render_histograms",
     "replace_trace_headers",
     "round_decimals",
     "run_pipeline",

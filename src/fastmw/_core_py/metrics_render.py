@@ -11,7 +11,7 @@ a pad (``ENTRY_PAD | bytes << 32``) to the end of a mapped chunk.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 
 from fastmw._core_py._common import _type_name
 from fastmw._core_py.metrics import EXEMPLAR_WORDS, MAX_BUCKETS, METRIC_METHODS, SERIES_HEAD, series_words
@@ -19,6 +19,10 @@ from fastmw._core_py.metrics import EXEMPLAR_WORDS, MAX_BUCKETS, METRIC_METHODS,
 COUNTERS_HEADER = 4096
 W_USED = 4
 ENTRY_ROUTE, ENTRY_SERIES, ENTRY_PAD = 1, 2, 3
+# A scrape's histograms are sent in chunks of about this many bytes (a chunk ends at the
+# first family header or series block that reaches it): memory reused, never the whole text.
+CHUNK_SIZE = 64 * 1024
+MAX_CHUNK_SIZE = 1 << 30
 HEX_DIGITS = frozenset(b"0123456789abcdef")
 # Counts and byte totals are 64-bit unsigned words: sums across files wrap as the compiled
 # kernel's do, so a damaged file renders the same numbers in both twins.
@@ -87,52 +91,110 @@ def sum_files(files: Sequence[bytes], duration_bounds: int, size_bounds: int) ->
     return merged
 
 
-def render_histograms(
-    files: Sequence[bytes], duration_le: Sequence[str], size_le: Sequence[str], openmetrics: bool
-) -> tuple[bytes, int]:
+class HistogramChunks:
     """The three request histograms summed over ``files`` (counters files of one layout:
     ``len(duration_le)`` and ``len(size_le)`` finite bounds, whose ``le`` texts they are), in
-    Prometheus text 0.0.4 or OpenMetrics 1.0 (with the duration exemplars); and the bit mask
-    of the methods seen. Series sort by route, method, status; a malformed entry ends its file."""
-    # Read once, as tuples, as the compiled twin does (its layout holds at most MAX_BUCKETS bounds).
-    files, duration_le, size_le = tuple(files), tuple(duration_le), tuple(size_le)
-    for name, texts in (("duration_le", duration_le), ("size_le", size_le)):
-        if len(texts) > MAX_BUCKETS:
-            raise ValueError(f"{name} must have at most {MAX_BUCKETS} bounds, got {len(texts)}")
-        if not all(type(text) is str and text.isascii() for text in texts):
-            raise TypeError(f"{name} must hold ASCII str")
-    for data in files:
-        if type(data) is not bytes:
-            raise TypeError(f"files must hold bytes, not {_type_name(data)}")
-    nd, ns = len(duration_le) + 1, len(size_le) + 1
-    width = nd + 2 * ns
-    merged = sum_files(files, nd - 1, ns - 1)
-    keys = sorted(merged)
-    mask = 0
-    labels = []
-    for route, method, status in keys:
-        mask |= 1 << method
-        label = b'http_request_method="' + METRIC_METHODS[method].encode() + b'"'
-        if status:
-            label += b',http_response_status_code="%d"' % status
-        if route:
-            label += b',http_route="' + _escape(route) + b'"'
-        labels.append(label)
-    out: list[bytes] = []
-    slices = ((0, nd, duration_le), (nd, nd + ns, size_le), (nd + ns, width, size_le))
+    Prometheus text 0.0.4 or OpenMetrics 1.0 (with the duration exemplars), as an iterator of
+    ``bytes`` chunks: each ends at the first family header or series block that brings it to
+    ``chunk_size`` bytes or more. ``methods`` is the bit mask of the methods seen. Series sort
+    by route, method, status; a malformed entry ends its file. ``close()`` frees it early."""
+
+    __slots__ = ("__weakref__", "_chunks", "_methods")
+
+    def __init__(
+        self,
+        files: Iterable[bytes],
+        duration_le: Iterable[str],
+        size_le: Iterable[str],
+        openmetrics: bool,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        # Read once, as tuples, as the compiled twin does (its layout holds at most MAX_BUCKETS bounds).
+        files, duration_le, size_le = tuple(files), tuple(duration_le), tuple(size_le)
+        for name, texts in (("duration_le", duration_le), ("size_le", size_le)):
+            if len(texts) > MAX_BUCKETS:
+                raise ValueError(f"{name} must have at most {MAX_BUCKETS} bounds, got {len(texts)}")
+            if not all(type(text) is str and text.isascii() for text in texts):
+                raise TypeError(f"{name} must hold ASCII str")
+        for data in files:
+            if type(data) is not bytes:
+                raise TypeError(f"files must hold bytes, not {_type_name(data)}")
+        if type(chunk_size) is not int:
+            raise TypeError(f"chunk_size must be an int, not {_type_name(chunk_size)}")
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk_size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
+        merged = sum_files(files, len(duration_le), len(size_le))
+        keys = sorted(merged)
+        self._methods = 0
+        for _, method, _ in keys:
+            self._methods |= 1 << method
+        # The generator refers to what it renders, not to self: dropping self frees it.
+        bounds = ([le.encode() for le in duration_le], [le.encode() for le in size_le])
+        self._chunks = _chunked(_units(merged, keys, bounds, bool(openmetrics)), chunk_size)
+
+    @property
+    def methods(self) -> int:
+        """The bit mask of the methods (``METRIC_METHODS`` indices) of the series."""
+        return self._methods
+
+    def __iter__(self) -> HistogramChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Free what it holds; it yields nothing more."""
+        self._chunks.close()
+
+
+def _chunked(units: Iterator[bytes], chunk_size: int) -> Generator[bytes, None, None]:
+    parts: list[bytes] = []
+    filled = 0
+    for unit in units:
+        parts.append(unit)
+        filled += len(unit)
+        if filled >= chunk_size:
+            yield b"".join(parts)
+            parts, filled = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+def _label(route: bytes, method: int, status: int) -> bytes:
+    label = b'http_request_method="' + METRIC_METHODS[method].encode() + b'"'
+    if status:
+        label += b',http_response_status_code="%d"' % status
+    if route:
+        label += b',http_route="' + _escape(route) + b'"'
+    return label
+
+
+def _units(
+    merged: dict[tuple[bytes, int, int], Summed],
+    keys: list[tuple[bytes, int, int]],
+    bounds: tuple[list[bytes], list[bytes]],
+    openmetrics: bool,
+) -> Iterator[bytes]:
+    """Each histogram's header lines, then its block of lines per series."""
+    labels = [_label(*key) for key in keys]
+    nd, ns = len(bounds[0]) + 1, len(bounds[1]) + 1
+    slices = ((0, nd, bounds[0]), (nd, nd + ns, bounds[1]), (nd + ns, nd + 2 * ns, bounds[1]))
     for position, (name, help_text, unit) in enumerate(HISTOGRAMS):
-        out.append(b"# TYPE %s histogram\n" % name.encode())
+        encoded = name.encode()
+        header = b"# TYPE %s histogram\n" % encoded
         if openmetrics:
-            out.append(b"# UNIT %s %s\n" % (name.encode(), unit.encode()))
-        out.append(b"# HELP %s %s\n" % (name.encode(), help_text.encode()))
-        start, stop, bounds = slices[position]
+            header += b"# UNIT %s %s\n" % (encoded, unit.encode())
+        yield header + b"# HELP %s %s\n" % (encoded, help_text.encode())
+        start, stop, les = slices[position]
         for key, label in zip(keys, labels, strict=True):
             series = merged[key]
             running = 0
+            lines = []
             for index in range(stop - start):
                 running = (running + series.counts[start + index]) & U64
-                le = bounds[index].encode() if index < len(bounds) else b"+Inf"
-                line = b'%s_bucket{%s,le="%s"} %d' % (name.encode(), label, le, running)
+                le = les[index] if index < len(les) else b"+Inf"
+                line = b'%s_bucket{%s,le="%s"} %d' % (encoded, label, le, running)
                 exemplar = series.exemplars[index] if openmetrics and position == 0 else None
                 if exemplar is not None:
                     when, value, ids = exemplar
@@ -142,12 +204,12 @@ def render_histograms(
                         repr(value).encode(),
                         repr(when).encode(),
                     )
-                out.append(line + b"\n")
+                lines.append(line + b"\n")
             total = repr(series.sums[0]).encode() if position == 0 else b"%d" % series.sums[position]
-            count = b"%s_count{%s} %d\n" % (name.encode(), label, running)
-            summed = b"%s_sum{%s} %s\n" % (name.encode(), label, total)
-            out.extend((count, summed) if openmetrics else (summed, count))
-    return b"".join(out), mask
+            count = b"%s_count{%s} %d\n" % (encoded, label, running)
+            summed = b"%s_sum{%s} %s\n" % (encoded, label, total)
+            lines.extend((count, summed) if openmetrics else (summed, count))
+            yield b"".join(lines)
 
 
 def _add(series: Summed, data: bytes, at: int, nd: int, width: int) -> None:
