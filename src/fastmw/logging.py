@@ -101,27 +101,27 @@ class StructlogContextProcessor:
         return event_dict
 
 
-class CorrelationIdFilter(logging.Filter):
-    """asgi-correlation-id's filter: sets ``record.correlation_id`` (trimmed to ``uuid_length``)."""
+class _IdFilter(logging.Filter):
+    """asgi-correlation-id's filters' options: each id set on a record is trimmed to
+    ``uuid_length``, and is ``default_value`` when unset."""
 
     def __init__(self, name: str = "", uuid_length: int | None = None, default_value: str | None = None) -> None:
         super().__init__(name=name)
         self.uuid_length = uuid_length
         self.default_value = default_value
+
+
+class CorrelationIdFilter(_IdFilter):
+    """asgi-correlation-id's filter: sets ``record.correlation_id`` (trimmed to ``uuid_length``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.correlation_id = _trim(CORRELATION_ID.get(self.default_value), self.uuid_length)
         return True
 
 
-class CeleryTracingIdsFilter(logging.Filter):
+class CeleryTracingIdsFilter(_IdFilter):
     """asgi-correlation-id's Celery filter: sets ``record.celery_parent_id`` and
     ``record.celery_current_id`` (each trimmed to ``uuid_length``; ``default_value`` when unset)."""
-
-    def __init__(self, name: str = "", uuid_length: int | None = None, default_value: str | None = None) -> None:
-        super().__init__(name=name)
-        self.uuid_length = uuid_length
-        self.default_value = default_value
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.celery_parent_id = _trim(CELERY_PARENT_ID.get(self.default_value), self.uuid_length)
