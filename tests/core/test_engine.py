@@ -204,6 +204,31 @@ def test_the_app_gets_one_send_recorder_and_a_receive_recorder_when_a_stage_need
     assert type(got_send) is core.SendRecorder and got_send.send is send
 
 
+def _recorder_after(core: ModuleType, stages: list[Any]) -> Any:
+    """The SendRecorder the app got, after a request that sent a start and a body."""
+    got: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        got.append(send)
+        await OK_APP(scope, receive, send)
+
+    serve(core.Pipeline(app, stages))
+    return got[0]
+
+
+def test_the_clock_is_read_only_when_a_stage_reads_the_requests_times(core: ModuleType) -> None:
+    assert core.TimingStage().timed and core.AccessLogStage(_Logger(), 20).timed
+    untimed = [core.ErrorStage(), core.BodyCacheStage(10), core.TraceStage(), echo(core, "x-v", "1")]
+    assert not any(stage.timed for stage in untimed)
+    recorder = _recorder_after(core, untimed)
+    assert recorder.complete and (recorder.t_start, recorder.t_first_byte, recorder.t_last_byte) == (0.0, 0.0, 0.0)
+    for timed in (core.TimingStage(), core.AccessLogStage(_Logger(), 20)):
+        recorder = _recorder_after(core, [*untimed, timed])
+        assert 0.0 < recorder.t_start <= recorder.t_first_byte <= recorder.t_last_byte
+    standalone = core.SendRecorder(Recorder())  # made directly: always timed
+    assert standalone.t_start > 0.0
+
+
 def test_websocket_leaves_out_http_only_stages(core: ModuleType) -> None:
     scope = http_scope(scope_type="websocket")
     receive, send, got_receive, got_send = _seen_callables(core, [core.BodyCacheStage(10)], scope)

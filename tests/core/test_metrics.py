@@ -410,3 +410,9 @@ def test_stage_failure_is_counted_not_raised(core: ModuleType, caplog: pytest.Lo
     with caplog.at_level(logging.ERROR, logger="fastmw.metrics"):
         serve(core, app_with(Route("/c")), core.MetricsStage(table))
     assert provider.active()[-1] == 1 and table.dropped == 1  # counted in shared memory once it exists
+
+
+def test_the_stage_reads_the_requests_times(core: ModuleType) -> None:
+    # The engine reads the clock for a request only when one of its stages is timed.
+    table, _ = table_of(core)
+    assert core.MetricsStage(table).timed

@@ -118,6 +118,7 @@ class AccessLogStage(Stage):
         self.include_query = bool(include_query)
         self.include_user_agent = bool(include_user_agent)
         self.wraps_receive = True
+        self.timed = True
         # A stdlib Logger that does not override how a call becomes a record: the stage makes
         # the record itself (see _log).
         self._makes_records = _makes_own_records(logger)

@@ -49,6 +49,9 @@ class Stage:
         self.catches = False
         self.wraps_receive = False
         self.publishes = False
+        # The stage reads the request's times (the SendRecorder's t_start, t_first_byte,
+        # t_last_byte): only a request with such a stage reads the clock.
+        self.timed = False
         self.body_limit = 0
         # A stage that starts edits every response start (0), or only those whose status is
         # an int (exactly) of at least this: the others skip its start step (and, when no
@@ -139,7 +142,7 @@ def current_trace() -> TraceContext | None:
 class _Plan:
     """The stages that take part in one kind of request, and what the request needs."""
 
-    __slots__ = ("body_limit", "edit_status", "edits", "publishes", "size", "stages", "wraps_receive")
+    __slots__ = ("body_limit", "edit_status", "edits", "publishes", "size", "stages", "timed", "wraps_receive")
 
     def __init__(self, stages: Iterable[Stage]) -> None:
         self.stages = tuple(stages)
@@ -149,6 +152,7 @@ class _Plan:
         # The least start_status of the stages that start (0: some stage edits every start).
         self.edit_status = min((stage.start_status for stage in self.stages if stage.starts), default=0)
         self.publishes = any(stage.publishes for stage in self.stages)
+        self.timed = any(stage.timed for stage in self.stages)
         self.body_limit = max((stage.body_limit for stage in self.stages), default=0)
 
 
@@ -240,7 +244,8 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Sen
     if plan is None:
         await self._terminal(scope, receive, send)
         return
-    ex = SendRecorder(send)
+    ex = SendRecorder.__new__(SendRecorder)
+    ex._init(send, plan.timed)
     stages = ex._stages = plan.stages
     states = ex._states = [None] * plan.size
     ex._edits = plan.edits

@@ -277,6 +277,7 @@ class MetricsStage(Stage):
         self.exemplars = exemplars
         self.http_only = True
         self.wraps_receive = True
+        self.timed = True
         # Route id by the route object's id(), the object held so that its id is not reused.
         self._routes: dict[int, tuple[object, int]] = {}
         self._freeze()

@@ -29,6 +29,11 @@ class SendRecorder:
     Inside the engine it is the request's one wrapped ``send``: on the response start
     (``http.response.start``, ``websocket.accept``) it runs the start steps of the
     stages that take part, inner to outer, on a copy of the message's header list.
+
+    ``t_start``, ``t_first_byte`` and ``t_last_byte`` are ``monotonic()`` times (0.0 until
+    recorded). A recorder the engine makes for a request records them only when one of the
+    request's stages reads them (timing, access log, metrics); otherwise they stay 0.0 and
+    the request never reads the clock.
     """
 
     __slots__ = (
@@ -42,6 +47,7 @@ class SendRecorder:
         "_stages",
         "_states",
         "_t_responding",
+        "_timed",
         "accepted",
         "body_bytes",
         "close_code",
@@ -56,7 +62,12 @@ class SendRecorder:
     )
 
     def __init__(self, send: Send) -> None:
+        self._init(send, True)
+
+    def _init(self, send: Send, timed: bool) -> None:
         self.send = send
+        # Whether this recorder reads the clock (see the class docstring).
+        self._timed = timed
         self.started = False
         self.complete = False
         self.accepted = False
@@ -64,7 +75,7 @@ class SendRecorder:
         self.headers: RawHeaders | None = None
         self.close_code: int | None = None
         self.body_bytes = 0
-        self.t_start = monotonic()
+        self.t_start = monotonic() if timed else 0.0
         self.t_first_byte = 0.0
         self.t_last_byte = 0.0
         # The clock at the response start, read once before the stages' start steps (the
@@ -117,26 +128,30 @@ class SendRecorder:
             self.body_bytes += len(body)
             if not dict.get(message, "more_body", False):
                 self.complete = True
-                self.t_last_byte = monotonic()
+                if self._timed:
+                    self.t_last_byte = monotonic()
         elif kind in RESPONSE_START_TYPES:
             if self.started:
                 raise RuntimeError(f"{kind} was already sent for this request")
             status = dict.get(message, "status")
             if not isinstance(status, int):
                 raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
-            self._t_responding = monotonic()
+            if self._timed:
+                self._t_responding = monotonic()
             self.headers = self._apply(message, status)
             self.status = status
             self.started = True
             self.t_first_byte = self._t_responding
         elif kind == "websocket.accept":
-            self._t_responding = monotonic()
+            if self._timed:
+                self._t_responding = monotonic()
             self.headers = self._apply(message, None)
             self.accepted = True
             self.t_first_byte = self._t_responding
         elif kind == "websocket.close":
             self.close_code = dict.get(message, "code", 1000)
-            self.t_last_byte = monotonic()
+            if self._timed:
+                self.t_last_byte = monotonic()
         return self.send(message)
 
 

@@ -262,6 +262,7 @@ class TimingStage(Stage):
         self.server_timing = bool(server_timing)
         self.callback = callback
         self.starts = self.key is not None or self.server_timing
+        self.timed = True
         self.publishes = True
         self._freeze()
 

@@ -92,6 +92,7 @@ cdef class AccessLogStage(Stage):
         self.include_user_agent = bool(include_user_agent)
         self.wraps_receive = True
         self.starts = False
+        self.timed = True
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
         if self.sink is None and not self._enabled():

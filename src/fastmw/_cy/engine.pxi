@@ -22,6 +22,9 @@ cdef class Stage:
     # The path filter (``PathFilter``), or None when the stage applies everywhere.
     cdef readonly object paths
     cdef readonly bint http_only, starts, catches, wraps_receive, publishes
+    # The stage reads the request's times (the SendRecorder's t_start, t_first_byte,
+    # t_last_byte): only a request with such a stage reads the clock.
+    cdef readonly bint timed
     cdef readonly Py_ssize_t body_limit
     # A stage that starts edits every response start (0), or only those whose status is an
     # int (exactly) of at least this: the others skip its start step (and, when no stage is
@@ -113,7 +116,7 @@ cdef class _Plan:
 
     cdef tuple stages
     cdef Py_ssize_t size, body_limit
-    cdef bint wraps_receive, edits, publishes
+    cdef bint wraps_receive, edits, publishes, timed
     # The least start_status of the stages that start (0: some stage edits every start), and
     # whether any of them has one (only then is a start's status read for them).
     cdef Py_ssize_t edit_status
@@ -129,8 +132,10 @@ cdef class _Plan:
         self.edit_status = 0
         self.gated = False
         self.publishes = False
+        self.timed = False
         for stage in self.stages:
             self.wraps_receive = self.wraps_receive or stage.wraps_receive
+            self.timed = self.timed or stage.timed
             if stage.starts:
                 self.edit_status = stage.start_status if not self.edits else min(self.edit_status, stage.start_status)
                 self.edits = True
@@ -245,7 +250,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
         await _awaitable(self.terminal(scope, receive, send))
         return
     ex = SendRecorder.__new__(SendRecorder)
-    _recorder_init(ex, send)
+    _recorder_init(ex, send, plan.timed)
     ex._stages = plan.stages
     # Held here too: the unwind below reads it after Python code ran (the recorder's copy
     # is dropped at the end). Its size is plan.size and never changes.

@@ -400,6 +400,7 @@ cdef class MetricsStage(Stage):
                                EXEMPLARS_ALL if exemplars == "all" else EXEMPLARS_SAMPLED)
         self.http_only = True
         self.wraps_receive = True
+        self.timed = True
         self._routes = None
         if self._route_keys == NULL or self._route_ids == NULL:
             PyMem_Free(self._route_keys)

@@ -11,6 +11,11 @@ cdef class SendRecorder:
     Inside the engine it is the request's one wrapped ``send``: on the response start
     (``http.response.start``, ``websocket.accept``) it runs the start steps of the
     stages that take part, inner to outer, on a copy of the message's header list.
+
+    ``t_start``, ``t_first_byte`` and ``t_last_byte`` are ``monotonic()`` times (0.0 until
+    recorded). A recorder the engine makes for a request records them only when one of the
+    request's stages reads them (timing, access log, metrics); otherwise they stay 0.0 and
+    the request never reads the clock.
     """
 
     cdef readonly object send
@@ -21,6 +26,8 @@ cdef class SendRecorder:
     # The clock at the response start, read once before the stages' start steps (the timing
     # header) and kept as t_first_byte once it is sent on.
     cdef double _t_responding
+    # Whether this recorder reads the clock (see the class docstring).
+    cdef bint _timed
     # Engine state for one request: the plan's stages and their per-request states;
     # stages [0, _live) get the response start, [0, _entered) were entered.
     cdef tuple _stages
@@ -37,7 +44,7 @@ cdef class SendRecorder:
     cdef object _published
 
     def __init__(self, send):
-        _recorder_init(self, send)
+        _recorder_init(self, send, True)
 
     cdef list _apply(self, dict message, status):
         cdef list headers
@@ -92,26 +99,30 @@ cdef class SendRecorder:
                 raise TypeError(f"{kind} 'body' must be bytes, not {_type_name(body)}")
             if not msg.get("more_body", False):
                 self.complete = True
-                self.t_last_byte = monotonic()
+                if self._timed:
+                    self.t_last_byte = monotonic()
         elif sort == MESSAGE_START:
             if self.started:
                 raise RuntimeError(f"{kind} was already sent for this request")
             status = msg.get("status")
             if not isinstance(status, int):
                 raise TypeError(f"{kind} 'status' must be an int, not {_type_name(status)}")
-            self._t_responding = monotonic()
+            if self._timed:
+                self._t_responding = monotonic()
             self.headers = self._apply(msg, status)
             self.status = status
             self.started = True
             self.t_first_byte = self._t_responding
         elif sort == MESSAGE_ACCEPT:
-            self._t_responding = monotonic()
+            if self._timed:
+                self._t_responding = monotonic()
             self.headers = self._apply(msg, None)
             self.accepted = True
             self.t_first_byte = self._t_responding
         elif sort == MESSAGE_CLOSE:
             self.close_code = msg.get("code", 1000)
-            self.t_last_byte = monotonic()
+            if self._timed:
+                self.t_last_byte = monotonic()
         return self.send(message)
 
 
@@ -175,8 +186,9 @@ cdef int _message_sort(kind) except -1:
     return MESSAGE_OTHER
 
 
-cdef inline int _recorder_init(SendRecorder self, send) except -1:
+cdef inline int _recorder_init(SendRecorder self, send, bint timed) except -1:
     self.send = send
+    self._timed = timed
     self._finished = False
     self.started = False
     self.complete = False
@@ -185,9 +197,10 @@ cdef inline int _recorder_init(SendRecorder self, send) except -1:
     self.headers = None
     self.close_code = None
     self.body_bytes = 0
-    self.t_start = monotonic()
+    self.t_start = monotonic() if timed else 0.0
     self.t_first_byte = 0.0
     self.t_last_byte = 0.0
+    self._t_responding = 0.0
     return 0
 
 

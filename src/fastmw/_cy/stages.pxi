@@ -224,6 +224,7 @@ cdef class TimingStage(Stage):
         self.callback = callback
         self.starts = self.key is not None or self.server_timing
         self.publishes = True
+        self.timed = True
 
     cdef int enter(self, SendRecorder ex, ReceiveRecorder rx, scope, Py_ssize_t index) except -1:
         cdef Published published = <Published>ex._published
