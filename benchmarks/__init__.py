@@ -47,10 +47,10 @@ def revision() -> dict[str, object]:
     }
 
 
-def versions() -> dict[str, str]:
-    """The installed version of each of ``PACKAGES`` (``NOT_INSTALLED`` for a missing one)."""
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
+    """The installed version of each of ``packages`` (``NOT_INSTALLED`` for a missing one)."""
     found = {}
-    for name in PACKAGES:
+    for name in packages:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

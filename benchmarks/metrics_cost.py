@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, instructions, revision
+from benchmarks import RESULTS_DIR, ROOT, _callgrind_region, instructions, revision, versions
 
 RESULTS = RESULTS_DIR / "metrics.json"
 N = int(os.environ.get("FASTMW_METRICS_COST_N", "2000"))
@@ -288,14 +288,12 @@ def measure_scrape(repeat: int = 7) -> dict[str, Any]:
 
 def _write(section: str, data: dict[str, Any]) -> None:
     """Keep ``data`` as ``section`` of the results file (the other sections stay)."""
-    from importlib import metadata
-
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results[section] = data
     results.update(revision())
     results["python"] = f"{platform.python_implementation()} {platform.python_version()}"
-    results["versions"] = {name: metadata.version(name) for name in PACKAGES}
+    results["versions"] = versions(PACKAGES)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
