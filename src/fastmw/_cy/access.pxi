@@ -208,5 +208,5 @@ cpdef list access_values(scope, SendRecorder ex, ReceiveRecorder rx, raised, bin
         rx.body_bytes if rx is not None else 0,
         _client_text(_scope_get(scope, "client", None)),
         user_agent,
-        _id_text(CORRELATION_ID.get()),
+        _id_text(_var_value(_id_var)),
     ]

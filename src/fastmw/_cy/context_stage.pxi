@@ -111,7 +111,7 @@ cdef class ContextStage(Stage):
             id_token = None
             if owned is not None:
                 scope[ID_SCOPE_KEY] = owned
-                id_token = PyContextVar_Set(CORRELATION_ID, owned)
+                id_token = PyContextVar_Set(_id_var, owned)
             # (context token, request id token, echo the request id?, the context, then per
             # echo entry the value read and its header entry from the bytes as they came, or
             # None twice): at the response start the entry is echoed as it is if the context
@@ -194,7 +194,7 @@ cdef class ContextStage(Stage):
         if exc is None:
             PyContextVar_Reset(_context_var, (<tuple>state)[0])
             if (<tuple>state)[1] is not None:
-                PyContextVar_Reset(CORRELATION_ID, (<tuple>state)[1])
+                PyContextVar_Reset(_id_var, (<tuple>state)[1])
         return exc
 
 

@@ -70,15 +70,20 @@ cdef class Published:
         self.trace = trace
 
 
-cdef object _published_now():
-    """The current request's Published holder (either twin's), or None."""
+cdef inline object _var_value(var):
+    """``var.get()`` for a context variable whose default is None."""
     cdef PyObject* value = NULL
-    PyContextVar_Get(REQUEST_STATE, NULL, &value)
+    PyContextVar_Get(var, NULL, &value)
     if value == NULL:
         return None
     result = <object>value
     Py_XDECREF(value)
     return result
+
+
+cdef inline object _published_now():
+    """The current request's Published holder (either twin's), or None."""
+    return _var_value(_state_var)
 
 
 cdef inline object _published_of(SendRecorder ex):
@@ -279,13 +284,17 @@ async def run_pipeline(Pipeline self, scope, receive, send):
             published.body = outer.body
             published.trace = outer.trace
         ex._published = published
-        token = PyContextVar_Set(REQUEST_STATE, published)
+        token = PyContextVar_Set(_state_var, published)
     exc = None
     try:
         if _enter_all(plan, ex, rx, scope):
             await ex._refusal(scope, receive, ex)
         else:
-            await _awaitable(self.terminal(scope, receive, ex))
+            # _awaitable, inline on the one path every request takes.
+            result = self.terminal(scope, receive, ex)
+            if not (PyCoro_CheckExact(result) or type(result) is _CYTHON_COROUTINE):
+                result = _interpreter_await(result)
+            await result
     except BaseException as raised:
         exc = raised
     # Unwind inner -> outer, as the except/finally blocks of nested layers would.
@@ -312,7 +321,7 @@ async def run_pipeline(Pipeline self, scope, receive, send):
             exc = raised
         i -= 1
     if token is not None:
-        PyContextVar_Reset(REQUEST_STATE, token)
+        PyContextVar_Reset(_state_var, token)
         ex._published = None
     # Past this point the request's state is gone: its recorders refuse further calls.
     ex._finished = True

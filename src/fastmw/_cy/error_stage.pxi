@@ -83,7 +83,7 @@ cdef class ErrorStage(Stage):
                 _error_logger.exception("error handler %r failed", self.handler)
                 if ex.started:
                     return
-        body = error_body(CORRELATION_ID.get())
+        body = error_body(_var_value(_id_var))
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if closes:
             headers.append(CLOSE_HEADER)
@@ -132,7 +132,7 @@ cdef int _log_unhandled(scope, exc, str outcome, bint reraised) except -1:
     path = _printable(_scope_get(scope, "path", ""))
     _error_logger.error(
         "unhandled %s in %s %s (request id %s); %s" + (_RERAISED if reraised else ""),
-        type(exc).__name__, method, path, _id_text(CORRELATION_ID.get()), outcome,
+        type(exc).__name__, method, path, _id_text(_var_value(_id_var)), outcome,
         exc_info=None if reraised else exc,
     )
     return 0

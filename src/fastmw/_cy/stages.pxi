@@ -136,7 +136,7 @@ cdef class RequestIdStage(Stage):
                 headers = scope["headers"] = list(headers)
                 _set(headers, self.key, encoded)
         scope[ID_SCOPE_KEY] = value
-        token = PyContextVar_Set(CORRELATION_ID, value)
+        token = PyContextVar_Set(_id_var, value)
         _context_put(self.context_key, value)
         if self.echo is not None and (self.echo_websocket or scope["type"] == "http"):
             ex._states[index] = (token, encoded)
@@ -159,8 +159,8 @@ cdef class RequestIdStage(Stage):
         if state is not None:
             if exc is not None:
                 # The id goes along with the exception (the server's traceback, Sentry).
-                note_request_id(exc, CORRELATION_ID.get())
-            PyContextVar_Reset(CORRELATION_ID, (<tuple>state)[0])
+                note_request_id(exc, _var_value(_id_var))
+            PyContextVar_Reset(_id_var, (<tuple>state)[0])
         return exc
 
 
