@@ -126,16 +126,26 @@ cdef class SendRecorder:
         return self.send(message)
 
 
+cdef extern from "Python.h":
+    # PyLong_AsSsize_t with its error left to the caller (_status_code clears it).
+    Py_ssize_t _ssize_or_error "PyLong_AsSsize_t"(object value) noexcept
+
+
 cdef inline long long _status_code(status) noexcept:
     """A status that is an int (exactly) as a C value (one past the range clamped to it),
     anything else -1: what a stage's start_status is compared with."""
+    cdef Py_ssize_t code
+    cdef long long wide
     cdef int overflow = 0
-    cdef long long code
     if not PyLong_CheckExact(status):
         return -1
-    code = PyLong_AsLongLongAndOverflow(status, &overflow)
-    if overflow:
-        return PY_SSIZE_T_MAX if overflow > 0 else -1
+    # PyLong_AsSsize_t reads a one-digit int (every real status) directly; only an int past
+    # the range raises (OverflowError), cleared here: its sign picks the end it is clamped to.
+    code = _ssize_or_error(status)
+    if code == -1 and PyErr_Occurred() != NULL:
+        PyErr_Clear()
+        wide = PyLong_AsLongLongAndOverflow(status, &overflow)
+        return PY_SSIZE_T_MAX if overflow > 0 or wide > 0 else -1
     return code
 
 
