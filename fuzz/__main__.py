@@ -22,13 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-from fuzz.targets import TARGETS
+from fuzz.targets import MAX_LEN, TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "fuzz" / "corpus"
 RUNTIME = "asan_with_fuzzer.so"
-# Inputs longer than this are not tried: the targets read a few dozen bytes per argument.
-MAX_LEN = 1024
 # A single input taking longer than this is a hang (libFuzzer reports it as a failure).
 INPUT_TIMEOUT = 10
 # libFuzzer's closing statistics (-print_final_stats=1).
@@ -72,7 +70,7 @@ def fuzz_one(target: str, seconds: int, build: Path, work: Path) -> tuple[int, d
         str(corpus),
         str(SEEDS / target),
         f"-max_total_time={seconds}",
-        f"-max_len={MAX_LEN}",
+        f"-max_len={MAX_LEN[target]}",
         f"-timeout={INPUT_TIMEOUT}",
         f"-artifact_prefix={artifacts}/{target}-",
         "-print_final_stats=1",

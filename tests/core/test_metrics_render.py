@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import re
+import struct
 import weakref
 from pathlib import Path
 from types import ModuleType
@@ -70,6 +71,26 @@ def test_methods_seen(core: ModuleType, tmp_path: Path) -> None:
     get, post = core.method_index("GET"), core.method_index("POST")
     assert chunks.methods == 1 << get | 1 << post
     assert core.HistogramChunks([], DURATION_LE, SIZE_LE, False).methods == 0
+
+
+@pytest.mark.parametrize("pad", [8, 16, 12, 20])
+def test_a_pad_of_whole_words_is_skipped_any_other_ends_the_file(core: ModuleType, tmp_path: Path, pad: int) -> None:
+    # A pad entry fills a chunk's end, so its size is whole 8-byte words; any other size is
+    # damage, and the file's series after it are not read (both twins: a difference once).
+    (good,) = counters_files(core, tmp_path, routes=1)
+    used = struct.unpack_from("<Q", good, core.W_USED * 8)[0]
+    route = 16 + 8  # "/r0", padded to a word
+    entries = good[core.COUNTERS_HEADER : used]
+    padding = struct.pack("<Q", core.ENTRY_PAD | pad << 32).ljust(pad, b"\0")
+    padded = bytearray(good[: core.COUNTERS_HEADER]) + entries[:route] + padding + entries[route:]
+    struct.pack_into("<Q", padded, core.W_USED * 8, len(padded))
+    chunks = core.HistogramChunks([bytes(padded)], DURATION_LE, SIZE_LE, False)
+    text = b"".join(chunks)
+    if pad % 8 == 0:
+        assert text == b"".join(core.HistogramChunks([good], DURATION_LE, SIZE_LE, False))
+        assert chunks.methods == 1 << core.method_index("GET") | 1 << core.method_index("POST")
+    else:
+        assert chunks.methods == 0 and text.count(b"# TYPE ") == 3 and b"_bucket" not in text
 
 
 def test_exhausted_and_closed_yield_nothing(core: ModuleType, tmp_path: Path) -> None:

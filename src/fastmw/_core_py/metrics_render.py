@@ -5,7 +5,7 @@ A counters file (``fastmw._metrics_files`` writes one per process): a header of
 committed entries, start, then counters and bounds), then entries of 8-byte words: a route
 label (``ENTRY_ROUTE | length << 32``, its id, the UTF-8 bytes padded to 8), a series
 (``ENTRY_SERIES | method << 8 | status << 16``, its route id, ``series_words`` counters) or
-a pad (``ENTRY_PAD | bytes << 32``) to the end of a mapped chunk.
+a pad (``ENTRY_PAD | bytes << 32``, whole words) to the end of a mapped chunk.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def sum_files(files: Sequence[bytes], duration_bounds: int, size_bounds: int) ->
                     series = merged[key] = Summed(width, nd)
                 _add(series, data, (at + 16) // 8, nd, width)
                 at += 16 + size
-            elif tag == ENTRY_PAD and head >> 32 >= 8:
+            elif tag == ENTRY_PAD and head >> 32 >= 8 and (head >> 32) % 8 == 0:
+                # Entries are whole words: an unaligned pad is damage, not a shorter chunk.
                 at += head >> 32
             else:
                 break

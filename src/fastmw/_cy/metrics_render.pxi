@@ -478,7 +478,7 @@ cdef Py_ssize_t _walk(bytes data, Py_ssize_t size, Py_ssize_t* routes) except -1
                 break
             series += 1
             at += 16 + size
-        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8:
+        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8 and (head >> 32) % 8 == 0:
             at += <Py_ssize_t>(head >> 32)
         else:
             break
@@ -556,7 +556,7 @@ cdef Py_ssize_t _sum_file(bytes data, Py_ssize_t size, Py_ssize_t nd, Py_ssize_t
                         exemplar_times[(slot * nd + k) * 2 + 1] = _read_real(p, word + 48)
                         exemplar_ids[slot * nd + k] = p + word
             at += 16 + size
-        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8:
+        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8 and (head >> 32) % 8 == 0:
             at += <Py_ssize_t>(head >> 32)
         else:
             break
