@@ -7,7 +7,8 @@ seeds' layout, sometimes another, so that series are read at the wrong size); th
 the chunk size. A file piece is a mode byte, a 16-bit number, then the file's entries (what
 a counters file holds after its header, up to its ``W_USED`` word): the target puts a header
 before them and, by the mode, sets ``W_USED`` (the entries' end, past the file, near it, or
-the number), adds zeros after them, cuts the file, or repeats the previous file.
+the number), adds zeros after them, cuts the file, repeats the previous file, or passes it
+as a ``bytearray`` (which both twins refuse).
 
 The seeds (``python -m fuzz.targets.metrics`` writes them to ``fuzz/corpus/metrics``) are
 files written by a real ``MetricsStore``, so mutations start from valid entries.
@@ -48,7 +49,7 @@ LAYOUTS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 CHUNK_SIZES: tuple[Any, ...] = (1, 2, 7, 64, 100, 333, 1000, 4096, 64 * 1024, 1 << 30, 0, -1, (1 << 30) + 1, True)
 
 
-def _file(piece: bytes, previous: bytes | None) -> bytes:
+def _file(piece: bytes, previous: Any) -> Any:
     """One counters file from its piece of the input (see the module's docstring)."""
     source = FuzzInput(piece[:3])
     mode, number = source.byte(), source.byte() << 8 | source.byte()
@@ -64,11 +65,13 @@ def _file(piece: bytes, previous: bytes | None) -> bytes:
     data = bytes(header) + entries + bytes((0, 8, 4096, 5)[mode >> 2 & 3])
     if mode & 0x10:
         data = data[: number % len(data)]  # cut short (a read of a file being truncated)
+    if mode & 0x60 == 0x60:
+        return bytearray(data)  # not bytes: refused alike
     return data
 
 
-def _files(pieces: list[bytes]) -> list[bytes]:
-    files: list[bytes] = []
+def _files(pieces: list[bytes]) -> list[Any]:
+    files: list[Any] = []
     for piece in pieces:
         files.append(_file(piece, files[-1] if files else None))
     return files
@@ -92,11 +95,11 @@ def one_input(data: bytes) -> None:
                 chunks.close()
         return taken, chunks.methods
 
-    sizes = ", ".join(f"{len(data)} bytes (used {_used(data)})" for data in files)
+    sizes = ", ".join(f"{type(data).__name__} of {len(data)} (used {_used(data)})" for data in files)
     compare(f"HistogramChunks([{sizes}], {duration_le!r}, {size_le!r}, {bool(flags & 1)}, {chunk_size!r})", render)
 
 
-def _used(data: bytes) -> int | None:
+def _used(data: Any) -> int | None:
     return struct.unpack_from("<Q", data, W_USED * 8)[0] if len(data) >= HEADER else None
 
 
