@@ -13,7 +13,6 @@ from types import ModuleType
 import pytest
 
 from fastmw import metrics
-from tests.hardening._subprocess import run_script
 
 # The core fixture gives both twins in the compiled pass.
 pytestmark = pytest.mark.once
@@ -128,12 +127,3 @@ def test_never_initialised_is_refused(core: ModuleType) -> None:
     for use in (next, lambda chunks: chunks.methods, lambda chunks: chunks.close()):
         with pytest.raises(AttributeError):
             use(chunks)
-
-
-@pytest.mark.slow
-def test_renderers_do_not_leak(core: ModuleType) -> None:
-    # Each compiled round would keep tens of KiB of C memory if it were not freed.
-    twin = "pure" if core.__name__.endswith("_py") else "compiled"
-    figures = run_script("tests.leak_scripts.metrics_chunks", twin, str(20_000 if twin == "compiled" else 500))
-    assert figures["data_refs"] == 0, figures
-    assert figures["rss_growth_kib"] < 2048, figures

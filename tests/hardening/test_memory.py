@@ -103,3 +103,13 @@ def test_leak_scripts_under_debug_allocator(module: str, args: tuple[str, ...]) 
     assert "Debug memory block" not in figures["stderr"]
     assert "Fatal Python error" not in figures["stderr"]
     assert figures.get("ref_deltas", {}) in ({}, PROBES, dict.fromkeys(CORE_PROBES, 0))
+
+
+@pytest.mark.slow
+def test_metrics_renderers_do_not_leak() -> None:
+    # Scrapes rendered whole, half-read and abandoned, closed early: each compiled round would keep
+    # tens of KiB of C memory if it were not freed.
+    twin = "compiled" if fastmw.COMPILED else "pure"
+    figures = run_script("tests.leak_scripts.metrics_chunks", twin, str(20_000 if fastmw.COMPILED else 500))
+    assert figures["data_refs"] == 0, figures
+    assert figures["rss_growth_kib"] < RSS_BUDGET_KIB, figures
