@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from functools import partial
+from http import HTTPStatus
 from types import ModuleType
 from typing import Any
 
@@ -494,3 +495,62 @@ def test_hostile_scope_values_in_the_access_record_agree(twins: tuple[ModuleType
         [sys.executable, "-c", HOSTILE_ACCESS_SCRIPT % items], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+
+
+class _LyingStatus(int):
+    """An int whose comparisons and index lie: a status the core must not read as a C value."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return False
+
+    def __index__(self) -> int:
+        return 200
+
+    __hash__ = int.__hash__
+
+
+ODD_STATUSES = [500, 599, 600, -1, True, 2**63, 2**70, -(2**70), HTTPStatus.SERVICE_UNAVAILABLE]
+ODD_STATUSES += [_LyingStatus(503), _LyingStatus(200)]
+
+
+def error_after_start(twin: ModuleType, status: int) -> tuple[Any, list[Any]]:
+    """An app that starts its response with ``status`` while handling an exception, then
+    raises, under ``twin``'s error stage: (the pipeline's outcome, what reached the server)."""
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        try:
+            raise KeyError("handled by the app")
+        except KeyError:
+            await send({"type": "http.response.start", "status": status, "headers": [(b"x-app", b"1")]})
+        raise RuntimeError("after the start")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append((message["type"], repr(message.get("status")), message.get("headers")))
+
+    def run_once() -> None:
+        coro = twin.Pipeline(app, [twin.ErrorStage()])({"type": "http", "method": "GET", "path": "/"}, None, send)
+        try:
+            coro.send(None)
+        except StopIteration:
+            return
+        coro.close()
+        raise AssertionError("the pipeline suspended")
+
+    return contextvars.copy_context().run(outcome, run_once), sent
+
+
+@pytest.mark.parametrize("status", ODD_STATUSES, ids=repr)
+def test_an_exception_after_an_odd_start_status_agrees(twins: tuple[ModuleType, ModuleType], status: int) -> None:
+    # A 5xx start sent while an exception is handled gets connection: close; the compiled core
+    # reads the status as a C value when it is an exact int: any other int (a bool, an IntEnum,
+    # a subclass whose comparisons lie) or one past the C range must come out alike.
+    compiled, pure = (error_after_start(twin, status) for twin in twins)
+    assert compiled == pure
+    assert compiled[1], "the app's start reached the server"
