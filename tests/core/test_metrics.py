@@ -412,6 +412,44 @@ def test_stage_failure_is_counted_not_raised(core: ModuleType, caplog: pytest.Lo
     assert provider.active()[-1] == 1 and table.dropped == 1  # counted in shared memory once it exists
 
 
+def test_a_dropped_failure_leaves_the_apps_exception_as_it_was(
+    core: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The app raised, then the stage could not count the request: the app's exception propagates
+    # as it was (not replaced, not chained), and the drop is counted and logged with its cause.
+    table, _ = table_of(core, fail=True)
+    with caplog.at_level(logging.ERROR, logger="fastmw.metrics"), pytest.raises(RuntimeError, match="boom") as raised:
+        serve(core, app_with(Route("/a"), fail=True), core.MetricsStage(table))
+    assert raised.value.__context__ is None and table.dropped == 1
+    [record] = [record for record in caplog.records if record.getMessage() == "fastmw metrics dropped a request"]
+    assert type(record.exc_info[1]) is OSError  # type: ignore[index]
+
+
+class RefuseDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage() == "fastmw metrics dropped a request":
+            raise LookupError("refused")
+        return True
+
+
+@pytest.mark.parametrize("app_fails", [False, True])
+def test_a_failure_to_report_a_drop_propagates_chained(core: ModuleType, app_fails: bool) -> None:
+    # Reporting the drop raised (a logging filter that raises): nothing is lost, the report's
+    # error propagates, chained to the failure, and that to the app's exception.
+    table, _ = table_of(core, fail=True)
+    logger = logging.getLogger("fastmw.metrics")
+    refuse = RefuseDrops()
+    logger.addFilter(refuse)
+    try:
+        with pytest.raises(LookupError) as raised:
+            serve(core, app_with(Route("/a"), fail=app_fails), core.MetricsStage(table))
+    finally:
+        logger.removeFilter(refuse)
+    failure = raised.value.__context__
+    assert type(failure) is OSError and table.dropped == 1
+    assert type(failure.__context__) is (RuntimeError if app_fails else type(None))
+
+
 def test_the_stage_reads_the_requests_times(core: ModuleType) -> None:
     # The engine reads the clock for a request only when one of its stages is timed.
     table, _ = table_of(core)

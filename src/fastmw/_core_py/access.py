@@ -127,22 +127,25 @@ class AccessLogStage(Stage):
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope, state: object, exc: BaseException | None
     ) -> BaseException | None:
+        # What fails here is dropped by drops_failure (the engine calls it), not propagated.
         if self.sink is None and not self.logger.isEnabledFor(self.level):
             return exc
-        try:
-            values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
-            trace = _published_trace(ex)
-            if trace is not None:
-                # The trace's ids, when a trace stage made one current (nothing otherwise).
-                values += [trace.trace_id, trace.span_id]
-            if self.sink is not None:
-                keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
-                self.sink.write_record(keys, [round(time.time(), 6), *values])
-            else:
-                self._log(scope, values)
-        except Exception:
-            _internal_logger.exception("fastmw access log failed to write a record")
+        values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
+        trace = _published_trace(ex)
+        if trace is not None:
+            # The trace's ids, when a trace stage made one current (nothing otherwise).
+            values += [trace.trace_id, trace.span_id]
+        if self.sink is not None:
+            keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
+            self.sink.write_record(keys, [round(time.time(), 6), *values])
+        else:
+            self._log(scope, values)
         return exc
+
+    def drops_failure(self, exc: Exception) -> bool:
+        """A record that could not be written: logged to ``fastmw``."""
+        _internal_logger.error("fastmw access log failed to write a record", exc_info=exc)
+        return True
 
     def _log(self, scope: Scope, values: list[Any]) -> int:
         # The target quotes the raw path (control characters become %XX).

@@ -76,6 +76,11 @@ class Stage:
         """Return the exception that propagates past this stage (``exc`` unless replaced)."""
         return exc
 
+    def drops_failure(self, exc: Exception) -> bool:
+        """``exc``, an Exception, was raised by this stage's ``leave``: report it and return
+        True to drop it (the request's own outcome stands), or False to let it propagate."""
+        return False
+
     async def answer(self, scope: Scope, receive: Receive, send: Send, exc: BaseException) -> bool:
         """Answer ``exc`` (stages that catch); True when it propagates."""
         return True
@@ -282,16 +287,11 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Sen
                     exc = None
             except BaseException as raised:
                 # Raised while answering: chained to the original, as in an except block.
-                if raised is not exc and raised.__context__ is None:
-                    raised.__context__ = exc
-                exc = raised
+                exc = _chained(raised, exc)
         try:
             exc = stage.leave(ex, rx, scope, states[i], exc)
         except BaseException as raised:
-            # A failing finally block replaces the exception (chained to it), in nested layers too.
-            if exc is not None and raised is not exc and raised.__context__ is None:
-                raised.__context__ = exc
-            exc = raised
+            exc = _leave_failed(stage, raised, exc)
     if token is not None:
         REQUEST_STATE.reset(token)
         ex._published = None
@@ -307,6 +307,25 @@ async def run_pipeline(self: Pipeline, scope: Scope, receive: Receive, send: Sen
         finally:
             # No exception -> traceback -> frame -> exception cycle.
             exc = None
+
+
+def _leave_failed(stage: Stage, raised: BaseException, exc: BaseException | None) -> BaseException | None:
+    """What propagates past ``stage`` when its leave raised ``raised`` while ``exc`` propagated:
+    ``exc`` when the stage drops the failure (it has reported it), else ``raised``, as a failing
+    finally block replaces the exception (chained to it), in nested layers too."""
+    try:
+        if isinstance(raised, Exception) and stage.drops_failure(raised):
+            return exc
+    except BaseException as reporting:
+        # Raised while reporting it: chained to the failure, the failure to ``exc``.
+        return _chained(reporting, _chained(raised, exc))
+    return _chained(raised, exc)
+
+
+def _chained(raised: BaseException, exc: BaseException | None) -> BaseException:
+    if exc is not None and raised is not exc and raised.__context__ is None:
+        raised.__context__ = exc
+    return raised
 
 
 def _enter_all(plan: _Plan, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Scope) -> int:

@@ -295,34 +295,37 @@ class MetricsStage(Stage):
     def leave(
         self, ex: SendRecorder, rx: ReceiveRecorder | None, scope: Any, state: Any, exc: BaseException | None
     ) -> BaseException | None:
+        # What fails here is dropped by drops_failure (the engine calls it), not propagated.
         table = self.table
         method = state
-        try:
-            if method >= 0:
-                table._active[method] -= 1
-            else:
-                method = -1 - method
-            end = ex.t_last_byte or monotonic()
-            status = access_status(scope, ex, rx, exc)
-            rid = self._route_id(scope)
-            exemplar = None
-            if self.exemplars is not None:
-                trace = _published_trace(ex)
-                if trace is not None and (self.exemplars == "all" or trace.flags & 1):
-                    exemplar = (trace.trace_id.encode(), trace.span_id.encode(), round(time.time(), 6))
-            table._count(
-                method,
-                rid,
-                status,
-                end - ex.t_start,
-                0 if rx is None else rx.body_bytes,
-                ex.body_bytes,
-                exemplar,
-            )
-        except Exception:
-            table._drop()
-            _metrics_logger.exception("fastmw metrics dropped a request")
+        if method >= 0:
+            table._active[method] -= 1
+        else:
+            method = -1 - method
+        end = ex.t_last_byte or monotonic()
+        status = access_status(scope, ex, rx, exc)
+        rid = self._route_id(scope)
+        exemplar = None
+        if self.exemplars is not None:
+            trace = _published_trace(ex)
+            if trace is not None and (self.exemplars == "all" or trace.flags & 1):
+                exemplar = (trace.trace_id.encode(), trace.span_id.encode(), round(time.time(), 6))
+        table._count(
+            method,
+            rid,
+            status,
+            end - ex.t_start,
+            0 if rx is None else rx.body_bytes,
+            ex.body_bytes,
+            exemplar,
+        )
         return exc
+
+    def drops_failure(self, exc: Exception) -> bool:
+        """A request that could not be counted: counted in ``table.dropped`` and logged."""
+        self.table._drop()
+        _metrics_logger.error("fastmw metrics dropped a request", exc_info=exc)
+        return True
 
     def _route_id(self, scope: Any) -> int:
         table = self.table

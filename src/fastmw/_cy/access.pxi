@@ -95,22 +95,25 @@ cdef class AccessLogStage(Stage):
         self.timed = True
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        # What fails here is dropped by drops_failure (the engine calls it), not propagated.
         if self.sink is None and not self._enabled():
             return exc
-        try:
-            values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
-            trace = _published_trace(ex)
-            if trace is not None:
-                # The trace's ids, when a trace stage made one current (nothing otherwise).
-                values += [trace.trace_id, trace.span_id]
-            if self.sink is not None:
-                keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
-                self.sink.write_record(keys, [_wall_time_micros(), *values])
-            else:
-                self._log(scope, values)
-        except Exception:
-            _internal_logger.exception("fastmw access log failed to write a record")
+        values = access_values(scope, ex, rx, exc, self.include_query, self.include_user_agent)
+        trace = _published_trace(ex)
+        if trace is not None:
+            # The trace's ids, when a trace stage made one current (nothing otherwise).
+            values += [trace.trace_id, trace.span_id]
+        if self.sink is not None:
+            keys = ACCESS_JSON_FIELDS if trace is None else ACCESS_JSON_TRACE_FIELDS
+            self.sink.write_record(keys, [_wall_time_micros(), *values])
+        else:
+            self._log(scope, values)
         return exc
+
+    cdef bint drops_failure(self, exc) except -1:
+        """A record that could not be written: logged to ``fastmw``."""
+        _internal_logger.error("fastmw access log failed to write a record", exc_info=exc)
+        return True
 
     cdef bint _enabled(self) except -1:
         """``logger.isEnabledFor(level)`` without running it, for a stdlib Logger: the stdlib

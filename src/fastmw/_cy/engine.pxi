@@ -48,6 +48,11 @@ cdef class Stage:
         """Return the exception that propagates past this stage (``exc`` unless replaced)."""
         return exc
 
+    cdef bint drops_failure(self, exc) except -1:
+        """``exc``, an Exception, was raised by this stage's ``leave``: report it and return
+        True to drop it (the request's own outcome stands), or False to let it propagate."""
+        return False
+
     async def answer(self, scope, receive, send, exc):
         """Answer ``exc`` (stages that catch); True when it propagates."""
         return True
@@ -309,16 +314,11 @@ async def run_pipeline(Pipeline self, scope, receive, send):
                     exc = None
             except BaseException as raised:
                 # Raised while answering: chained to the original, as in an except block.
-                if raised is not exc and raised.__context__ is None:
-                    raised.__context__ = exc
-                exc = raised
+                exc = _chained(raised, exc)
         try:
             exc = stage.leave(ex, rx, scope, <object>PyList_GET_ITEM(states, i), exc)
         except BaseException as raised:
-            # A failing finally block replaces the exception (chained to it), in nested layers too.
-            if exc is not None and raised is not exc and raised.__context__ is None:
-                raised.__context__ = exc
-            exc = raised
+            exc = _leave_failed(stage, raised, exc)
         i -= 1
     if token is not None:
         PyContextVar_Reset(_state_var, token)
@@ -335,6 +335,25 @@ async def run_pipeline(Pipeline self, scope, receive, send):
         finally:
             # No exception -> traceback -> frame -> exception cycle.
             exc = None
+
+
+cdef object _leave_failed(Stage stage, raised, exc):
+    """What propagates past ``stage`` when its leave raised ``raised`` while ``exc`` propagated:
+    ``exc`` when the stage drops the failure (it has reported it), else ``raised``, as a failing
+    finally block replaces the exception (chained to it), in nested layers too."""
+    try:
+        if isinstance(raised, Exception) and stage.drops_failure(raised):
+            return exc
+    except BaseException as reporting:
+        # Raised while reporting it: chained to the failure, the failure to ``exc``.
+        return _chained(reporting, _chained(raised, exc))
+    return _chained(raised, exc)
+
+
+cdef inline object _chained(raised, exc):
+    if exc is not None and raised is not exc and raised.__context__ is None:
+        raised.__context__ = exc
+    return raised
 
 
 cdef int _enter_all(_Plan plan, SendRecorder ex, ReceiveRecorder rx, scope) except -1:

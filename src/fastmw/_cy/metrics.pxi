@@ -433,40 +433,44 @@ cdef class MetricsStage(Stage):
         return 0
 
     cdef object leave(self, SendRecorder ex, ReceiveRecorder rx, scope, state, exc):
+        # What fails here is dropped by drops_failure (the engine calls it), not propagated.
         cdef MetricsTable table = self.table
         cdef Py_ssize_t method = state, status
         cdef double end, wall = 0.0
         cdef const char* trace_id = NULL
         cdef const char* span_id = NULL
         cdef TraceContext context
-        try:
-            if method >= 0:
-                if table._active == NULL:
-                    raise RuntimeError("the metrics table was cleared during the request")
-                table._active[method] -= 1
-            else:
-                method = -1 - method
-            end = ex.t_last_byte or monotonic()
-            if ex.complete and ex.started:
-                status = _status_key(ex.status)
-            else:
-                status = _status_key(access_status(scope, ex, rx, exc))
-            rid = self._route_id(scope)
-            if self._exemplar_mode != EXEMPLARS_NONE:
-                # The pipeline's own holder read as the C struct it is (no attribute lookup).
-                trace = (<Published>ex._published).trace if ex._published is not None else _published_trace(ex)
-                if trace is not None:
-                    context = <TraceContext>trace
-                    if self._exemplar_mode == EXEMPLARS_ALL or context.flags & 1:
-                        trace_id = context._trace
-                        span_id = context._span
-                        wall = _wall_time_micros()
-            table._count(method, rid, status, end - ex.t_start, 0 if rx is None else rx.body_bytes,
-                         ex.body_bytes, trace_id, span_id, wall)
-        except Exception:
-            table._drop()
-            _metrics_logger.exception("fastmw metrics dropped a request")
+        if method >= 0:
+            if table._active == NULL:
+                raise RuntimeError("the metrics table was cleared during the request")
+            table._active[method] -= 1
+        else:
+            method = -1 - method
+        end = ex.t_last_byte or monotonic()
+        if ex.complete and ex.started:
+            status = _status_key(ex.status)
+        else:
+            status = _status_key(access_status(scope, ex, rx, exc))
+        rid = self._route_id(scope)
+        if self._exemplar_mode != EXEMPLARS_NONE:
+            # The pipeline's own holder read as the C struct it is (no attribute lookup).
+            trace = (<Published>ex._published).trace if ex._published is not None else _published_trace(ex)
+            if trace is not None:
+                context = <TraceContext>trace
+                if self._exemplar_mode == EXEMPLARS_ALL or context.flags & 1:
+                    trace_id = context._trace
+                    span_id = context._span
+                    wall = _wall_time_micros()
+        table._count(method, rid, status, end - ex.t_start, 0 if rx is None else rx.body_bytes,
+                     ex.body_bytes, trace_id, span_id, wall)
         return exc
+
+    cdef bint drops_failure(self, exc) except -1:
+        """A request that could not be counted: counted in ``table.dropped`` and logged."""
+        if self.table is not None:
+            self.table._drop()
+        _metrics_logger.error("fastmw metrics dropped a request", exc_info=exc)
+        return True
 
     cdef inline Py_ssize_t _route_id(self, scope) except -1:
         cdef MetricsTable table = self.table
