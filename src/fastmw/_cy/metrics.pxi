@@ -472,6 +472,21 @@ cdef class MetricsStage(Stage):
         _metrics_logger.error("fastmw metrics dropped a request", exc_info=exc)
         return True
 
+    cdef Py_ssize_t _labelled_route_id(self, scope) except -1:
+        """The route id of what ``route_label(scope)`` answers (0 for None or a failure)."""
+        try:
+            label = self.route_label(scope)
+        except Exception:
+            _metrics_logger.exception("fastmw metrics route_label %r failed", self.route_label)
+            return 0
+        if label is None:
+            return 0
+        if type(label) is not str:
+            _metrics_logger.error("fastmw metrics route_label %r gave %s, not str", self.route_label,
+                                  _type_name(label))
+            return 0
+        return self.table._label_id(label)
+
     cdef inline Py_ssize_t _route_id(self, scope) except -1:
         cdef MetricsTable table = self.table
         cdef bint mounted
@@ -479,18 +494,7 @@ cdef class MetricsStage(Stage):
         cdef Py_ssize_t at = -1, rid
         cdef list routes
         if self.route_label is not None:
-            try:
-                label = self.route_label(scope)
-            except Exception:
-                _metrics_logger.exception("fastmw metrics route_label %r failed", self.route_label)
-                return 0
-            if label is None:
-                return 0
-            if type(label) is not str:
-                _metrics_logger.error("fastmw metrics route_label %r gave %s, not str", self.route_label,
-                                      _type_name(label))
-                return 0
-            return table._label_id(label)
+            return self._labelled_route_id(scope)
         route = _scope_get(scope, _ROUTE, None)
         if route is None:
             template = _scope_get(scope, _PATH_TEMPLATE, None)  # Litestar
