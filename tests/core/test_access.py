@@ -286,3 +286,34 @@ async def _answers_then_told(scope: Any, receive: Any, send: Any) -> None:
 def test_499_when_told_before_the_response_completed_even_if_all_of_it_was_sent(core: ModuleType) -> None:
     assert _statuses(core, _told_then_answers, ["http.disconnect"]) == [499]
     assert _statuses(core, _answers_then_told, ["http.disconnect"]) == [204]
+
+
+class Broken(logging.Logger):
+    def isEnabledFor(self, level: int) -> bool:
+        raise LookupError("no level")
+
+
+def test_a_logger_that_cannot_say_its_level_is_reported_not_raised(
+    core: ModuleType, caplog: pytest.LogCaptureFixture
+) -> None:
+    downstream = Recorder()
+    stage = core.AccessLogStage(Broken("fastmw.tests.access.broken"), logging.INFO)
+    with caplog.at_level(logging.ERROR, logger="fastmw"):
+        run(call_app(core.Pipeline(app, [stage]), http_scope(), BODY, send=downstream))
+    assert downstream.status == 201
+    [record] = [record for record in caplog.records if record.name == "fastmw"]
+    assert record.getMessage() == "fastmw access log failed to write a record"
+    assert type(record.exc_info[1]) is LookupError  # type: ignore[index]
+
+
+def test_a_failing_sink_leaves_the_apps_exception_as_it_was(core: ModuleType, caplog: pytest.LogCaptureFixture) -> None:
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise KeyError("the app's own")
+
+    stage = core.AccessLogStage(logger(), logging.INFO, sink=Sink(fail=True))
+    with caplog.at_level(logging.ERROR, logger="fastmw"), pytest.raises(KeyError, match="the app's own") as raised:
+        run(call_app(core.Pipeline(failing, [stage]), http_scope(), BODY))
+    assert raised.value.__context__ is None
+    assert [record.getMessage() for record in caplog.records if record.name == "fastmw"] == [
+        "fastmw access log failed to write a record"
+    ]
