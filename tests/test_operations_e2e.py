@@ -14,6 +14,7 @@ import json
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 APP = "tests.ops_server:app"
 ROUNDS = 30
+LOG_TIMEOUT = 30.0
 
 
 def command(server: str, port: int, *extra: str) -> list[str]:
@@ -41,6 +43,14 @@ def raw_request(port: int, head: bytes, *, read: bool = True) -> bytes:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def wait_for_log(log: Path, done: Callable[[str], bool]) -> None:
+    """Until ``done`` holds for the server's log text (servers log after the response);
+    bounded, so the assertions that follow show what it holds by then."""
+    deadline = time.monotonic() + LOG_TIMEOUT
+    while not done(log.read_text(errors="replace")) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 FORGED = b'FORGED 127.0.0.1:1 - "GET /admin HTTP/1.1" 200 1.00ms'
@@ -98,7 +108,8 @@ def test_keep_alive_after_a_500_and_one_traceback_per_error(tmp_path: Path, serv
                 assert client.get("/ok").status_code == 200
             except httpx.TransportError as exc:
                 failures.append(f"round {n}: {exc!r}")
-        time.sleep(0.5)  # the servers log after the response
+        # The servers log a traceback after the 500 went out.
+        wait_for_log(log, lambda text: text.count("Traceback (most recent call last)") >= ROUNDS)
     assert failures == []
     text = log.read_text(errors="replace")
     # One traceback per error, logged by the server; fastmw's line says so and names the id.
@@ -144,7 +155,7 @@ def test_the_gunicorn_recipe_gives_one_access_line_per_request(tmp_path: Path) -
     with serving(argv, port, log) as (base, _), httpx.Client(base_url=base) as client:
         for n in range(20):
             assert client.get(f"/ok?n={n}", headers={"x-request-id": f"rid-{n}"}).status_code == 200
-        time.sleep(0.5)
+        wait_for_log(log, lambda text: all(f"/ok?n={n} HTTP" in text for n in range(20)))
     text = log.read_text(errors="replace")
     for n in range(20):
         lines = [line for line in text.splitlines() if f"/ok?n={n} HTTP" in line]

@@ -125,9 +125,15 @@ def test_logrotate_under_a_running_server(tmp_path: Path, mode: str) -> None:
             logrotate(tmp_path, log, mode)
             for n in range(20):
                 assert client.get(f"/ok?after={n}").status_code == 200
-            # Lines made before the sink's next look at the path (at most a second) may still
-            # go to the moved file; none is lost. After that, the new file gets them.
-            time.sleep(ROTATION_CHECK_INTERVAL + 0.5)
+            # Lines made before the sink's next look at the path (within a second) may still
+            # go to the moved file; none is lost. Once a line reaches the path's file, the
+            # sink follows it (or never had to, with copytruncate): later lines all go there.
+            deadline = time.monotonic() + WAIT + ROTATION_CHECK_INTERVAL
+            probe = 0
+            while b"probe=" not in (log.read_bytes() if log.exists() else b"") and time.monotonic() < deadline:
+                assert client.get(f"/ok?probe={probe}").status_code == 200
+                probe += 1
+                time.sleep(0.05)
             for n in range(20):
                 assert client.get(f"/ok?later={n}").status_code == 200
             deadline = time.monotonic() + WAIT
