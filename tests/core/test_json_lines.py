@@ -161,6 +161,47 @@ def test_a_line_cut_short_is_completed_first_when_space_returns(core: ModuleType
     assert bytes(stream.data) == b"".join(lines) and writer.pending == 0 and writer.dropped == 0
 
 
+class Refilled(Trickle):
+    """A nearly full disk, and an event loop that buffers lines while a write is under way
+    (the writing thread waits in ``os.write``, which lets the loop run): each write call
+    first hands the writer the next group of ``arriving`` lines."""
+
+    def __init__(self, room: int) -> None:
+        super().__init__(room)
+        self.writer: Any = None
+        self.arriving: list[list[bytes]] = []
+
+    def write(self, data: Any) -> int:
+        if self.arriving:
+            for line in self.arriving.pop(0):
+                self.writer.write(line)
+        return super().write(data)
+
+
+def test_lines_buffered_while_a_write_fails_are_held_to_the_bound(core: ModuleType) -> None:
+    """The lines a write held did not count against ``max_pending`` while it was under way;
+    when it fails and gives them back, the newest lines beyond the bound are dropped, so a
+    full disk under traffic cannot grow the buffer one failed write after another."""
+    lines = [core.encode_access_record(("n",), (n,)) for n in range(20)]  # 8 bytes each
+    stream = Refilled(room=12)
+    writer = stream.writer = core.JsonLinesWriter(stream, batch_lines=2, max_pending=6)
+    for line in lines[:4]:
+        writer.write(line)
+    # 4..9 arrive with lines 0-3 in flight (all taken), 10..13 once 6 wait (dropped at once).
+    stream.arriving = [lines[4:10], lines[10:14]]
+    with pytest.raises(OSError, match="No space left"):
+        writer.flush()
+    # Given back: the rest of 0-3 (1 torn, 2, 3); of 4..9 the oldest three fit the bound.
+    assert writer.pending == 6 and writer.dropped == 4 + 3
+    stream.arriving = [lines[14:20]]  # all taken again, then nothing written at all
+    with pytest.raises(OSError, match="No space left"):
+        writer.flush()
+    assert writer.pending == 6 and writer.dropped == 7 + 6
+    stream.room = 1 << 30
+    writer.flush()
+    assert bytes(stream.data) == b"".join(lines[:7]) and writer.pending == 0 and writer.dropped == 13
+
+
 def test_writer_validates(core: ModuleType) -> None:
     with pytest.raises(ValueError, match="batch_lines must be a positive int"):
         core.JsonLinesWriter(io.BytesIO(), batch_lines=0)

@@ -72,7 +72,8 @@ class JsonLinesWriter:
     ``max_pending`` lines waiting, a line is dropped and counted in ``dropped``. ``flush``
     writes what waits; a stream that takes part of it is given the rest. When a write fails,
     the part not written stays, first in line for the next flush (so a line cut short by a
-    full disk is completed before anything else is written), and the error propagates.
+    full disk is completed before anything else is written), and the error propagates; lines
+    buffered meanwhile that take the total past ``max_pending`` are dropped, newest first.
     The buffer changes hands under a lock (loops in several threads may share a writer);
     ``take`` then ``write_out`` let a caller write outside it.
     """
@@ -159,7 +160,23 @@ class JsonLinesWriter:
                 with self._lock:
                     self._carry = rest + self._carry
                     self._carry_lines += rest.count(b"\n")
+                    self._drop_over_bound()
             raise
+
+    def _drop_over_bound(self) -> None:
+        """With what a failed write gave back, keep at most ``max_pending`` lines: lines
+        buffered while the write was under way did not count what it held, so the newest
+        beyond the bound are dropped (and counted), as they would have been had it stayed."""
+        over = self._lines + self._carry_lines - self.max_pending
+        if over <= 0:
+            return
+        over = min(over, self._lines)
+        end = len(self._buffer)
+        for _ in range(over):  # each buffered line ends with its newline
+            end = self._buffer.rfind(b"\n", 0, end - 1) + 1 if end > 1 else 0
+        del self._buffer[end:]
+        self._lines -= over
+        self.dropped += over
 
     def flush(self) -> None:
         """Write out everything waiting (``write_out(take())``)."""

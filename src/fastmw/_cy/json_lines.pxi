@@ -281,7 +281,8 @@ cdef class JsonLinesWriter:
     ``max_pending`` lines waiting, a line is dropped and counted in ``dropped``. ``flush``
     writes what waits; a stream that takes part of it is given the rest. When a write fails,
     the part not written stays, first in line for the next flush (so a line cut short by a
-    full disk is completed before anything else is written), and the error propagates.
+    full disk is completed before anything else is written), and the error propagates; lines
+    buffered meanwhile that take the total past ``max_pending`` are dropped, newest first.
     The buffer changes hands under the object's critical section (loops in several threads
     may share a writer; a no-op with the GIL); ``take`` then ``write_out`` let a caller write
     outside it.
@@ -363,7 +364,28 @@ cdef class JsonLinesWriter:
                 with cython.critical_section(self):
                     self._carry = rest + self._carry
                     self._carry_lines += rest.count(b"\n")
+                    self._drop_over_bound()
             raise
+
+    cdef int _drop_over_bound(self) except -1:
+        """With what a failed write gave back, keep at most ``max_pending`` lines: lines
+        buffered while the write was under way did not count what it held, so the newest
+        beyond the bound are dropped (and counted), as they would have been had it stayed."""
+        cdef Py_ssize_t over = self._lines + self._carry_lines - self.max_pending
+        cdef Py_ssize_t end = len(self._buffer), i
+        if over <= 0:
+            return 0
+        if over > self._lines:
+            over = self._lines
+        for i in range(over):  # each buffered line ends with its newline
+            if end > 1:
+                end = self._buffer.rfind(b"\n", 0, end - 1) + 1
+            else:
+                end = 0
+        del self._buffer[end:]
+        self._lines -= over
+        self.dropped += over
+        return 0
 
     def flush(self):
         """Write out everything waiting (``write_out(take())``)."""
