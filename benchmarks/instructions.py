@@ -11,8 +11,9 @@ over bare = (total - bare's total) / N, bare measured the same way, under each o
 hash seeds (``PYTHONHASHSEED``), the median taken (see ``over_bare``); two
 rows are measured twice as a determinism check. Children run in parallel (instruction counts
 do not depend on load). A delta (``--groups trace``) measures what one stage adds: two fastmw
-sides sent the same request, compiled and pure, the median over the seeds of (with the stage -
-without) under one seed (see ``stage_cost``), held to a budget. Deltas and the floor group's
+sides sent the same request, compiled and pure, both in one child per variant and seed (see
+``units``: the process's layout is then shared and cancels), the median over the seeds of (with
+the stage - without) under one seed (see ``stage_cost``), held to a budget. Deltas and the floor group's
 sides (not fastmw) get tables of their own. Prints the tables, writes ``build/bench/instructions.json``.
 """
 
@@ -110,7 +111,28 @@ def jobs(
     base += [Job(side, "reference") for floor in floors for side in floor.sides]
     found = [Job(job.side, job.variant, seed=seed) for seed in range(seeds) for job in base]
     if repeat:  # the determinism check: the bare app and the first stack (fastmw where measured), twice
-        found += [Job(BARE, "reference", 1), Job(base[1].side, base[1].variant, 1)]
+        first = base[1]
+        pair = next(((d.base, d.with_stage) for d in deltas if first.side in (d.base, d.with_stage)), (first.side,))
+        found += [Job(BARE, "reference", 1), *(Job(side, first.variant, 1) for side in pair)]
+    return found
+
+
+def units(todo: list[Job], deltas: Iterable[Delta] = _instr_groups.DELTAS) -> list[tuple[Job, ...]]:
+    """The child processes to run, in ``todo``'s order: a delta's base and with_stage under one
+    variant, repeat and seed share one child (measured in alternating blocks, each inside its
+    own toggle target); every other job has one of its own."""
+    pairs = {side: (delta.base, delta.with_stage) for delta in deltas for side in (delta.base, delta.with_stage)}
+    wanted, placed = set(todo), set[Job]()
+    found: list[tuple[Job, ...]] = []
+    for job in todo:
+        if job in placed:
+            continue
+        unit: tuple[Job, ...] = (job,)
+        if job.side in pairs:
+            both = tuple(Job(side, job.variant, job.repeat, job.seed) for side in pairs[job.side])
+            unit = both if wanted.issuperset(both) else unit
+        found.append(unit)
+        placed.update(unit)
     return found
 
 
@@ -132,30 +154,46 @@ def callgrind_total(path: Path) -> int:
     raise RuntimeError(f"no totals line in {path}")
 
 
-def callgrind_options(instr_off: bool) -> list[str]:
-    """Count only inside the region; with a region that switches instrumentation, start with it off."""
+def callgrind_options(instr_off: bool, pair: bool = False) -> list[str]:
+    """Count only inside the region (a pair: inside either side's); with a region that switches
+    instrumentation, start with it off."""
+    toggles = _callgrind_region.SIDE_TOGGLES if pair else (_callgrind_region.TOGGLE,)
     return [
         "--tool=callgrind",
         "--quiet",
         *(["--instr-atstart=no"] if instr_off else []),
         "--collect-atstart=no",
-        f"--toggle-collect={_callgrind_region.TOGGLE}",
+        *(f"--toggle-collect={toggle}" for toggle in toggles),
     ]
 
 
-def run(job: Job, region: Path, requests: int, warmup: int, valgrind: str, instr_off: bool) -> Measured:
-    out = WORK_DIR / "run" / f"{job.name}.callgrind"
+def pair_totals(path: Path) -> tuple[int, int]:
+    """A pair's two totals: the inclusive counts of its two toggle targets, which together
+    must be everything collected."""
+    found = _callgrind_region.inclusive(path, _callgrind_region.SIDE_TOGGLES)
+    totals = (found[_callgrind_region.SIDE_TOGGLES[0]], found[_callgrind_region.SIDE_TOGGLES[1]])
+    if sum(totals) != callgrind_total(path):
+        raise RuntimeError(f"{path}: the two sides' inclusive counts {totals} do not add up to the total")
+    return totals
+
+
+def run(
+    unit: tuple[Job, ...], region: Path, requests: int, warmup: int, valgrind: str, instr_off: bool
+) -> list[Measured]:
+    """One child process: one job, or a delta's two sides (``units``)."""
+    job, pair = unit[0], len(unit) == 2
+    out = WORK_DIR / "run" / f"{'+'.join(one.name for one in unit)}.callgrind"
     result = out.with_suffix(".json")
     for stale in (out, result):
         stale.unlink(missing_ok=True)
     command = [
         valgrind,
-        *callgrind_options(instr_off),
+        *callgrind_options(instr_off, pair),
         f"--callgrind-out-file={out}",
         sys.executable,
         "-m",
         "benchmarks._instr_child",
-        f"--side={job.side.key}",
+        *(f"--side={one.side.key}" for one in unit),
         f"--variant={job.variant}",
         f"--requests={requests}",
         f"--warmup={warmup}",
@@ -165,15 +203,18 @@ def run(job: Job, region: Path, requests: int, warmup: int, valgrind: str, instr
     started = time.monotonic()
     done = subprocess.run(command, cwd=ROOT, env=child_env(job.variant, job.seed), capture_output=True, text=True)
     seconds = time.monotonic() - started
+    keys = " + ".join(one.side.key for one in unit)
     if done.returncode != 0 or not result.exists():
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-25:])
-        raise RuntimeError(f"{job.side.key} ({job.variant}) failed with exit code {done.returncode}:\n{tail}")
-    total = callgrind_total(out)
-    if total <= 0:
-        raise RuntimeError(
-            f"{job.side.key} ({job.variant}): callgrind counted nothing inside {_callgrind_region.TOGGLE}"
-        )
-    return Measured(job, total, requests, json.loads(result.read_text()), seconds)
+        raise RuntimeError(f"{keys} ({job.variant}) failed with exit code {done.returncode}:\n{tail}")
+    child = json.loads(result.read_text())
+    totals = pair_totals(out) if pair else (callgrind_total(out),)
+    children = child if pair else [child]
+    if min(totals) <= 0:
+        raise RuntimeError(f"{keys} ({job.variant}): callgrind counted nothing inside the measured region")
+    return [
+        Measured(one, total, requests, found, seconds) for one, total, found in zip(unit, totals, children, strict=True)
+    ]
 
 
 def run_all(
@@ -187,21 +228,23 @@ def run_all(
 
     lock = threading.Lock()
 
-    def one(job: Job) -> Measured:
-        result = run(job, region, requests, warmup, valgrind, instr_off)
-        with lock:
-            measured[job] = result
-            count = len(measured)
-        print(
-            f"[{count:2}/{len(todo)}] {job.side.key:24} {job.variant:9} seed {job.seed} "
-            f"{result.per_request:>10,.0f} instr/request "
-            f"({result.seconds:.0f} s)",
-            flush=True,
-        )
-        return result
+    def one(unit: tuple[Job, ...]) -> list[Measured]:
+        results = run(unit, region, requests, warmup, valgrind, instr_off)
+        for result in results:
+            job = result.job
+            with lock:
+                measured[job] = result
+                count = len(measured)
+            print(
+                f"[{count:2}/{len(todo)}] {job.side.key:24} {job.variant:9} seed {job.seed} "
+                f"{result.per_request:>10,.0f} instr/request "
+                f"({result.seconds:.0f} s{', one child with the other side' if len(unit) > 1 else ''})",
+                flush=True,
+            )
+        return results
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(one, job) for job in todo]
+        futures = [pool.submit(one, unit) for unit in units(todo)]
         try:
             for future in as_completed(futures):
                 future.result()
@@ -433,7 +476,10 @@ def document(
         "method": (
             "callgrind Ir inside fastmw_bench_measured only: N requests on one uvloop loop after warm-up, "
             "one child process per stack and hash seed (PYTHONHASHSEED=0..seeds-1); "
-            "over_bare = median over the seeds of (total - bare total under that seed) / N"
+            "over_bare = median over the seeds of (total - bare total under that seed) / N; "
+            "a delta's two sides share one child per variant and seed, N requests each in alternating blocks "
+            "(A B B A A B B A), each side's total the inclusive Ir of its own toggle target "
+            "(fastmw_bench_measured_a, _b)"
         ),
         "seeds": seeds_of(measured),
         "callgrind_options": callgrind_options(instr_off),

@@ -177,6 +177,90 @@ def test_a_delta_is_the_median_over_the_seeds_of_the_difference_under_one_seed()
     assert delta.title in text and "1,300" in text and "3,100" in text
 
 
+@pytest.mark.usefixtures("fresh_loop")
+@pytest.mark.parametrize("delta", _instr_groups.DELTAS, ids=[delta.key for delta in _instr_groups.DELTAS])
+def test_a_deltas_two_sides_are_checked_and_measured_in_one_process(delta: _instr_sides.Delta, region: Path) -> None:
+    sides = (delta.base, delta.with_stage)
+    results = _instr_child.measure_pair(sides, _variant(delta.base), requests=5, warmup=1, library=str(region))
+    assert [result["side"] for result in results] == [delta.base.key, delta.with_stage.key]
+    assert [(result["requests"], result["blocks"], result["warnings"]) for result in results] == [(5, 4, [])] * 2
+
+
+@pytest.mark.usefixtures("fresh_loop")
+def test_a_pair_with_a_side_answering_wrongly_fails(region: Path) -> None:
+    wrong = _instr_sides.Side("ref:wrong", "echoes nothing", _hand.HandTiming, _instr_sides.REQUEST_ID)
+    right = _instr_sides.Side("ref:right", "times", _hand.HandTiming, _instr_sides.TIMING)
+    with pytest.raises(AssertionError, match="x-request-id"):
+        _instr_child.measure_pair((right, wrong), "reference", requests=3, warmup=1, library=str(region))
+
+
+def test_blocks_split_the_requests_evenly() -> None:
+    assert _instr_child.blocks(2000) == [500] * 4
+    assert _instr_child.blocks(10) == [3, 3, 2, 2]
+    assert _instr_child.blocks(2) == [1, 1]
+
+
+def test_a_deltas_sides_share_one_child_per_variant_repeat_and_seed() -> None:
+    delta = TRACE
+    group = _instr_groups.GROUPS[0]
+    todo = instructions.jobs([group], repeat=False, seeds=2, deltas=[delta])
+    units = instructions.units(todo)
+    flat = [job for unit in units for job in unit]
+    assert len(flat) == len(todo) and set(flat) == set(todo)  # each job once
+    pairs = [unit for unit in units if len(unit) == 2]
+    assert len(pairs) == 2 * 2  # compiled and pure, two seeds
+    for base, with_stage in pairs:
+        assert (base.side, with_stage.side) == (delta.base, delta.with_stage)
+        assert (base.variant, base.repeat, base.seed) == (with_stage.variant, with_stage.repeat, with_stage.seed)
+    # A side whose partner is not wanted runs alone.
+    assert instructions.units([instructions.Job(delta.with_stage, "pure")]) == [
+        (instructions.Job(delta.with_stage, "pure"),)
+    ]
+    # With only deltas, the determinism check repeats the first delta's whole pair.
+    repeated = [job for job in instructions.jobs([], repeat=True, deltas=[delta]) if job.repeat]
+    assert [unit for unit in instructions.units(repeated) if len(unit) == 2] == [
+        (instructions.Job(delta.base, "compiled", 1), instructions.Job(delta.with_stage, "compiled", 1))
+    ]
+
+
+CALLGRIND_PAIR = """\
+version: 1
+creator: callgrind-3.19.0
+positions: line
+events: Ir
+summary: 0
+
+ob=(1) /lib/region.so
+fl=(1) ???
+fn=(1) fastmw_bench_measured_a
+0 3
+cfl=(2) ???
+cfn=(2) python_work
+calls=2 0
+0 100
+fn=(3) fastmw_bench_measured_b
+0 2
+cfn=(2)
+calls=1 0
+0 40
+fn=(2)
+0 140
+fn=(1)
++1 1
+
+totals: 146
+"""
+
+
+def test_a_pairs_totals_are_its_toggle_targets_inclusive_counts(tmp_path: Path) -> None:
+    out = tmp_path / "pair.callgrind"
+    out.write_text(CALLGRIND_PAIR)
+    assert instructions.pair_totals(out) == (104, 42)
+    out.write_text(CALLGRIND_PAIR.replace("totals: 146", "totals: 150"))
+    with pytest.raises(RuntimeError, match="do not add up"):
+        instructions.pair_totals(out)
+
+
 def test_callgrind_total_reads_the_totals_line(tmp_path: Path) -> None:
     out = tmp_path / "callgrind.out"
     out.write_text("events: Ir\nsummary: 0\nfn=(1) x\n0 5\ntotals: 12345\n")
