@@ -59,8 +59,9 @@ def _record_after_disconnect(server: str, app: str, log: Path) -> tuple[int, dic
                 if not data:
                     break
                 received += len(data)
+        # The record is one line: wait for its newline, not only for the file to be non-empty.
         deadline = time.monotonic() + 30
-        while not (log.exists() and log.stat().st_size) and time.monotonic() < deadline:
+        while not (log.exists() and log.read_bytes().endswith(b"\n")) and time.monotonic() < deadline:
             time.sleep(0.05)
         (line,) = log.read_text().splitlines()
         return received, json.loads(line)
