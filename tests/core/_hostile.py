@@ -90,6 +90,24 @@ class LyingText(str):
         return "lie"
 
 
+class LyingInt(int):
+    """An int whose comparisons and index lie: a status the core must not read as a C value."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __lt__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return False
+
+    def __index__(self) -> int:
+        return 200
+
+    __hash__ = int.__hash__
+
+
 ITEMS: dict[str, Any] = {
     "name": b"x-a",
     "NAME": b"X-A",

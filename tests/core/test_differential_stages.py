@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from fastmw._storage import CORRELATION_ID, REQUEST_CONTEXT
 from fastmw.types import Message, Scope
+from tests.core._hostile import LyingInt
 from tests.core.test_differential import CLEAN_ENTRIES, ENTRIES, ID_ENTRIES, SMALL_BYTES, outcome
 
 # --------------------------------------------------------------------------- the stages, one request each
@@ -497,26 +498,8 @@ def test_hostile_scope_values_in_the_access_record_agree(twins: tuple[ModuleType
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
 
 
-class _LyingStatus(int):
-    """An int whose comparisons and index lie: a status the core must not read as a C value."""
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __lt__(self, other: object) -> bool:
-        return True
-
-    def __ge__(self, other: object) -> bool:
-        return False
-
-    def __index__(self) -> int:
-        return 200
-
-    __hash__ = int.__hash__
-
-
 ODD_STATUSES = [500, 599, 600, -1, True, 2**63, 2**70, -(2**70), HTTPStatus.SERVICE_UNAVAILABLE]
-ODD_STATUSES += [_LyingStatus(503), _LyingStatus(200)]
+ODD_STATUSES += [LyingInt(503), LyingInt(200)]
 
 
 def error_after_start(twin: ModuleType, status: int) -> tuple[Any, list[Any]]:
