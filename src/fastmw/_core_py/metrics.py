@@ -207,6 +207,8 @@ class MetricsTable:
         response_bytes: int,
         exemplar: tuple[bytes, bytes, float] | None,
     ) -> None:
+        # The int's own value, as the compiled twin reads it: not what a subclass's comparisons say.
+        status = int.__index__(status)
         if not 0 <= status <= MAX_STATUS:
             status = 0
         key = (rid << 16) | (method << 10) | status
