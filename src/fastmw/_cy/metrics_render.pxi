@@ -141,6 +141,14 @@ cdef inline double _read_real(const char* data, Py_ssize_t at) noexcept:
     return value
 
 
+cdef inline Py_ssize_t _pad_bytes(uint64_t head) noexcept:
+    """The bytes a pad entry with this head word skips, or 0 when it is no pad: entries are
+    whole words, so an unaligned pad is damage, not a shorter chunk."""
+    if head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8 and (head >> 32) % 8 == 0:
+        return <Py_ssize_t>(head >> 32)
+    return 0
+
+
 cdef inline uint64_t _series_hash(const char* route, Py_ssize_t n, int method, int status) noexcept:
     cdef uint64_t h = 1469598103934665603ULL
     cdef Py_ssize_t i
@@ -478,8 +486,8 @@ cdef Py_ssize_t _walk(bytes data, Py_ssize_t size, Py_ssize_t* routes) except -1
                 break
             series += 1
             at += 16 + size
-        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8 and (head >> 32) % 8 == 0:
-            at += <Py_ssize_t>(head >> 32)
+        elif _pad_bytes(head):
+            at += _pad_bytes(head)
         else:
             break
     return series
@@ -556,8 +564,8 @@ cdef Py_ssize_t _sum_file(bytes data, Py_ssize_t size, Py_ssize_t nd, Py_ssize_t
                         exemplar_times[(slot * nd + k) * 2 + 1] = _read_real(p, word + 48)
                         exemplar_ids[slot * nd + k] = p + word
             at += 16 + size
-        elif head & 0xFF == C_ENTRY_PAD and (head >> 32) >= 8 and (head >> 32) % 8 == 0:
-            at += <Py_ssize_t>(head >> 32)
+        elif _pad_bytes(head):
+            at += _pad_bytes(head)
         else:
             break
     return found
